@@ -1,0 +1,15 @@
+//! Pure domain logic of osm: OCIDs, the resource models the store keeps, wire enums,
+//! validation of operator input, page cursors and HTTP request signatures.
+//!
+//! Nothing here does I/O or async work; time-dependent functions take `now` as an
+//! argument so tests never wait for a clock.
+
+pub mod enums;
+pub mod ids;
+pub mod model;
+pub mod page;
+pub mod time;
+pub mod validate;
+
+pub use enums::*;
+pub use model::*;

@@ -1,0 +1,307 @@
+//! Persistence for osm. All SQL lives in this crate.
+//!
+//! [`Store`] is the one interface the server uses; [`sqlite::SqliteStore`] (embedded, the
+//! default) and [`postgres::PgStore`] (several osmd replicas) implement it, each with its own
+//! migrations applied by [`connect`]. Both pass the same conformance suite
+//! (`tests/conformance.rs`).
+//!
+//! Rules every implementation keeps:
+//! - each method is one transaction; a method that returns `Ok` has committed durably;
+//! - updates guarded by a version (`expected_version`) compare and bump it atomically, so an
+//!   `if-match` check can never race another writer;
+//! - times are stored as microseconds since the Unix epoch (`BIGINT`), tags and lists as JSON
+//!   text, so both backends hold the same values;
+//! - lists use keyset pagination from [`osm_core::page`]: rows are ordered by the sort column
+//!   then `id`, and the next page starts strictly after the cursor;
+//! - methods that take a [`RetryRecord`] store it in the same transaction as their change; a
+//!   token that was already used for this principal yields [`StoreError::RetryTokenUsed`].
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use osm_core::page::{Page, PageRequest};
+use osm_core::*;
+
+pub mod postgres;
+pub mod sqlite;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row to act on does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The row exists but its version differs from the expected one (`if-match` failed).
+    #[error("the resource was changed by another request (version mismatch)")]
+    VersionMismatch,
+    /// The change would break a rule the store enforces; the message says which.
+    #[error("{0}")]
+    Conflict(String),
+    /// A referenced row (compartment, instance, group) does not exist.
+    #[error("{0}")]
+    MissingReference(String),
+    /// The retry token was already recorded for this principal (by an earlier or a racing
+    /// request); the caller looks the record up and replays or refuses.
+    #[error("retry token already used")]
+    RetryTokenUsed,
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Filters of `ListCompartments`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CompartmentFilter {
+    /// The parent whose children are listed.
+    pub parent_id: String,
+    /// List the whole subtree below `parent_id`, not only its direct children.
+    pub in_subtree: bool,
+    /// Exact name.
+    pub name: Option<String>,
+    pub lifecycle_state: Option<CompartmentState>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ManagedInstanceFilter {
+    pub compartment_id: String,
+    /// Exact display name.
+    pub display_name: Option<String>,
+    /// `None` or `Some(All)`: every family.
+    pub os_family: Option<OsFamily>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupFilter {
+    pub compartment_id: String,
+    pub display_name: Option<String>,
+    /// `None`: every state except `DELETED`.
+    pub lifecycle_state: Option<LifecycleState>,
+    pub os_family: Option<OsFamily>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScheduledJobFilter {
+    pub compartment_id: String,
+    pub display_name: Option<String>,
+    /// Jobs that target this instance directly.
+    pub managed_instance_id: Option<String>,
+    /// Jobs that target this group.
+    pub managed_instance_group_id: Option<String>,
+    pub operation_type: Option<OperationType>,
+    /// `None`: every state except `DELETED`.
+    pub lifecycle_state: Option<LifecycleState>,
+    pub os_family: Option<OsFamily>,
+    pub is_restricted: Option<bool>,
+    /// Only jobs whose `timeNextExecution` is before this instant (`ListUpcomingScheduledJobs`).
+    pub next_execution_before: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkRequestFilter {
+    pub compartment_id: String,
+    pub display_name: Option<String>,
+    pub managed_instance_id: Option<String>,
+    pub os_family: Option<OsFamily>,
+}
+
+/// The persistence interface of osmd. Method names are resource-first.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// A cheap round trip (health checks).
+    async fn ping(&self) -> StoreResult<()>;
+
+    // --- identity ---------------------------------------------------------------------
+
+    /// The tenancy (root compartment), if the store was bootstrapped.
+    async fn tenancy_get(&self) -> StoreResult<Option<Compartment>>;
+    /// Creates the tenancy, the administrator, its key, the administrators' group and its
+    /// grant on the tenancy, all in one transaction, unless a tenancy exists already.
+    /// Returns `false` (and changes nothing) when one does.
+    async fn bootstrap(&self, b: &Bootstrap) -> StoreResult<bool>;
+
+    async fn user_create(&self, user: &User) -> StoreResult<()>;
+    async fn user_get(&self, id: &str) -> StoreResult<Option<User>>;
+    async fn api_key_add(&self, key: &ApiKey) -> StoreResult<()>;
+    /// The key of `user_id` with this fingerprint.
+    async fn api_key_get(&self, user_id: &str, fingerprint: &str) -> StoreResult<Option<ApiKey>>;
+    async fn user_group_create(&self, group: &Group) -> StoreResult<()>;
+    async fn user_group_add_member(&self, group_id: &str, user_id: &str) -> StoreResult<()>;
+    /// Grants the group's members `compartment_id` and its whole subtree.
+    async fn user_group_grant(&self, group_id: &str, compartment_id: &str) -> StoreResult<()>;
+    /// Compartments granted to any group the user belongs to (roots of what it may reach).
+    async fn user_granted_compartments(&self, user_id: &str) -> StoreResult<Vec<String>>;
+
+    // --- compartments -----------------------------------------------------------------
+
+    /// Fails with `MissingReference` when the parent does not exist, `Conflict` when an
+    /// active sibling has the same name.
+    async fn compartment_create(&self, c: &Compartment, retry: Option<&RetryRecord>) -> StoreResult<()>;
+    async fn compartment_get(&self, id: &str) -> StoreResult<Option<Compartment>>;
+    async fn compartment_list(
+        &self,
+        filter: &CompartmentFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Compartment>>;
+    /// Every compartment as `(id, parent_id)`, the tenancy with `None` (authorisation walks
+    /// this tree).
+    async fn compartment_tree(&self) -> StoreResult<Vec<(String, Option<String>)>>;
+    async fn compartment_update(
+        &self,
+        id: &str,
+        patch: &CompartmentPatch,
+        expected_version: Option<i64>,
+    ) -> StoreResult<Compartment>;
+    /// Marks the compartment `DELETED`. Fails with `Conflict` naming what it still holds:
+    /// active child compartments, instances, groups, non-deleted scheduled jobs.
+    async fn compartment_delete(&self, id: &str, expected_version: Option<i64>) -> StoreResult<()>;
+
+    // --- managed instances ------------------------------------------------------------
+
+    async fn managed_instance_insert(&self, mi: &ManagedInstance) -> StoreResult<()>;
+    /// Many instances in one transaction (enrolment bursts, benchmarks, the simulator).
+    async fn managed_instance_insert_many(&self, mis: &[ManagedInstance]) -> StoreResult<()>;
+    async fn managed_instance_get(&self, id: &str) -> StoreResult<Option<ManagedInstance>>;
+    async fn managed_instance_list(
+        &self,
+        filter: &ManagedInstanceFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ManagedInstance>>;
+    async fn managed_instance_update(
+        &self,
+        id: &str,
+        patch: &ManagedInstancePatch,
+        expected_version: Option<i64>,
+    ) -> StoreResult<ManagedInstance>;
+    /// Groups the instance belongs to.
+    async fn managed_instance_groups_of(&self, id: &str) -> StoreResult<Vec<IdName>>;
+    /// `(scheduledJobCount, workRequestCount)`: non-deleted jobs that target the instance
+    /// directly or through a group, and work requests on it.
+    async fn managed_instance_counts(&self, id: &str) -> StoreResult<(i64, i64)>;
+
+    // --- managed instance groups ------------------------------------------------------
+
+    async fn managed_instance_group_create(&self, g: &ManagedInstanceGroup, retry: Option<&RetryRecord>) -> StoreResult<()>;
+    /// `DELETED` groups are returned too (their state says so).
+    async fn managed_instance_group_get(&self, id: &str) -> StoreResult<Option<ManagedInstanceGroup>>;
+    async fn managed_instance_group_list(&self, filter: &GroupFilter, page: &PageRequest) -> StoreResult<Page<ManagedInstanceGroup>>;
+    async fn managed_instance_group_update(
+        &self,
+        id: &str,
+        patch: &ManagedInstanceGroupPatch,
+        expected_version: Option<i64>,
+    ) -> StoreResult<ManagedInstanceGroup>;
+    /// Marks the group `DELETED` and drops its memberships. `Conflict` when an active
+    /// scheduled job still targets it.
+    async fn managed_instance_group_delete(&self, id: &str, expected_version: Option<i64>) -> StoreResult<()>;
+    async fn managed_instance_group_change_compartment(
+        &self,
+        id: &str,
+        compartment_id: &str,
+        expected_version: Option<i64>,
+        retry: Option<&RetryRecord>,
+    ) -> StoreResult<()>;
+    /// `Conflict` when the instance is already a member or its OS family differs from the
+    /// group's; `MissingReference` when the instance does not exist.
+    async fn managed_instance_group_attach(&self, group_id: &str, instance_id: &str, retry: Option<&RetryRecord>) -> StoreResult<()>;
+    /// `Conflict` when the instance is not a member.
+    async fn managed_instance_group_detach(&self, group_id: &str, instance_id: &str, retry: Option<&RetryRecord>) -> StoreResult<()>;
+    /// Members as `(id, displayName)`, ordered by display name.
+    async fn managed_instance_group_members(&self, group_id: &str) -> StoreResult<Vec<IdName>>;
+
+    // --- scheduled jobs ---------------------------------------------------------------
+
+    async fn scheduled_job_create(&self, job: &ScheduledJob, retry: Option<&RetryRecord>) -> StoreResult<()>;
+    async fn scheduled_job_get(&self, id: &str) -> StoreResult<Option<ScheduledJob>>;
+    async fn scheduled_job_list(
+        &self,
+        filter: &ScheduledJobFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ScheduledJob>>;
+    /// Replaces the mutable fields with those of `job` (already validated), bumping the version.
+    async fn scheduled_job_replace(&self, job: &ScheduledJob, expected_version: Option<i64>) -> StoreResult<ScheduledJob>;
+    /// Marks the job `DELETED`; its history (work requests) stays.
+    async fn scheduled_job_delete(&self, id: &str, expected_version: Option<i64>) -> StoreResult<()>;
+    async fn scheduled_job_change_compartment(
+        &self,
+        id: &str,
+        compartment_id: &str,
+        expected_version: Option<i64>,
+        retry: Option<&RetryRecord>,
+    ) -> StoreResult<()>;
+    /// Work requests created by the job's occurrences, newest first.
+    async fn scheduled_job_work_requests(&self, id: &str) -> StoreResult<Vec<IdName>>;
+
+    // --- work requests ----------------------------------------------------------------
+
+    /// Inserts work requests with their first log lines, in one transaction.
+    async fn work_request_insert_many(
+        &self,
+        wrs: &[WorkRequest],
+        logs: &[(String, WorkRequestLogEntry)],
+    ) -> StoreResult<()>;
+    /// With `children_ids` filled.
+    async fn work_request_get(&self, id: &str) -> StoreResult<Option<WorkRequest>>;
+    async fn work_request_list(
+        &self,
+        filter: &WorkRequestFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<WorkRequest>>;
+    /// Log entries in time order (sorting by TIMECREATED; DISPLAYNAME sorts by message).
+    async fn work_request_logs(&self, id: &str, page: &PageRequest) -> StoreResult<Page<WorkRequestLogEntry>>;
+    async fn work_request_errors(&self, id: &str, page: &PageRequest) -> StoreResult<Page<WorkRequestError>>;
+
+    // --- retry tokens -----------------------------------------------------------------
+
+    async fn retry_record_get(&self, principal_id: &str, token: &str) -> StoreResult<Option<RetryRecord>>;
+    /// Records a token for an operation that has no store method of its own taking one.
+    async fn retry_record_put(&self, record: &RetryRecord) -> StoreResult<()>;
+    /// Forgets tokens older than `older_than` (they are valid for 24 hours).
+    async fn retry_record_purge(&self, older_than: Timestamp) -> StoreResult<u64>;
+
+    // --- operations -------------------------------------------------------------------
+
+    /// A consistent copy of the whole store in `path` (SQLite `VACUUM INTO`). PostgreSQL
+    /// answers `Conflict` pointing at `pg_dump`.
+    async fn backup_to(&self, path: &std::path::Path) -> StoreResult<()>;
+}
+
+/// Opens the store a URL names (`sqlite://PATH` or `postgres://…`), creating the SQLite file
+/// when missing, and applies pending migrations.
+pub async fn connect(url: &str) -> StoreResult<std::sync::Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(std::sync::Arc::new(postgres::PgStore::connect(url).await?))
+    } else {
+        Err(StoreError::Conflict(format!(
+            "unsupported database URL {url:?}; use sqlite://PATH or postgres://USER@HOST/DB"
+        )))
+    }
+}
+
+impl StoreError {
+    /// The database was too busy to answer in time (pool exhausted, lock wait, serialization
+    /// failure): the request may be retried as is.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            StoreError::Database(e) => {
+                matches!(e, sqlx::Error::PoolTimedOut)
+                    || e.as_database_error()
+                        .and_then(|d| d.code())
+                        .is_some_and(|c| matches!(&*c, "5" | "6" | "517" | "40001" | "40P01"))
+            }
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! `/openapi.json`: an OpenAPI 3.1 document generated from [`OPERATIONS`] (the inventory of
+//! every route osmd serves) and the schemas of the wire types in `osm-api`. A test checks that
+//! every operation listed here is routed and requires a signature, so the document cannot drift
+//! from the router unnoticed.
+
+use std::sync::OnceLock;
+
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::{
+    ArrayBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr, Required,
+    ResponseBuilder, Schema, Type,
+};
+
+/// What an operation answers with on success.
+#[derive(Debug, Clone, Copy)]
+pub enum Answer {
+    /// A JSON object of this schema.
+    Object(&'static str),
+    /// A bare JSON array of this schema.
+    List(&'static str),
+    /// No body (204).
+    Empty,
+    /// Plain text.
+    Text,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Operation {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub id: &'static str,
+    pub summary: &'static str,
+    /// Query parameters: name and whether required.
+    pub query: &'static [(&'static str, bool)],
+    /// Schema of the JSON request body.
+    pub body: Option<&'static str>,
+    pub answer: Answer,
+}
+
+
+macro_rules! op {
+    ($m:literal $p:literal $id:literal, $summary:literal, [$($q:literal $req:literal),*], $body:expr, $answer:expr) => {
+        Operation { method: $m, path: $p, id: $id, summary: $summary, query: &[$(($q, $req)),*], body: $body, answer: $answer }
+    };
+}
+
+use Answer::*;
+
+pub const OPERATIONS: &[Operation] = &[
+    op!("GET" "/20160918/compartments" "ListCompartments", "List the compartments under a parent (or the whole tree)",
+        ["compartmentId" true, "page" false, "limit" false, "accessLevel" false, "compartmentIdInSubtree" false, "name" false, "sortBy" false, "sortOrder" false, "lifecycleState" false], None, List("Compartment")),
+    op!("POST" "/20160918/compartments" "CreateCompartment", "Create a compartment", [], Some("CreateCompartmentDetails"), Object("Compartment")),
+    op!("GET" "/20160918/compartments/{compartmentId}" "GetCompartment", "Get a compartment (or the tenancy)", [], None, Object("Compartment")),
+    op!("PUT" "/20160918/compartments/{compartmentId}" "UpdateCompartment", "Update a compartment", [], Some("UpdateCompartmentDetails"), Object("Compartment")),
+    op!("DELETE" "/20160918/compartments/{compartmentId}" "DeleteCompartment", "Delete an empty compartment", [], None, Empty),
+    op!("GET" "/20160918/tenancies/{tenancyId}" "GetTenancy", "Get the tenancy", [], None, Object("Tenancy")),
+    op!("GET" "/20190801/managedInstanceGroups" "ListManagedInstanceGroups", "List managed instance groups",
+        ["compartmentId" true, "displayName" false, "limit" false, "page" false, "sortOrder" false, "sortBy" false, "lifecycleState" false, "osFamily" false], None, List("ManagedInstanceGroupSummary")),
+    op!("POST" "/20190801/managedInstanceGroups" "CreateManagedInstanceGroup", "Create a managed instance group", [], Some("CreateManagedInstanceGroupDetails"), Object("ManagedInstanceGroup")),
+    op!("GET" "/20190801/managedInstanceGroups/{managedInstanceGroupId}" "GetManagedInstanceGroup", "Get a managed instance group", [], None, Object("ManagedInstanceGroup")),
+    op!("PUT" "/20190801/managedInstanceGroups/{managedInstanceGroupId}" "UpdateManagedInstanceGroup", "Update a managed instance group", [], Some("UpdateManagedInstanceGroupDetails"), Object("ManagedInstanceGroup")),
+    op!("DELETE" "/20190801/managedInstanceGroups/{managedInstanceGroupId}" "DeleteManagedInstanceGroup", "Delete a managed instance group", [], None, Empty),
+    op!("POST" "/20190801/managedInstanceGroups/{managedInstanceGroupId}/actions/changeCompartment" "ChangeManagedInstanceGroupCompartment", "Move a group to another compartment", [], Some("ChangeManagedInstanceGroupCompartmentDetails"), Empty),
+    op!("POST" "/20190801/managedInstanceGroups/{managedInstanceGroupId}/actions/attachManagedInstance" "AttachManagedInstanceToManagedInstanceGroup", "Add an instance to a group", ["managedInstanceId" true], None, Empty),
+    op!("POST" "/20190801/managedInstanceGroups/{managedInstanceGroupId}/actions/detachManagedInstance" "DetachManagedInstanceFromManagedInstanceGroup", "Remove an instance from a group", ["managedInstanceId" true], None, Empty),
+    op!("GET" "/20190801/managedInstances" "ListManagedInstances", "List managed instances",
+        ["compartmentId" true, "displayName" false, "limit" false, "page" false, "sortOrder" false, "sortBy" false, "osFamily" false], None, List("ManagedInstanceSummary")),
+    op!("GET" "/20190801/managedInstances/{managedInstanceId}" "GetManagedInstance", "Get a managed instance", [], None, Object("ManagedInstance")),
+    op!("PUT" "/20190801/managedInstances/{managedInstanceId}" "UpdateManagedInstance", "Update a managed instance", [], Some("UpdateManagedInstanceDetails"), Object("ManagedInstance")),
+    op!("GET" "/20190801/scheduledJobs" "ListScheduledJobs", "List scheduled jobs",
+        ["compartmentId" true, "displayName" false, "managedInstanceId" false, "managedInstanceGroupId" false, "operationType" false, "limit" false, "page" false, "sortOrder" false, "sortBy" false, "lifecycleState" false, "osFamily" false, "isRestricted" false], None, List("ScheduledJobSummary")),
+    op!("POST" "/20190801/scheduledJobs" "CreateScheduledJob", "Create a scheduled job", [], Some("CreateScheduledJobDetails"), Object("ScheduledJob")),
+    op!("GET" "/20190801/scheduledJobs/upcomingSchedules" "ListUpcomingScheduledJobs", "List jobs due before timeEnd",
+        ["compartmentId" true, "displayName" false, "timeEnd" true, "limit" false, "page" false, "sortOrder" false, "sortBy" false, "tagName" false, "tagValue" false, "lifecycleState" false, "osFamily" false], None, List("ScheduledJobSummary")),
+    op!("GET" "/20190801/scheduledJobs/{scheduledJobId}" "GetScheduledJob", "Get a scheduled job", [], None, Object("ScheduledJob")),
+    op!("PUT" "/20190801/scheduledJobs/{scheduledJobId}" "UpdateScheduledJob", "Update a scheduled job", [], Some("UpdateScheduledJobDetails"), Object("ScheduledJob")),
+    op!("DELETE" "/20190801/scheduledJobs/{scheduledJobId}" "DeleteScheduledJob", "Delete a scheduled job (its history stays)", [], None, Empty),
+    op!("POST" "/20190801/scheduledJobs/{scheduledJobId}/actions/changeCompartment" "ChangeScheduledJobCompartment", "Move a scheduled job to another compartment", [], Some("ChangeScheduledJobCompartmentDetails"), Empty),
+    op!("GET" "/20190801/workRequests" "ListWorkRequests", "List work requests",
+        ["compartmentId" true, "displayName" false, "managedInstanceId" false, "limit" false, "page" false, "sortOrder" false, "sortBy" false, "osFamily" false], None, List("WorkRequestSummary")),
+    op!("GET" "/20190801/workRequests/{workRequestId}" "GetWorkRequest", "Get a work request", [], None, Object("WorkRequest")),
+    op!("GET" "/20190801/workRequests/{workRequestId}/logs" "ListWorkRequestLogs", "List a work request's log entries", ["limit" false, "page" false, "sortOrder" false, "sortBy" false], None, List("WorkRequestLogEntry")),
+    op!("GET" "/20190801/workRequests/{workRequestId}/errors" "ListWorkRequestErrors", "List a work request's errors", ["limit" false, "page" false, "sortOrder" false, "sortBy" false], None, List("WorkRequestError")),
+    op!("GET" "/healthz" "Health", "Liveness and store reachability (no signature needed)", [], None, Text),
+    op!("GET" "/metrics" "Metrics", "Prometheus metrics", [], None, Text),
+    op!("GET" "/openapi.json" "OpenApi", "This document", [], None, Text),
+];
+
+
+fn schema_ref(name: &str) -> RefOr<Schema> {
+    RefOr::Ref(Ref::from_schema_name(name))
+}
+
+fn path_params(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The document, built once.
+pub fn document() -> &'static OpenApi {
+    static DOC: OnceLock<OpenApi> = OnceLock::new();
+    DOC.get_or_init(build)
+}
+
+pub fn document_json() -> String {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| serde_json::to_string_pretty(document()).expect("document serialises"))
+        .clone()
+}
+
+fn build() -> OpenApi {
+    let mut paths = PathsBuilder::new();
+    for op in OPERATIONS {
+        let mut builder = OperationBuilder::new()
+            .operation_id(Some(op.id))
+            .summary(Some(op.summary))
+            .tag(if op.path.starts_with("/20160918") { "Identity" } else if op.path.starts_with("/20190801") { "OS Management" } else { "Operations" });
+        for name in path_params(op.path) {
+            builder = builder.parameter(
+                ParameterBuilder::new()
+                    .name(name)
+                    .parameter_in(ParameterIn::Path)
+                    .required(Required::True)
+                    .schema(Some(utoipa::openapi::ObjectBuilder::new().schema_type(Type::String))),
+            );
+        }
+        for (name, required) in op.query {
+            let ty = match *name {
+                "limit" => Type::Integer,
+                "compartmentIdInSubtree" | "isRestricted" => Type::Boolean,
+                _ => Type::String,
+            };
+            builder = builder.parameter(
+                ParameterBuilder::new()
+                    .name(*name)
+                    .parameter_in(ParameterIn::Query)
+                    .required(if *required { Required::True } else { Required::False })
+                    .schema(Some(utoipa::openapi::ObjectBuilder::new().schema_type(ty))),
+            );
+        }
+        if let Some(body) = op.body {
+            builder = builder.request_body(Some(
+                RequestBodyBuilder::new()
+                    .content("application/json", ContentBuilder::new().schema(Some(schema_ref(body))).build())
+                    .required(Some(Required::True))
+                    .build(),
+            ));
+        }
+        let success = match op.answer {
+            Object(name) => ResponseBuilder::new()
+                .description("Success")
+                .content("application/json", ContentBuilder::new().schema(Some(schema_ref(name))).build()),
+            List(name) => ResponseBuilder::new().description("Success; opc-next-page is set when more rows follow").content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(ArrayBuilder::new().items(schema_ref(name)).build()))
+                    .build(),
+            ),
+            Empty => ResponseBuilder::new().description("Done"),
+            Text => ResponseBuilder::new().description("Success"),
+        };
+        let status = if matches!(op.answer, Empty) { "204" } else { "200" };
+        builder = builder.response(status, success.build()).response(
+            "default",
+            ResponseBuilder::new()
+                .description("Error")
+                .content("application/json", ContentBuilder::new().schema(Some(schema_ref("ApiError"))).build())
+                .build(),
+        );
+        let method = match op.method {
+            "GET" => HttpMethod::Get,
+            "POST" => HttpMethod::Post,
+            "PUT" => HttpMethod::Put,
+            "DELETE" => HttpMethod::Delete,
+            other => unreachable!("method {other}"),
+        };
+        paths = paths.path(op.path, PathItem::new(method, builder.build()));
+    }
+    let mut components = utoipa::openapi::ComponentsBuilder::new();
+    for (name, schema) in osm_api::schemas() {
+        components = components.schema(name, schema);
+    }
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("osm")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "OCI OS Management (20190801) and Identity (20160918) APIs as served by osmd. Every operation except /healthz needs an OCI HTTP signature.",
+                ))
+                .build(),
+        )
+        .paths(paths.build())
+        .components(Some(components.build()))
+        .build()
+}

@@ -1,0 +1,126 @@
+//! osmd, the osm server, as a library: [`start`] opens the store, bootstraps it on first
+//! start, prepares TLS and serves the API until stopped. `main.rs` adds the command line; the
+//! integration tests start servers in-process with the same function.
+
+pub mod app;
+pub mod bootstrap;
+pub mod config;
+pub mod fsutil;
+pub mod http;
+pub mod server;
+pub mod telemetry;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use osm_store::Store;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::Settings;
+
+/// A running osmd.
+pub struct Server {
+    /// The address it listens on (with the real port when the settings asked for port 0).
+    pub addr: SocketAddr,
+    pub tenancy_id: String,
+    pub data_dir: PathBuf,
+    pub store: Arc<dyn Store>,
+    /// Whether this start created the tenancy and the administrator's files.
+    pub bootstrapped: bool,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+    upkeep: JoinHandle<()>,
+}
+
+impl Server {
+    /// Stops accepting connections and waits for requests in flight.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.upkeep.abort();
+        (&mut self.task).await??;
+        Ok(())
+    }
+
+    pub fn admin_config(&self) -> PathBuf {
+        bootstrap::AdminPaths::new(&self.data_dir).config
+    }
+
+    pub fn ca_file(&self) -> PathBuf {
+        tls::TlsPaths::new(&self.data_dir).ca_cert
+    }
+}
+
+/// Opens the store and starts serving; returns once the listener is bound.
+pub async fn start(settings: Settings) -> anyhow::Result<Server> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating the data directory {}", settings.data_dir.display()))?;
+    let store = osm_store::connect(&settings.db_url())
+        .await
+        .with_context(|| format!("opening the store {}", redact(&settings.db_url())))?;
+    start_with_store(settings, store).await
+}
+
+/// Like [`start`] with a store opened by the caller (tests share one between servers).
+pub async fn start_with_store(settings: Settings, store: Arc<dyn Store>) -> anyhow::Result<Server> {
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("listening on {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    let tls = tls::ensure(&settings.data_dir, &addr.ip().to_string()).context("preparing TLS")?;
+    let outcome = bootstrap::ensure(store.as_ref(), &settings.data_dir, addr)
+        .await
+        .context("bootstrapping the store")?;
+    let metrics = telemetry::metrics_handle();
+    let app = Arc::new(app::App::new(
+        store.clone(),
+        outcome.tenancy_id.clone(),
+        settings.home_region_key.clone(),
+    ));
+    let state = http::AppState {
+        app,
+        settings: Arc::new(settings.clone()),
+        metrics: metrics.clone(),
+    };
+    let router = http::router(state);
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(server::serve(listener, tls, router, async {
+        let _ = rx.await;
+    }));
+    let upkeep = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            metrics.run_upkeep();
+        }
+    });
+    Ok(Server {
+        addr,
+        tenancy_id: outcome.tenancy_id,
+        data_dir: settings.data_dir.clone(),
+        store,
+        bootstrapped: outcome.created,
+        shutdown: Some(tx),
+        task,
+        upkeep,
+    })
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
