@@ -5,6 +5,7 @@
 //! argument so tests never wait for a clock.
 
 pub mod enums;
+pub mod httpsig;
 pub mod ids;
 pub mod model;
 pub mod page;
