@@ -21,7 +21,9 @@ use jiff::Timestamp;
 use osm_core::page::{Page, PageRequest};
 use osm_core::*;
 
+mod common;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 #[derive(Debug, thiserror::Error)]

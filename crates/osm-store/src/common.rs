@@ -1,0 +1,1307 @@
+//! The `Store` implementation shared by both backends. The SQL is the same text for SQLite
+//! and PostgreSQL (placeholders `$1…` appear in order; `QueryBuilder` writes dynamic ones), so
+//! one macro expands it for each backend's pool and transaction types. What differs — how a
+//! write transaction starts, backups — lives in `sqlite.rs` and `postgres.rs`.
+
+/// Records the latency of one store method in `osm_store_query_seconds`.
+pub struct QueryTimer {
+    op: &'static str,
+    backend: &'static str,
+    started: std::time::Instant,
+}
+
+impl QueryTimer {
+    pub fn new(op: &'static str, backend: &'static str) -> Self {
+        QueryTimer {
+            op,
+            backend,
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Drop for QueryTimer {
+    fn drop(&mut self) {
+        metrics::histogram!("osm_store_query_seconds", "op" => self.op, "backend" => self.backend)
+            .record(self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// Whether a database error is a unique-key violation.
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| d.is_unique_violation())
+}
+
+pub fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| d.is_foreign_key_violation())
+}
+
+macro_rules! impl_store {
+    ($store:ty, $db:ty, $backend:expr, $name:literal) => {
+        mod store_impl {
+            use super::*;
+            use async_trait::async_trait;
+            use jiff::Timestamp;
+            use osm_core::page::{KeyValue, Page, PageRequest, SortKey};
+            use osm_core::*;
+            use sqlx::{QueryBuilder, Row};
+
+            use $crate::common::{QueryTimer, is_foreign_key_violation, is_unique_violation};
+            use $crate::rows::*;
+            use $crate::*;
+
+            type DbRow = <$db as sqlx::Database>::Row;
+            type Tx = sqlx::Transaction<'static, $db>;
+
+            fn timer(op: &'static str) -> QueryTimer {
+                QueryTimer::new(op, $name)
+            }
+
+            /// Appends the keyset condition, the order and the limit of a page.
+            fn push_page(qb: &mut QueryBuilder<$db>, page: &PageRequest, time_col: &str, name_col: &str, id_col: &str) {
+                let col = match page.sort {
+                    SortKey::TimeCreated => time_col,
+                    SortKey::Name => name_col,
+                };
+                let (cmp, dir) = match page.order {
+                    SortOrder::Asc => (">", "ASC"),
+                    SortOrder::Desc => ("<", "DESC"),
+                };
+                if let Some(c) = &page.after {
+                    qb.push(format!(" AND ({col}, {id_col}) {cmp} ("));
+                    match &c.key {
+                        KeyValue::Micros(v) => qb.push_bind(*v),
+                        KeyValue::Text(v) => qb.push_bind(v.clone()),
+                    };
+                    qb.push(", ");
+                    qb.push_bind(c.id.clone());
+                    qb.push(")");
+                }
+                qb.push(format!(" ORDER BY {col} {dir}, {id_col} {dir}"));
+                if let Some(limit) = page.limit {
+                    qb.push(" LIMIT ");
+                    qb.push_bind(limit as i64 + 1);
+                }
+            }
+
+            fn key_of(page: &PageRequest, time: Timestamp, name: &str) -> KeyValue {
+                match page.sort {
+                    SortKey::TimeCreated => KeyValue::Micros(micros(time)),
+                    SortKey::Name => KeyValue::Text(name.to_string()),
+                }
+            }
+
+            async fn put_retry(tx: &mut Tx, rec: Option<&RetryRecord>) -> StoreResult<()> {
+                let Some(rec) = rec else { return Ok(()) };
+                let r = sqlx::query(
+                    "INSERT INTO retry_records (principal_id, token, operation, request_hash, resource_id, time_created) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&rec.principal_id)
+                .bind(&rec.token)
+                .bind(&rec.operation)
+                .bind(&rec.request_hash)
+                .bind(&rec.resource_id)
+                .bind(micros(rec.time_created))
+                .execute(&mut **tx)
+                .await;
+                match r {
+                    Ok(_) => Ok(()),
+                    Err(e) if is_unique_violation(&e) => Err(StoreError::RetryTokenUsed),
+                    Err(e) => Err(e.into()),
+                }
+            }
+
+            // --- row decoding ---
+
+            fn compartment(r: &DbRow) -> StoreResult<Compartment> {
+                Ok(Compartment {
+                    id: r.try_get("id")?,
+                    parent_id: r.try_get("parent_id")?,
+                    name: r.try_get("name")?,
+                    description: r.try_get("description")?,
+                    lifecycle_state: parse_enum("lifecycle_state", &r.try_get::<String, _>("lifecycle_state")?)?,
+                    time_created: ts(r.try_get("time_created")?),
+                    freeform_tags: from_json("freeform_tags", &r.try_get::<String, _>("freeform_tags")?)?,
+                    defined_tags: from_json("defined_tags", &r.try_get::<String, _>("defined_tags")?)?,
+                    version: r.try_get("version")?,
+                })
+            }
+
+            fn instance(r: &DbRow) -> StoreResult<ManagedInstance> {
+                Ok(ManagedInstance {
+                    id: r.try_get("id")?,
+                    compartment_id: r.try_get("compartment_id")?,
+                    display_name: r.try_get("display_name")?,
+                    description: r.try_get("description")?,
+                    os_name: r.try_get("os_name")?,
+                    os_version: r.try_get("os_version")?,
+                    os_kernel_version: r.try_get("os_kernel_version")?,
+                    os_family: parse_enum("os_family", &r.try_get::<String, _>("os_family")?)?,
+                    status: parse_enum("status", &r.try_get::<String, _>("status")?)?,
+                    last_checkin: opt_ts(r.try_get("last_checkin")?),
+                    last_boot: opt_ts(r.try_get("last_boot")?),
+                    is_reboot_required: r.try_get("is_reboot_required")?,
+                    notification_topic_id: r.try_get("notification_topic_id")?,
+                    is_data_collection_authorized: r.try_get("is_data_collection_authorized")?,
+                    updates: UpdateCounts {
+                        security: r.try_get("security_updates")?,
+                        bug: r.try_get("bug_updates")?,
+                        enhancement: r.try_get("enhancement_updates")?,
+                        other: r.try_get("other_updates")?,
+                    },
+                    time_created: ts(r.try_get("time_created")?),
+                    version: r.try_get("version")?,
+                })
+            }
+
+            const GROUP_COLUMNS: &str = "g.id, g.compartment_id, g.display_name, g.description, g.os_family, g.lifecycle_state, g.freeform_tags, g.defined_tags, g.time_created, g.version, (SELECT count(*) FROM managed_instance_group_members m WHERE m.group_id = g.id) AS member_count";
+
+            fn group(r: &DbRow) -> StoreResult<ManagedInstanceGroup> {
+                Ok(ManagedInstanceGroup {
+                    id: r.try_get("id")?,
+                    compartment_id: r.try_get("compartment_id")?,
+                    display_name: r.try_get("display_name")?,
+                    description: r.try_get("description")?,
+                    os_family: parse_enum("os_family", &r.try_get::<String, _>("os_family")?)?,
+                    lifecycle_state: parse_enum("lifecycle_state", &r.try_get::<String, _>("lifecycle_state")?)?,
+                    freeform_tags: from_json("freeform_tags", &r.try_get::<String, _>("freeform_tags")?)?,
+                    defined_tags: from_json("defined_tags", &r.try_get::<String, _>("defined_tags")?)?,
+                    time_created: ts(r.try_get("time_created")?),
+                    version: r.try_get("version")?,
+                    member_count: r.try_get("member_count")?,
+                })
+            }
+
+            fn job(r: &DbRow) -> StoreResult<ScheduledJob> {
+                Ok(ScheduledJob {
+                    id: r.try_get("id")?,
+                    compartment_id: r.try_get("compartment_id")?,
+                    display_name: r.try_get("display_name")?,
+                    description: r.try_get("description")?,
+                    schedule_type: parse_enum("schedule_type", &r.try_get::<String, _>("schedule_type")?)?,
+                    time_next_execution: opt_ts(r.try_get("time_next_execution")?),
+                    time_last_execution: opt_ts(r.try_get("time_last_execution")?),
+                    interval_type: parse_opt_enum("interval_type", r.try_get("interval_type")?)?,
+                    interval_value: r.try_get::<Option<i64>, _>("interval_value")?.map(|v| v as u32),
+                    managed_instances: vec![],
+                    managed_instance_groups: vec![],
+                    operation_type: parse_enum("operation_type", &r.try_get::<String, _>("operation_type")?)?,
+                    update_type: parse_opt_enum("update_type", r.try_get("update_type")?)?,
+                    package_names: from_json("package_names", &r.try_get::<String, _>("package_names")?)?,
+                    update_names: from_json("update_names", &r.try_get::<String, _>("update_names")?)?,
+                    lifecycle_state: parse_enum("lifecycle_state", &r.try_get::<String, _>("lifecycle_state")?)?,
+                    freeform_tags: from_json("freeform_tags", &r.try_get::<String, _>("freeform_tags")?)?,
+                    defined_tags: from_json("defined_tags", &r.try_get::<String, _>("defined_tags")?)?,
+                    os_family: parse_enum("os_family", &r.try_get::<String, _>("os_family")?)?,
+                    is_restricted: r.try_get("is_restricted")?,
+                    time_zone: r.try_get("time_zone")?,
+                    time_created: ts(r.try_get("time_created")?),
+                    version: r.try_get("version")?,
+                })
+            }
+
+            fn work_request(r: &DbRow) -> StoreResult<WorkRequest> {
+                let mi_id: Option<String> = r.try_get("managed_instance_id")?;
+                let mi_name: Option<String> = r.try_get("managed_instance_name")?;
+                Ok(WorkRequest {
+                    id: r.try_get("id")?,
+                    compartment_id: r.try_get("compartment_id")?,
+                    operation_type: parse_enum("operation_type", &r.try_get::<String, _>("operation_type")?)?,
+                    status: parse_enum("status", &r.try_get::<String, _>("status")?)?,
+                    description: r.try_get("description")?,
+                    message: r.try_get("message")?,
+                    managed_instance: mi_id.map(|id| IdName { id, display_name: mi_name.unwrap_or_default() }),
+                    os_family: parse_enum("os_family", &r.try_get::<String, _>("os_family")?)?,
+                    percent_complete: r.try_get::<f64, _>("percent_complete")? as f32,
+                    time_accepted: ts(r.try_get("time_accepted")?),
+                    time_started: opt_ts(r.try_get("time_started")?),
+                    time_finished: opt_ts(r.try_get("time_finished")?),
+                    parent_id: r.try_get("parent_id")?,
+                    scheduled_job_id: r.try_get("scheduled_job_id")?,
+                    resources: from_json("resources", &r.try_get::<String, _>("resources")?)?,
+                    children_ids: vec![],
+                })
+            }
+
+            fn rows<T>(rows: Vec<DbRow>, f: fn(&DbRow) -> StoreResult<T>) -> StoreResult<Vec<T>> {
+                rows.iter().map(f).collect()
+            }
+
+            impl $store {
+                async fn compartment_in(tx: &mut Tx, id: &str) -> StoreResult<Option<Compartment>> {
+                    let row = sqlx::query("SELECT * FROM compartments WHERE id = $1").bind(id).fetch_optional(&mut **tx).await?;
+                    row.as_ref().map(compartment).transpose()
+                }
+
+                async fn sibling_named(tx: &mut Tx, parent: &str, name: &str, except: &str) -> StoreResult<bool> {
+                    let row = sqlx::query(
+                        "SELECT 1 AS one FROM compartments WHERE parent_id = $1 AND name = $2 AND lifecycle_state <> 'DELETED' AND id <> $3",
+                    )
+                    .bind(parent)
+                    .bind(name)
+                    .bind(except)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    Ok(row.is_some())
+                }
+
+                async fn count(tx: &mut Tx, sql: &'static str, id: &str) -> StoreResult<i64> {
+                    Ok(sqlx::query(sql).bind(id).fetch_one(&mut **tx).await?.try_get::<i64, _>(0)?)
+                }
+
+                /// The version of a row inside a transaction, checked against the expected one.
+                async fn checked_version(tx: &mut Tx, table: &'static str, id: &str, expected: Option<i64>) -> StoreResult<i64> {
+                    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT version FROM {table} WHERE id = $1")))
+                        .bind(id)
+                        .fetch_optional(&mut **tx)
+                        .await?
+                        .ok_or(StoreError::NotFound)?;
+                    let version: i64 = row.try_get("version")?;
+                    if expected.is_some_and(|e| e != version) {
+                        return Err(StoreError::VersionMismatch);
+                    }
+                    Ok(version)
+                }
+
+                async fn attach_targets(&self, jobs: &mut [ScheduledJob]) -> StoreResult<()> {
+                    if jobs.is_empty() {
+                        return Ok(());
+                    }
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "SELECT job_id, target_id, target_kind, display_name FROM scheduled_job_targets WHERE job_id IN (",
+                    );
+                    let mut sep = qb.separated(", ");
+                    for j in jobs.iter() {
+                        sep.push_bind(j.id.clone());
+                    }
+                    qb.push(") ORDER BY job_id, position");
+                    let rows = qb.build().fetch_all(self.read()).await?;
+                    let index: std::collections::HashMap<String, usize> =
+                        jobs.iter().enumerate().map(|(i, j)| (j.id.clone(), i)).collect();
+                    for r in rows {
+                        let job_id: String = r.try_get("job_id")?;
+                        let Some(&i) = index.get(&job_id) else { continue };
+                        let target = IdName { id: r.try_get("target_id")?, display_name: r.try_get("display_name")? };
+                        if r.try_get::<String, _>("target_kind")? == "group" {
+                            jobs[i].managed_instance_groups.push(target);
+                        } else {
+                            jobs[i].managed_instances.push(target);
+                        }
+                    }
+                    Ok(())
+                }
+            }
+
+            #[async_trait]
+            impl Store for $store {
+                fn backend(&self) -> Backend {
+                    $backend
+                }
+
+                async fn ping(&self) -> StoreResult<()> {
+                    let _t = timer("ping");
+                    sqlx::query("SELECT 1").execute(self.read()).await?;
+                    Ok(())
+                }
+
+                async fn tenancy_get(&self) -> StoreResult<Option<Compartment>> {
+                    let _t = timer("tenancy_get");
+                    let row = sqlx::query(
+                        "SELECT c.* FROM tenancy_singleton s JOIN compartments c ON c.id = s.tenancy_id",
+                    )
+                    .fetch_optional(self.read())
+                    .await?;
+                    row.as_ref().map(compartment).transpose()
+                }
+
+                async fn bootstrap(&self, b: &Bootstrap) -> StoreResult<bool> {
+                    let _t = timer("bootstrap");
+                    let mut tx = self.write_tx().await?;
+                    if sqlx::query("SELECT tenancy_id FROM tenancy_singleton").fetch_optional(&mut *tx).await?.is_some() {
+                        return Ok(false);
+                    }
+                    insert_compartment(&mut tx, &b.tenancy).await?;
+                    let claimed = sqlx::query("INSERT INTO tenancy_singleton (singleton, tenancy_id) VALUES (1, $1)")
+                        .bind(&b.tenancy.id)
+                        .execute(&mut *tx)
+                        .await;
+                    match claimed {
+                        Ok(_) => {}
+                        Err(e) if is_unique_violation(&e) => return Ok(false),
+                        Err(e) => return Err(e.into()),
+                    }
+                    insert_user(&mut tx, &b.admin).await?;
+                    insert_key(&mut tx, &b.admin_key).await?;
+                    insert_group(&mut tx, &b.admin_group).await?;
+                    sqlx::query("INSERT INTO user_group_members (group_id, user_id) VALUES ($1, $2)")
+                        .bind(&b.admin_group.id)
+                        .bind(&b.admin.id)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("INSERT INTO user_group_grants (group_id, compartment_id) VALUES ($1, $2)")
+                        .bind(&b.admin_group.id)
+                        .bind(&b.tenancy.id)
+                        .execute(&mut *tx)
+                        .await?;
+                    match tx.commit().await {
+                        Ok(()) => Ok(true),
+                        Err(e) if is_unique_violation(&e) => Ok(false),
+                        Err(e) => Err(e.into()),
+                    }
+                }
+
+                async fn user_create(&self, user: &User) -> StoreResult<()> {
+                    let _t = timer("user_create");
+                    let mut tx = self.write_tx().await?;
+                    insert_user(&mut tx, user).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn user_get(&self, id: &str) -> StoreResult<Option<User>> {
+                    let _t = timer("user_get");
+                    let row = sqlx::query("SELECT * FROM users WHERE id = $1").bind(id).fetch_optional(self.read()).await?;
+                    row.map(|r| -> StoreResult<User> {
+                        Ok(User {
+                            id: r.try_get("id")?,
+                            tenancy_id: r.try_get("tenancy_id")?,
+                            name: r.try_get("name")?,
+                            description: r.try_get("description")?,
+                            time_created: ts(r.try_get("time_created")?),
+                        })
+                    })
+                    .transpose()
+                }
+
+                async fn api_key_add(&self, key: &ApiKey) -> StoreResult<()> {
+                    let _t = timer("api_key_add");
+                    let mut tx = self.write_tx().await?;
+                    insert_key(&mut tx, key).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn api_key_get(&self, user_id: &str, fingerprint: &str) -> StoreResult<Option<ApiKey>> {
+                    let _t = timer("api_key_get");
+                    let row = sqlx::query("SELECT * FROM api_keys WHERE user_id = $1 AND fingerprint = $2")
+                        .bind(user_id)
+                        .bind(fingerprint)
+                        .fetch_optional(self.read())
+                        .await?;
+                    row.map(|r| -> StoreResult<ApiKey> {
+                        Ok(ApiKey {
+                            user_id: r.try_get("user_id")?,
+                            fingerprint: r.try_get("fingerprint")?,
+                            public_key_pem: r.try_get("public_key_pem")?,
+                            time_created: ts(r.try_get("time_created")?),
+                        })
+                    })
+                    .transpose()
+                }
+
+                async fn user_group_create(&self, group: &Group) -> StoreResult<()> {
+                    let _t = timer("user_group_create");
+                    let mut tx = self.write_tx().await?;
+                    insert_group(&mut tx, group).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn user_group_add_member(&self, group_id: &str, user_id: &str) -> StoreResult<()> {
+                    let _t = timer("user_group_add_member");
+                    let mut tx = self.write_tx().await?;
+                    sqlx::query("INSERT INTO user_group_members (group_id, user_id) VALUES ($1, $2)")
+                        .bind(group_id)
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_insert_error)?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn user_group_grant(&self, group_id: &str, compartment_id: &str) -> StoreResult<()> {
+                    let _t = timer("user_group_grant");
+                    let mut tx = self.write_tx().await?;
+                    sqlx::query("INSERT INTO user_group_grants (group_id, compartment_id) VALUES ($1, $2)")
+                        .bind(group_id)
+                        .bind(compartment_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_insert_error)?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn user_granted_compartments(&self, user_id: &str) -> StoreResult<Vec<String>> {
+                    let _t = timer("user_granted_compartments");
+                    let rows = sqlx::query(
+                        "SELECT DISTINCT g.compartment_id FROM user_group_grants g JOIN user_group_members m ON m.group_id = g.group_id WHERE m.user_id = $1",
+                    )
+                    .bind(user_id)
+                    .fetch_all(self.read())
+                    .await?;
+                    rows.iter().map(|r| Ok(r.try_get::<String, _>(0)?)).collect()
+                }
+
+                async fn compartment_create(&self, c: &Compartment, retry: Option<&RetryRecord>) -> StoreResult<()> {
+                    let _t = timer("compartment_create");
+                    let mut tx = self.write_tx().await?;
+                    let parent = c.parent_id.as_deref().ok_or_else(|| StoreError::Conflict("a compartment needs a parent".into()))?;
+                    match Self::compartment_in(&mut tx, parent).await? {
+                        Some(p) if p.lifecycle_state != CompartmentState::Deleted => {}
+                        _ => return Err(StoreError::MissingReference(format!("parent compartment {parent} does not exist"))),
+                    }
+                    if Self::sibling_named(&mut tx, parent, &c.name, &c.id).await? {
+                        return Err(StoreError::Conflict(format!("a compartment named {:?} already exists in {parent}", c.name)));
+                    }
+                    insert_compartment(&mut tx, c).await?;
+                    put_retry(&mut tx, retry).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn compartment_get(&self, id: &str) -> StoreResult<Option<Compartment>> {
+                    let _t = timer("compartment_get");
+                    let row = sqlx::query("SELECT * FROM compartments WHERE id = $1").bind(id).fetch_optional(self.read()).await?;
+                    row.as_ref().map(compartment).transpose()
+                }
+
+                async fn compartment_list(&self, filter: &CompartmentFilter, page: &PageRequest) -> StoreResult<Page<Compartment>> {
+                    let _t = timer("compartment_list");
+                    let mut qb = QueryBuilder::<$db>::new("");
+                    if filter.in_subtree {
+                        qb.push("WITH RECURSIVE tree(id) AS (SELECT id FROM compartments WHERE parent_id = ");
+                        qb.push_bind(filter.parent_id.clone());
+                        qb.push(" UNION ALL SELECT c.id FROM compartments c JOIN tree t ON c.parent_id = t.id) SELECT * FROM compartments WHERE id IN (SELECT id FROM tree)");
+                    } else {
+                        qb.push("SELECT * FROM compartments WHERE parent_id = ");
+                        qb.push_bind(filter.parent_id.clone());
+                    }
+                    if let Some(name) = &filter.name {
+                        qb.push(" AND name = ");
+                        qb.push_bind(name.clone());
+                    }
+                    if let Some(state) = filter.lifecycle_state {
+                        qb.push(" AND lifecycle_state = ");
+                        qb.push_bind(state.as_str());
+                    }
+                    push_page(&mut qb, page, "time_created", "name", "id");
+                    let items = rows(qb.build().fetch_all(self.read()).await?, compartment)?;
+                    Ok(Page::from_rows(items, page, |c| (key_of(page, c.time_created, &c.name), c.id.clone())))
+                }
+
+                async fn compartment_tree(&self) -> StoreResult<Vec<(String, Option<String>)>> {
+                    let _t = timer("compartment_tree");
+                    let rows = sqlx::query("SELECT id, parent_id FROM compartments").fetch_all(self.read()).await?;
+                    rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("parent_id")?))).collect()
+                }
+
+                async fn compartment_update(&self, id: &str, patch: &CompartmentPatch, expected_version: Option<i64>) -> StoreResult<Compartment> {
+                    let _t = timer("compartment_update");
+                    let mut tx = self.write_tx().await?;
+                    let mut c = Self::compartment_in(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+                    if expected_version.is_some_and(|v| v != c.version) {
+                        return Err(StoreError::VersionMismatch);
+                    }
+                    if let Some(name) = &patch.name {
+                        if let Some(parent) = &c.parent_id
+                            && Self::sibling_named(&mut tx, parent, name, id).await?
+                        {
+                            return Err(StoreError::Conflict(format!("a compartment named {name:?} already exists in {parent}")));
+                        }
+                        c.name = name.clone();
+                    }
+                    if let Some(d) = &patch.description {
+                        c.description = d.clone();
+                    }
+                    if let Some(t) = &patch.freeform_tags {
+                        c.freeform_tags = t.clone();
+                    }
+                    if let Some(t) = &patch.defined_tags {
+                        c.defined_tags = t.clone();
+                    }
+                    let done = sqlx::query(
+                        "UPDATE compartments SET name = $1, description = $2, freeform_tags = $3, defined_tags = $4, version = version + 1 WHERE id = $5 AND version = $6",
+                    )
+                    .bind(&c.name)
+                    .bind(&c.description)
+                    .bind(to_json(&c.freeform_tags))
+                    .bind(to_json(&c.defined_tags))
+                    .bind(id)
+                    .bind(c.version)
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::VersionMismatch);
+                    }
+                    tx.commit().await?;
+                    c.version += 1;
+                    Ok(c)
+                }
+
+                async fn compartment_delete(&self, id: &str, expected_version: Option<i64>) -> StoreResult<()> {
+                    let _t = timer("compartment_delete");
+                    let mut tx = self.write_tx().await?;
+                    let version = Self::checked_version(&mut tx, "compartments", id, expected_version).await?;
+                    let mut held = vec![];
+                    for (sql, what) in [
+                        ("SELECT count(*) FROM compartments WHERE parent_id = $1 AND lifecycle_state <> 'DELETED'", "compartment"),
+                        ("SELECT count(*) FROM managed_instances WHERE compartment_id = $1", "managed instance"),
+                        ("SELECT count(*) FROM managed_instance_groups WHERE compartment_id = $1 AND lifecycle_state <> 'DELETED'", "managed instance group"),
+                        ("SELECT count(*) FROM scheduled_jobs WHERE compartment_id = $1 AND lifecycle_state <> 'DELETED'", "scheduled job"),
+                    ] {
+                        let n = Self::count(&mut tx, sql, id).await?;
+                        if n > 0 {
+                            held.push(format!("{n} {what}{}", if n == 1 { "" } else { "s" }));
+                        }
+                    }
+                    if !held.is_empty() {
+                        return Err(StoreError::Conflict(format!("it still holds {}", held.join(", "))));
+                    }
+                    let done = sqlx::query("UPDATE compartments SET lifecycle_state = 'DELETED', version = version + 1 WHERE id = $1 AND version = $2")
+                        .bind(id)
+                        .bind(version)
+                        .execute(&mut *tx)
+                        .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::VersionMismatch);
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn managed_instance_insert(&self, mi: &ManagedInstance) -> StoreResult<()> {
+                    self.managed_instance_insert_many(std::slice::from_ref(mi)).await
+                }
+
+                async fn managed_instance_insert_many(&self, mis: &[ManagedInstance]) -> StoreResult<()> {
+                    let _t = timer("managed_instance_insert_many");
+                    let mut tx = self.write_tx().await?;
+                    for chunk in mis.chunks(500) {
+                        let mut qb = QueryBuilder::<$db>::new(
+                            "INSERT INTO managed_instances (id, compartment_id, display_name, description, os_name, os_version, os_kernel_version, os_family, status, last_checkin, last_boot, is_reboot_required, notification_topic_id, is_data_collection_authorized, security_updates, bug_updates, enhancement_updates, other_updates, time_created, version) ",
+                        );
+                        qb.push_values(chunk, |mut b, mi| {
+                            b.push_bind(mi.id.clone())
+                                .push_bind(mi.compartment_id.clone())
+                                .push_bind(mi.display_name.clone())
+                                .push_bind(mi.description.clone())
+                                .push_bind(mi.os_name.clone())
+                                .push_bind(mi.os_version.clone())
+                                .push_bind(mi.os_kernel_version.clone())
+                                .push_bind(mi.os_family.as_str())
+                                .push_bind(mi.status.as_str())
+                                .push_bind(opt_micros(mi.last_checkin))
+                                .push_bind(opt_micros(mi.last_boot))
+                                .push_bind(mi.is_reboot_required)
+                                .push_bind(mi.notification_topic_id.clone())
+                                .push_bind(mi.is_data_collection_authorized)
+                                .push_bind(mi.updates.security)
+                                .push_bind(mi.updates.bug)
+                                .push_bind(mi.updates.enhancement)
+                                .push_bind(mi.updates.other)
+                                .push_bind(micros(mi.time_created))
+                                .push_bind(mi.version);
+                        });
+                        qb.build().execute(&mut *tx).await.map_err(map_insert_error)?;
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn managed_instance_get(&self, id: &str) -> StoreResult<Option<ManagedInstance>> {
+                    let _t = timer("managed_instance_get");
+                    let row = sqlx::query("SELECT * FROM managed_instances WHERE id = $1").bind(id).fetch_optional(self.read()).await?;
+                    row.as_ref().map(instance).transpose()
+                }
+
+                async fn managed_instance_list(&self, filter: &ManagedInstanceFilter, page: &PageRequest) -> StoreResult<Page<ManagedInstance>> {
+                    let _t = timer("managed_instance_list");
+                    let mut qb = QueryBuilder::<$db>::new("SELECT * FROM managed_instances WHERE compartment_id = ");
+                    qb.push_bind(filter.compartment_id.clone());
+                    if let Some(n) = &filter.display_name {
+                        qb.push(" AND display_name = ");
+                        qb.push_bind(n.clone());
+                    }
+                    if let Some(f) = filter.os_family.filter(|f| *f != OsFamily::All) {
+                        qb.push(" AND os_family = ");
+                        qb.push_bind(f.as_str());
+                    }
+                    push_page(&mut qb, page, "time_created", "display_name", "id");
+                    let items = rows(qb.build().fetch_all(self.read()).await?, instance)?;
+                    Ok(Page::from_rows(items, page, |m| (key_of(page, m.time_created, &m.display_name), m.id.clone())))
+                }
+
+                async fn managed_instance_update(&self, id: &str, patch: &ManagedInstancePatch, expected_version: Option<i64>) -> StoreResult<ManagedInstance> {
+                    let _t = timer("managed_instance_update");
+                    let mut tx = self.write_tx().await?;
+                    let row = sqlx::query("SELECT * FROM managed_instances WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
+                    let mut mi = row.as_ref().map(instance).transpose()?.ok_or(StoreError::NotFound)?;
+                    if expected_version.is_some_and(|v| v != mi.version) {
+                        return Err(StoreError::VersionMismatch);
+                    }
+                    if let Some(t) = &patch.notification_topic_id {
+                        mi.notification_topic_id = Some(t.clone());
+                    }
+                    if let Some(a) = patch.is_data_collection_authorized {
+                        mi.is_data_collection_authorized = a;
+                    }
+                    let done = sqlx::query(
+                        "UPDATE managed_instances SET notification_topic_id = $1, is_data_collection_authorized = $2, version = version + 1 WHERE id = $3 AND version = $4",
+                    )
+                    .bind(&mi.notification_topic_id)
+                    .bind(mi.is_data_collection_authorized)
+                    .bind(id)
+                    .bind(mi.version)
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::VersionMismatch);
+                    }
+                    tx.commit().await?;
+                    mi.version += 1;
+                    Ok(mi)
+                }
+
+                async fn managed_instance_groups_of(&self, id: &str) -> StoreResult<Vec<IdName>> {
+                    let _t = timer("managed_instance_groups_of");
+                    let rows = sqlx::query(
+                        "SELECT g.id, g.display_name FROM managed_instance_group_members m JOIN managed_instance_groups g ON g.id = m.group_id WHERE m.instance_id = $1 ORDER BY g.display_name, g.id",
+                    )
+                    .bind(id)
+                    .fetch_all(self.read())
+                    .await?;
+                    rows.iter().map(|r| Ok(IdName { id: r.try_get("id")?, display_name: r.try_get("display_name")? })).collect()
+                }
+
+                async fn managed_instance_counts(&self, id: &str) -> StoreResult<(i64, i64)> {
+                    let _t = timer("managed_instance_counts");
+                    let row = sqlx::query(
+                        "SELECT (SELECT count(DISTINCT j.id) FROM scheduled_jobs j JOIN scheduled_job_targets t ON t.job_id = j.id WHERE j.lifecycle_state <> 'DELETED' AND (t.target_id = $1 OR t.target_id IN (SELECT group_id FROM managed_instance_group_members WHERE instance_id = $1))) AS jobs, (SELECT count(*) FROM work_requests WHERE managed_instance_id = $1) AS wrs",
+                    )
+                    .bind(id)
+                    .fetch_one(self.read())
+                    .await?;
+                    Ok((row.try_get("jobs")?, row.try_get("wrs")?))
+                }
+
+                async fn managed_instance_group_create(&self, g: &ManagedInstanceGroup, retry: Option<&RetryRecord>) -> StoreResult<()> {
+                    let _t = timer("managed_instance_group_create");
+                    let mut tx = self.write_tx().await?;
+                    sqlx::query(
+                        "INSERT INTO managed_instance_groups (id, compartment_id, display_name, description, os_family, lifecycle_state, freeform_tags, defined_tags, time_created, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    )
+                    .bind(&g.id)
+                    .bind(&g.compartment_id)
+                    .bind(&g.display_name)
+                    .bind(&g.description)
+                    .bind(g.os_family.as_str())
+                    .bind(g.lifecycle_state.as_str())
+                    .bind(to_json(&g.freeform_tags))
+                    .bind(to_json(&g.defined_tags))
+                    .bind(micros(g.time_created))
+                    .bind(g.version)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_insert_error)?;
+                    put_retry(&mut tx, retry).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn managed_instance_group_get(&self, id: &str) -> StoreResult<Option<ManagedInstanceGroup>> {
+                    let _t = timer("managed_instance_group_get");
+                    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {GROUP_COLUMNS} FROM managed_instance_groups g WHERE g.id = $1")))
+                        .bind(id)
+                        .fetch_optional(self.read())
+                        .await?;
+                    row.as_ref().map(group).transpose()
+                }
+
+                async fn managed_instance_group_list(&self, filter: &GroupFilter, page: &PageRequest) -> StoreResult<Page<ManagedInstanceGroup>> {
+                    let _t = timer("managed_instance_group_list");
+                    let mut qb = QueryBuilder::<$db>::new(format!("SELECT {GROUP_COLUMNS} FROM managed_instance_groups g WHERE g.compartment_id = "));
+                    qb.push_bind(filter.compartment_id.clone());
+                    if let Some(n) = &filter.display_name {
+                        qb.push(" AND g.display_name = ");
+                        qb.push_bind(n.clone());
+                    }
+                    match filter.lifecycle_state {
+                        Some(s) => {
+                            qb.push(" AND g.lifecycle_state = ");
+                            qb.push_bind(s.as_str());
+                        }
+                        None => {
+                            qb.push(" AND g.lifecycle_state <> 'DELETED'");
+                        }
+                    }
+                    if let Some(f) = filter.os_family.filter(|f| *f != OsFamily::All) {
+                        qb.push(" AND g.os_family = ");
+                        qb.push_bind(f.as_str());
+                    }
+                    push_page(&mut qb, page, "g.time_created", "g.display_name", "g.id");
+                    let items = rows(qb.build().fetch_all(self.read()).await?, group)?;
+                    Ok(Page::from_rows(items, page, |g| (key_of(page, g.time_created, &g.display_name), g.id.clone())))
+                }
+
+                async fn managed_instance_group_update(&self, id: &str, patch: &ManagedInstanceGroupPatch, expected_version: Option<i64>) -> StoreResult<ManagedInstanceGroup> {
+                    let _t = timer("managed_instance_group_update");
+                    let mut tx = self.write_tx().await?;
+                    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {GROUP_COLUMNS} FROM managed_instance_groups g WHERE g.id = $1")))
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let mut g = row.as_ref().map(group).transpose()?.ok_or(StoreError::NotFound)?;
+                    if expected_version.is_some_and(|v| v != g.version) {
+                        return Err(StoreError::VersionMismatch);
+                    }
+                    if let Some(v) = &patch.display_name {
+                        g.display_name = v.clone();
+                    }
+                    if let Some(v) = &patch.description {
+                        g.description = Some(v.clone());
+                    }
+                    if let Some(v) = &patch.freeform_tags {
+                        g.freeform_tags = v.clone();
+                    }
+                    if let Some(v) = &patch.defined_tags {
+                        g.defined_tags = v.clone();
+                    }
+                    let done = sqlx::query(
+                        "UPDATE managed_instance_groups SET display_name = $1, description = $2, freeform_tags = $3, defined_tags = $4, version = version + 1 WHERE id = $5 AND version = $6",
+                    )
+                    .bind(&g.display_name)
+                    .bind(&g.description)
+                    .bind(to_json(&g.freeform_tags))
+                    .bind(to_json(&g.defined_tags))
+                    .bind(id)
+                    .bind(g.version)
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::VersionMismatch);
+                    }
+                    tx.commit().await?;
+                    g.version += 1;
+                    Ok(g)
+                }
+
+                async fn managed_instance_group_delete(&self, id: &str, expected_version: Option<i64>) -> StoreResult<()> {
+                    let _t = timer("managed_instance_group_delete");
+                    let mut tx = self.write_tx().await?;
+                    let version = Self::checked_version(&mut tx, "managed_instance_groups", id, expected_version).await?;
+                    let jobs = Self::count(
+                        &mut tx,
+                        "SELECT count(*) FROM scheduled_job_targets t JOIN scheduled_jobs j ON j.id = t.job_id WHERE t.target_id = $1 AND j.lifecycle_state <> 'DELETED'",
+                        id,
+                    )
+                    .await?;
+                    if jobs > 0 {
+                        return Err(StoreError::Conflict(format!(
+                            "{jobs} scheduled job{} still target{} this group; delete or change them first",
+                            if jobs == 1 { "" } else { "s" },
+                            if jobs == 1 { "s" } else { "" }
+                        )));
+                    }
+                    sqlx::query("DELETE FROM managed_instance_group_members WHERE group_id = $1").bind(id).execute(&mut *tx).await?;
+                    let done = sqlx::query("UPDATE managed_instance_groups SET lifecycle_state = 'DELETED', version = version + 1 WHERE id = $1 AND version = $2")
+                        .bind(id)
+                        .bind(version)
+                        .execute(&mut *tx)
+                        .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::VersionMismatch);
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn managed_instance_group_change_compartment(&self, id: &str, compartment_id: &str, expected_version: Option<i64>, retry: Option<&RetryRecord>) -> StoreResult<()> {
+                    let _t = timer("managed_instance_group_change_compartment");
+                    self.change_compartment("managed_instance_groups", id, compartment_id, expected_version, retry).await
+                }
+
+                async fn managed_instance_group_attach(&self, group_id: &str, instance_id: &str, retry: Option<&RetryRecord>) -> StoreResult<()> {
+                    let _t = timer("managed_instance_group_attach");
+                    let mut tx = self.write_tx().await?;
+                    let g = sqlx::query("SELECT os_family, lifecycle_state FROM managed_instance_groups WHERE id = $1")
+                        .bind(group_id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or(StoreError::NotFound)?;
+                    if g.try_get::<String, _>("lifecycle_state")? == "DELETED" {
+                        return Err(StoreError::NotFound);
+                    }
+                    let family: String = g.try_get("os_family")?;
+                    let mi = sqlx::query("SELECT os_family FROM managed_instances WHERE id = $1")
+                        .bind(instance_id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or_else(|| StoreError::MissingReference(format!("managed instance {instance_id} does not exist")))?;
+                    let mi_family: String = mi.try_get("os_family")?;
+                    if family != "ALL" && family != mi_family {
+                        return Err(StoreError::Conflict(format!(
+                            "managed instance {instance_id} runs {mi_family} but the group is for {family} instances"
+                        )));
+                    }
+                    let r = sqlx::query("INSERT INTO managed_instance_group_members (group_id, instance_id) VALUES ($1, $2)")
+                        .bind(group_id)
+                        .bind(instance_id)
+                        .execute(&mut *tx)
+                        .await;
+                    match r {
+                        Ok(_) => {}
+                        Err(e) if is_unique_violation(&e) => {
+                            return Err(StoreError::Conflict(format!("managed instance {instance_id} is already in the group")));
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                    put_retry(&mut tx, retry).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn managed_instance_group_detach(&self, group_id: &str, instance_id: &str, retry: Option<&RetryRecord>) -> StoreResult<()> {
+                    let _t = timer("managed_instance_group_detach");
+                    let mut tx = self.write_tx().await?;
+                    let done = sqlx::query("DELETE FROM managed_instance_group_members WHERE group_id = $1 AND instance_id = $2")
+                        .bind(group_id)
+                        .bind(instance_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::Conflict(format!("managed instance {instance_id} is not in the group")));
+                    }
+                    put_retry(&mut tx, retry).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn managed_instance_group_members(&self, group_id: &str) -> StoreResult<Vec<IdName>> {
+                    let _t = timer("managed_instance_group_members");
+                    let rows = sqlx::query(
+                        "SELECT i.id, i.display_name FROM managed_instance_group_members m JOIN managed_instances i ON i.id = m.instance_id WHERE m.group_id = $1 ORDER BY i.display_name, i.id",
+                    )
+                    .bind(group_id)
+                    .fetch_all(self.read())
+                    .await?;
+                    rows.iter().map(|r| Ok(IdName { id: r.try_get("id")?, display_name: r.try_get("display_name")? })).collect()
+                }
+
+                async fn scheduled_job_create(&self, j: &ScheduledJob, retry: Option<&RetryRecord>) -> StoreResult<()> {
+                    let _t = timer("scheduled_job_create");
+                    let mut tx = self.write_tx().await?;
+                    sqlx::query(
+                        "INSERT INTO scheduled_jobs (id, compartment_id, display_name, description, schedule_type, time_next_execution, time_last_execution, interval_type, interval_value, operation_type, update_type, package_names, update_names, lifecycle_state, freeform_tags, defined_tags, os_family, is_restricted, time_zone, time_created, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
+                    )
+                    .bind(&j.id)
+                    .bind(&j.compartment_id)
+                    .bind(&j.display_name)
+                    .bind(&j.description)
+                    .bind(j.schedule_type.as_str())
+                    .bind(opt_micros(j.time_next_execution))
+                    .bind(opt_micros(j.time_last_execution))
+                    .bind(j.interval_type.map(|t| t.as_str()))
+                    .bind(j.interval_value.map(|v| v as i64))
+                    .bind(j.operation_type.as_str())
+                    .bind(j.update_type.map(|t| t.as_str()))
+                    .bind(to_json(&j.package_names))
+                    .bind(to_json(&j.update_names))
+                    .bind(j.lifecycle_state.as_str())
+                    .bind(to_json(&j.freeform_tags))
+                    .bind(to_json(&j.defined_tags))
+                    .bind(j.os_family.as_str())
+                    .bind(j.is_restricted)
+                    .bind(&j.time_zone)
+                    .bind(micros(j.time_created))
+                    .bind(j.version)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_insert_error)?;
+                    let targets: Vec<(&IdName, &str)> = j
+                        .managed_instances
+                        .iter()
+                        .map(|t| (t, "instance"))
+                        .chain(j.managed_instance_groups.iter().map(|t| (t, "group")))
+                        .collect();
+                    for (i, chunk) in targets.chunks(500).enumerate() {
+                        let mut qb = QueryBuilder::<$db>::new(
+                            "INSERT INTO scheduled_job_targets (job_id, target_id, target_kind, display_name, position) ",
+                        );
+                        qb.push_values(chunk.iter().enumerate(), |mut b, (k, (t, kind))| {
+                            b.push_bind(j.id.clone())
+                                .push_bind(t.id.clone())
+                                .push_bind(*kind)
+                                .push_bind(t.display_name.clone())
+                                .push_bind((i * 500 + k) as i64);
+                        });
+                        qb.build().execute(&mut *tx).await.map_err(map_insert_error)?;
+                    }
+                    put_retry(&mut tx, retry).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn scheduled_job_get(&self, id: &str) -> StoreResult<Option<ScheduledJob>> {
+                    let _t = timer("scheduled_job_get");
+                    let row = sqlx::query("SELECT * FROM scheduled_jobs WHERE id = $1").bind(id).fetch_optional(self.read()).await?;
+                    let Some(mut j) = row.as_ref().map(job).transpose()? else { return Ok(None) };
+                    self.attach_targets(std::slice::from_mut(&mut j)).await?;
+                    Ok(Some(j))
+                }
+
+                async fn scheduled_job_list(&self, filter: &ScheduledJobFilter, page: &PageRequest) -> StoreResult<Page<ScheduledJob>> {
+                    let _t = timer("scheduled_job_list");
+                    let mut qb = QueryBuilder::<$db>::new("SELECT * FROM scheduled_jobs WHERE compartment_id = ");
+                    qb.push_bind(filter.compartment_id.clone());
+                    if let Some(n) = &filter.display_name {
+                        qb.push(" AND display_name = ");
+                        qb.push_bind(n.clone());
+                    }
+                    for target in [&filter.managed_instance_id, &filter.managed_instance_group_id].into_iter().flatten() {
+                        qb.push(" AND id IN (SELECT job_id FROM scheduled_job_targets WHERE target_id = ");
+                        qb.push_bind(target.clone());
+                        qb.push(")");
+                    }
+                    if let Some(op) = filter.operation_type {
+                        qb.push(" AND operation_type = ");
+                        qb.push_bind(op.as_str());
+                    }
+                    match filter.lifecycle_state {
+                        Some(s) => {
+                            qb.push(" AND lifecycle_state = ");
+                            qb.push_bind(s.as_str());
+                        }
+                        None => {
+                            qb.push(" AND lifecycle_state <> 'DELETED'");
+                        }
+                    }
+                    if let Some(f) = filter.os_family.filter(|f| *f != OsFamily::All) {
+                        qb.push(" AND os_family = ");
+                        qb.push_bind(f.as_str());
+                    }
+                    if let Some(r) = filter.is_restricted {
+                        qb.push(" AND is_restricted = ");
+                        qb.push_bind(r);
+                    }
+                    if let Some(before) = filter.next_execution_before {
+                        qb.push(" AND lifecycle_state = 'ACTIVE' AND time_next_execution < ");
+                        qb.push_bind(micros(before));
+                    }
+                    push_page(&mut qb, page, "time_created", "display_name", "id");
+                    let items = rows(qb.build().fetch_all(self.read()).await?, job)?;
+                    let mut page_out = Page::from_rows(items, page, |j| (key_of(page, j.time_created, &j.display_name), j.id.clone()));
+                    self.attach_targets(&mut page_out.items).await?;
+                    Ok(page_out)
+                }
+
+                async fn scheduled_job_replace(&self, j: &ScheduledJob, expected_version: Option<i64>) -> StoreResult<ScheduledJob> {
+                    let _t = timer("scheduled_job_replace");
+                    let mut tx = self.write_tx().await?;
+                    let version = Self::checked_version(&mut tx, "scheduled_jobs", &j.id, expected_version).await?;
+                    let done = sqlx::query(
+                        "UPDATE scheduled_jobs SET display_name = $1, description = $2, schedule_type = $3, time_next_execution = $4, interval_type = $5, interval_value = $6, operation_type = $7, update_type = $8, package_names = $9, update_names = $10, freeform_tags = $11, defined_tags = $12, time_zone = $13, version = version + 1 WHERE id = $14 AND version = $15",
+                    )
+                    .bind(&j.display_name)
+                    .bind(&j.description)
+                    .bind(j.schedule_type.as_str())
+                    .bind(opt_micros(j.time_next_execution))
+                    .bind(j.interval_type.map(|t| t.as_str()))
+                    .bind(j.interval_value.map(|v| v as i64))
+                    .bind(j.operation_type.as_str())
+                    .bind(j.update_type.map(|t| t.as_str()))
+                    .bind(to_json(&j.package_names))
+                    .bind(to_json(&j.update_names))
+                    .bind(to_json(&j.freeform_tags))
+                    .bind(to_json(&j.defined_tags))
+                    .bind(&j.time_zone)
+                    .bind(&j.id)
+                    .bind(version)
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::VersionMismatch);
+                    }
+                    tx.commit().await?;
+                    self.scheduled_job_get(&j.id).await?.ok_or(StoreError::NotFound)
+                }
+
+                async fn scheduled_job_delete(&self, id: &str, expected_version: Option<i64>) -> StoreResult<()> {
+                    let _t = timer("scheduled_job_delete");
+                    let mut tx = self.write_tx().await?;
+                    let version = Self::checked_version(&mut tx, "scheduled_jobs", id, expected_version).await?;
+                    let done = sqlx::query("UPDATE scheduled_jobs SET lifecycle_state = 'DELETED', version = version + 1 WHERE id = $1 AND version = $2")
+                        .bind(id)
+                        .bind(version)
+                        .execute(&mut *tx)
+                        .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::VersionMismatch);
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn scheduled_job_change_compartment(&self, id: &str, compartment_id: &str, expected_version: Option<i64>, retry: Option<&RetryRecord>) -> StoreResult<()> {
+                    let _t = timer("scheduled_job_change_compartment");
+                    self.change_compartment("scheduled_jobs", id, compartment_id, expected_version, retry).await
+                }
+
+                async fn scheduled_job_work_requests(&self, id: &str) -> StoreResult<Vec<IdName>> {
+                    let _t = timer("scheduled_job_work_requests");
+                    let rows = sqlx::query(
+                        "SELECT id, description FROM work_requests WHERE scheduled_job_id = $1 ORDER BY time_accepted DESC, id DESC",
+                    )
+                    .bind(id)
+                    .fetch_all(self.read())
+                    .await?;
+                    rows.iter()
+                        .map(|r| Ok(IdName { id: r.try_get("id")?, display_name: r.try_get::<Option<String>, _>("description")?.unwrap_or_default() }))
+                        .collect()
+                }
+
+                async fn work_request_insert_many(&self, wrs: &[WorkRequest], logs: &[(String, WorkRequestLogEntry)]) -> StoreResult<()> {
+                    let _t = timer("work_request_insert_many");
+                    let mut tx = self.write_tx().await?;
+                    for chunk in wrs.chunks(1000) {
+                        let mut qb = QueryBuilder::<$db>::new(
+                            "INSERT INTO work_requests (id, compartment_id, operation_type, status, description, message, managed_instance_id, managed_instance_name, os_family, percent_complete, time_accepted, time_started, time_finished, parent_id, scheduled_job_id, resources) ",
+                        );
+                        qb.push_values(chunk, |mut b, w| {
+                            b.push_bind(w.id.clone())
+                                .push_bind(w.compartment_id.clone())
+                                .push_bind(w.operation_type.as_str())
+                                .push_bind(w.status.as_str())
+                                .push_bind(w.description.clone())
+                                .push_bind(w.message.clone())
+                                .push_bind(w.managed_instance.as_ref().map(|m| m.id.clone()))
+                                .push_bind(w.managed_instance.as_ref().map(|m| m.display_name.clone()))
+                                .push_bind(w.os_family.as_str())
+                                .push_bind(w.percent_complete as f64)
+                                .push_bind(micros(w.time_accepted))
+                                .push_bind(opt_micros(w.time_started))
+                                .push_bind(opt_micros(w.time_finished))
+                                .push_bind(w.parent_id.clone())
+                                .push_bind(w.scheduled_job_id.clone())
+                                .push_bind(to_json(&w.resources));
+                        });
+                        qb.build().execute(&mut *tx).await.map_err(map_insert_error)?;
+                    }
+                    for chunk in logs.chunks(1000) {
+                        let mut qb = QueryBuilder::<$db>::new(
+                            "INSERT INTO work_request_logs (work_request_id, entry_id, message, time_created) ",
+                        );
+                        qb.push_values(chunk, |mut b, (wr, l)| {
+                            b.push_bind(wr.clone()).push_bind(entry_id()).push_bind(l.message.clone()).push_bind(micros(l.timestamp));
+                        });
+                        qb.build().execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn work_request_get(&self, id: &str) -> StoreResult<Option<WorkRequest>> {
+                    let _t = timer("work_request_get");
+                    let row = sqlx::query("SELECT * FROM work_requests WHERE id = $1").bind(id).fetch_optional(self.read()).await?;
+                    let Some(mut wr) = row.as_ref().map(work_request).transpose()? else { return Ok(None) };
+                    let children = sqlx::query("SELECT id FROM work_requests WHERE parent_id = $1 ORDER BY time_accepted, id")
+                        .bind(id)
+                        .fetch_all(self.read())
+                        .await?;
+                    wr.children_ids = children.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<_, _>>()?;
+                    Ok(Some(wr))
+                }
+
+                async fn work_request_list(&self, filter: &WorkRequestFilter, page: &PageRequest) -> StoreResult<Page<WorkRequest>> {
+                    let _t = timer("work_request_list");
+                    let mut qb = QueryBuilder::<$db>::new("SELECT * FROM work_requests WHERE compartment_id = ");
+                    qb.push_bind(filter.compartment_id.clone());
+                    if let Some(n) = &filter.display_name {
+                        qb.push(" AND description = ");
+                        qb.push_bind(n.clone());
+                    }
+                    if let Some(mi) = &filter.managed_instance_id {
+                        qb.push(" AND managed_instance_id = ");
+                        qb.push_bind(mi.clone());
+                    }
+                    if let Some(f) = filter.os_family.filter(|f| *f != OsFamily::All) {
+                        qb.push(" AND os_family = ");
+                        qb.push_bind(f.as_str());
+                    }
+                    push_page(&mut qb, page, "time_accepted", "description", "id");
+                    let items = rows(qb.build().fetch_all(self.read()).await?, work_request)?;
+                    Ok(Page::from_rows(items, page, |w| {
+                        (key_of(page, w.time_accepted, w.description.as_deref().unwrap_or("")), w.id.clone())
+                    }))
+                }
+
+                async fn work_request_logs(&self, id: &str, page: &PageRequest) -> StoreResult<Page<WorkRequestLogEntry>> {
+                    let _t = timer("work_request_logs");
+                    let mut qb = QueryBuilder::<$db>::new("SELECT entry_id, message, time_created FROM work_request_logs WHERE work_request_id = ");
+                    qb.push_bind(id.to_string());
+                    push_page(&mut qb, page, "time_created", "message", "entry_id");
+                    let fetched = qb.build().fetch_all(self.read()).await?;
+                    let mut items = Vec::with_capacity(fetched.len());
+                    for r in &fetched {
+                        let entry: String = r.try_get("entry_id")?;
+                        items.push((entry, WorkRequestLogEntry { message: r.try_get("message")?, timestamp: ts(r.try_get("time_created")?) }));
+                    }
+                    Ok(Page::from_rows(items, page, |(e, l)| (key_of(page, l.timestamp, &l.message), e.clone())).map(|(_, l)| l))
+                }
+
+                async fn work_request_errors(&self, id: &str, page: &PageRequest) -> StoreResult<Page<WorkRequestError>> {
+                    let _t = timer("work_request_errors");
+                    let mut qb = QueryBuilder::<$db>::new("SELECT entry_id, code, message, time_created FROM work_request_errors WHERE work_request_id = ");
+                    qb.push_bind(id.to_string());
+                    push_page(&mut qb, page, "time_created", "code", "entry_id");
+                    let fetched = qb.build().fetch_all(self.read()).await?;
+                    let mut items = Vec::with_capacity(fetched.len());
+                    for r in &fetched {
+                        let entry: String = r.try_get("entry_id")?;
+                        items.push((
+                            entry,
+                            WorkRequestError { code: r.try_get("code")?, message: r.try_get("message")?, timestamp: ts(r.try_get("time_created")?) },
+                        ));
+                    }
+                    Ok(Page::from_rows(items, page, |(e, x)| (key_of(page, x.timestamp, &x.code), e.clone())).map(|(_, x)| x))
+                }
+
+                async fn retry_record_get(&self, principal_id: &str, token: &str) -> StoreResult<Option<RetryRecord>> {
+                    let _t = timer("retry_record_get");
+                    let row = sqlx::query("SELECT * FROM retry_records WHERE principal_id = $1 AND token = $2")
+                        .bind(principal_id)
+                        .bind(token)
+                        .fetch_optional(self.read())
+                        .await?;
+                    row.map(|r| -> StoreResult<RetryRecord> {
+                        Ok(RetryRecord {
+                            principal_id: r.try_get("principal_id")?,
+                            token: r.try_get("token")?,
+                            operation: r.try_get("operation")?,
+                            request_hash: r.try_get("request_hash")?,
+                            resource_id: r.try_get("resource_id")?,
+                            time_created: ts(r.try_get("time_created")?),
+                        })
+                    })
+                    .transpose()
+                }
+
+                async fn retry_record_put(&self, record: &RetryRecord) -> StoreResult<()> {
+                    let _t = timer("retry_record_put");
+                    let mut tx = self.write_tx().await?;
+                    put_retry(&mut tx, Some(record)).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn retry_record_purge(&self, older_than: Timestamp) -> StoreResult<u64> {
+                    let _t = timer("retry_record_purge");
+                    let mut tx = self.write_tx().await?;
+                    let done = sqlx::query("DELETE FROM retry_records WHERE time_created < $1")
+                        .bind(micros(older_than))
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(done.rows_affected())
+                }
+
+                async fn backup_to(&self, path: &std::path::Path) -> StoreResult<()> {
+                    let _t = timer("backup_to");
+                    self.backup_impl(path).await
+                }
+            }
+
+            impl $store {
+                async fn change_compartment(&self, table: &'static str, id: &str, compartment_id: &str, expected_version: Option<i64>, retry: Option<&RetryRecord>) -> StoreResult<()> {
+                    let mut tx = self.write_tx().await?;
+                    let version = Self::checked_version(&mut tx, table, id, expected_version).await?;
+                    match Self::compartment_in(&mut tx, compartment_id).await? {
+                        Some(c) if c.lifecycle_state == CompartmentState::Active => {}
+                        _ => return Err(StoreError::MissingReference(format!("compartment {compartment_id} does not exist or is not active"))),
+                    }
+                    let done = sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE {table} SET compartment_id = $1, version = version + 1 WHERE id = $2 AND version = $3")))
+                        .bind(compartment_id)
+                        .bind(id)
+                        .bind(version)
+                        .execute(&mut *tx)
+                        .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::VersionMismatch);
+                    }
+                    put_retry(&mut tx, retry).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+            }
+
+            fn map_insert_error(e: sqlx::Error) -> StoreError {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict("a resource with this id already exists".into())
+                } else if is_foreign_key_violation(&e) {
+                    StoreError::MissingReference("a referenced resource does not exist".into())
+                } else {
+                    e.into()
+                }
+            }
+
+            async fn insert_compartment(tx: &mut Tx, c: &Compartment) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO compartments (id, parent_id, name, description, lifecycle_state, time_created, freeform_tags, defined_tags, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&c.id)
+                .bind(&c.parent_id)
+                .bind(&c.name)
+                .bind(&c.description)
+                .bind(c.lifecycle_state.as_str())
+                .bind(micros(c.time_created))
+                .bind(to_json(&c.freeform_tags))
+                .bind(to_json(&c.defined_tags))
+                .bind(c.version)
+                .execute(&mut **tx)
+                .await
+                .map_err(map_insert_error)?;
+                Ok(())
+            }
+
+            async fn insert_user(tx: &mut Tx, u: &User) -> StoreResult<()> {
+                sqlx::query("INSERT INTO users (id, tenancy_id, name, description, time_created) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(&u.id)
+                    .bind(&u.tenancy_id)
+                    .bind(&u.name)
+                    .bind(&u.description)
+                    .bind(micros(u.time_created))
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_insert_error)?;
+                Ok(())
+            }
+
+            async fn insert_key(tx: &mut Tx, k: &ApiKey) -> StoreResult<()> {
+                sqlx::query("INSERT INTO api_keys (user_id, fingerprint, public_key_pem, time_created) VALUES ($1, $2, $3, $4)")
+                    .bind(&k.user_id)
+                    .bind(&k.fingerprint)
+                    .bind(&k.public_key_pem)
+                    .bind(micros(k.time_created))
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_insert_error)?;
+                Ok(())
+            }
+
+            async fn insert_group(tx: &mut Tx, g: &Group) -> StoreResult<()> {
+                sqlx::query("INSERT INTO user_groups (id, name, description, time_created) VALUES ($1, $2, $3, $4)")
+                    .bind(&g.id)
+                    .bind(&g.name)
+                    .bind(&g.description)
+                    .bind(micros(g.time_created))
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_insert_error)?;
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use impl_store;

@@ -1,0 +1,46 @@
+//! Conversions between rows and domain values shared by both backends.
+
+use jiff::Timestamp;
+use osm_core::time::{from_micros, to_micros};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::StoreError;
+
+pub fn micros(t: Timestamp) -> i64 {
+    to_micros(t)
+}
+
+pub fn opt_micros(t: Option<Timestamp>) -> Option<i64> {
+    t.map(to_micros)
+}
+
+pub fn ts(us: i64) -> Timestamp {
+    from_micros(us)
+}
+
+pub fn opt_ts(us: Option<i64>) -> Option<Timestamp> {
+    us.map(from_micros)
+}
+
+pub fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("serialisable")
+}
+
+pub fn from_json<T: DeserializeOwned>(column: &str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+pub fn parse_enum<T: std::str::FromStr>(column: &str, text: &str) -> Result<T, StoreError> {
+    text.parse()
+        .map_err(|_| StoreError::Corrupt(format!("{column}: unexpected value {text:?}")))
+}
+
+pub fn parse_opt_enum<T: std::str::FromStr>(column: &str, text: Option<String>) -> Result<Option<T>, StoreError> {
+    text.map(|t| parse_enum(column, &t)).transpose()
+}
+
+/// A time-ordered unique id for log and error entries (ties in time keep insertion order).
+pub fn entry_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
