@@ -65,10 +65,18 @@ pub struct ScheduledJob {
     pub description: Option<String>,
     #[schema(value_type = String, example = "RECURRING")]
     pub schedule_type: ScheduleType,
-    #[serde(with = "time::option", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        with = "time::option",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub time_next_execution: Option<Timestamp>,
-    #[serde(with = "time::option", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        with = "time::option",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub time_last_execution: Option<Timestamp>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -119,7 +127,9 @@ impl ScheduledJob {
             package_names: j
                 .package_names
                 .iter()
-                .map(|n| PackageName { name: Some(n.clone()) })
+                .map(|n| PackageName {
+                    name: Some(n.clone()),
+                })
                 .collect(),
             work_requests: ids(&work_requests),
             lifecycle_state: j.lifecycle_state,
@@ -141,10 +151,18 @@ pub struct ScheduledJobSummary {
     pub compartment_id: String,
     #[schema(value_type = String)]
     pub schedule_type: ScheduleType,
-    #[serde(with = "time::option", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        with = "time::option",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub time_next_execution: Option<Timestamp>,
-    #[serde(with = "time::option", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        with = "time::option",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub time_last_execution: Option<Timestamp>,
     pub managed_instances: Vec<Id>,
@@ -286,10 +304,18 @@ pub struct WorkRequest {
     #[serde(with = "time")]
     #[schema(value_type = String, format = DateTime)]
     pub time_accepted: Timestamp,
-    #[serde(with = "time::option", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        with = "time::option",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub time_started: Option<Timestamp>,
-    #[serde(with = "time::option", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        with = "time::option",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub time_finished: Option<Timestamp>,
     #[schema(value_type = String)]
@@ -678,7 +704,10 @@ impl Compartment {
     pub fn from_domain(c: &osm_core::Compartment, tenancy_id: &str) -> Self {
         Compartment {
             id: c.id.clone(),
-            compartment_id: c.parent_id.clone().unwrap_or_else(|| tenancy_id.to_string()),
+            compartment_id: c
+                .parent_id
+                .clone()
+                .unwrap_or_else(|| tenancy_id.to_string()),
             name: c.name.clone(),
             description: c.description.clone(),
             time_created: c.time_created,
@@ -740,18 +769,41 @@ pub struct UpdateCompartmentDetails {
 }
 
 /// Every schema above, for the OpenAPI document's components.
-pub fn schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)> {
+pub fn schemas() -> Vec<(
+    String,
+    utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+)> {
     let mut out = vec![];
     macro_rules! collect {
         ($($t:ty),*) => { $( <$t as utoipa::ToSchema>::schemas(&mut out); out.push((<$t as utoipa::ToSchema>::name().to_string(), <$t as utoipa::PartialSchema>::schema())); )* };
     }
     collect!(
-        Id, PackageName, ApiError, ScheduledJob, ScheduledJobSummary, CreateScheduledJobDetails,
-        UpdateScheduledJobDetails, ChangeScheduledJobCompartmentDetails, WorkRequestResource, WorkRequest,
-        WorkRequestSummary, WorkRequestLogEntry, WorkRequestError, SoftwareSourceId, AutonomousSettings,
-        ManagedInstance, ManagedInstanceSummary, UpdateManagedInstanceDetails, ManagedInstanceGroup,
-        ManagedInstanceGroupSummary, CreateManagedInstanceGroupDetails, UpdateManagedInstanceGroupDetails,
-        ChangeManagedInstanceGroupCompartmentDetails, Compartment, Tenancy, CreateCompartmentDetails,
+        Id,
+        PackageName,
+        ApiError,
+        ScheduledJob,
+        ScheduledJobSummary,
+        CreateScheduledJobDetails,
+        UpdateScheduledJobDetails,
+        ChangeScheduledJobCompartmentDetails,
+        WorkRequestResource,
+        WorkRequest,
+        WorkRequestSummary,
+        WorkRequestLogEntry,
+        WorkRequestError,
+        SoftwareSourceId,
+        AutonomousSettings,
+        ManagedInstance,
+        ManagedInstanceSummary,
+        UpdateManagedInstanceDetails,
+        ManagedInstanceGroup,
+        ManagedInstanceGroupSummary,
+        CreateManagedInstanceGroupDetails,
+        UpdateManagedInstanceGroupDetails,
+        ChangeManagedInstanceGroupCompartmentDetails,
+        Compartment,
+        Tenancy,
+        CreateCompartmentDetails,
         UpdateCompartmentDetails
     );
     out.sort_by(|a, b| a.0.cmp(&b.0));

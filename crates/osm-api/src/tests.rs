@@ -13,16 +13,26 @@ fn create_scheduled_job_from_the_sdk_body() {
     let body = r#"{"compartmentId": "ocid1.compartment.oc1..aaaa", "displayName": "job1", "scheduleType": "ONETIME", "timeNextExecution": "2030-01-02T03:04:05.123456Z", "managedInstances": [{"id": "ocid1.instance.oc1.iad.aaaa", "displayName": "mi1"}], "operationType": "INSTALL", "packageNames": [{"name": "bash"}]}"#;
     let d: CreateScheduledJobDetails = serde_json::from_str(body).unwrap();
     assert_eq!(d.schedule_type, Some(ScheduleType::Onetime));
-    assert_eq!(d.time_next_execution, Some(t("2030-01-02T03:04:05.123456Z")));
+    assert_eq!(
+        d.time_next_execution,
+        Some(t("2030-01-02T03:04:05.123456Z"))
+    );
     assert_eq!(d.package_names.unwrap()[0].name.as_deref(), Some("bash"));
-    assert_eq!(d.managed_instances.unwrap()[0].id.as_deref(), Some("ocid1.instance.oc1.iad.aaaa"));
+    assert_eq!(
+        d.managed_instances.unwrap()[0].id.as_deref(),
+        Some("ocid1.instance.oc1.iad.aaaa")
+    );
 }
 
 #[test]
 fn unknown_enum_value_is_a_readable_error() {
-    let err = serde_json::from_str::<CreateScheduledJobDetails>(r#"{"scheduleType": "SOMETIMES"}"#).unwrap_err();
+    let err = serde_json::from_str::<CreateScheduledJobDetails>(r#"{"scheduleType": "SOMETIMES"}"#)
+        .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("SOMETIMES") && msg.contains("ONETIME") && msg.contains("RECURRING"), "{msg}");
+    assert!(
+        msg.contains("SOMETIMES") && msg.contains("ONETIME") && msg.contains("RECURRING"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -34,7 +44,10 @@ fn work_request_shape() {
         status: WorkRequestStatus::InProgress,
         description: None,
         message: None,
-        managed_instance: Some(osm_core::IdName { id: "ocid1.instance.oc1..i".into(), display_name: "web".into() }),
+        managed_instance: Some(osm_core::IdName {
+            id: "ocid1.instance.oc1..i".into(),
+            display_name: "web".into(),
+        }),
         os_family: OsFamily::Linux,
         percent_complete: 50.0,
         time_accepted: t("2030-01-02T03:04:05.123456Z"),
@@ -46,11 +59,17 @@ fn work_request_shape() {
         children_ids: vec![],
     };
     let v = serde_json::to_value(WorkRequest::from(&wr)).unwrap();
-    assert_eq!(v["managedInstanceId"], json!({"id": "ocid1.instance.oc1..i", "displayName": "web"}));
+    assert_eq!(
+        v["managedInstanceId"],
+        json!({"id": "ocid1.instance.oc1..i", "displayName": "web"})
+    );
     assert_eq!(v["percentComplete"], json!(50.0));
     assert_eq!(v["status"], "IN_PROGRESS");
     assert_eq!(v["timeAccepted"], "2030-01-02T03:04:05.123Z");
-    assert!(v.get("timeStarted").is_none(), "absent fields are omitted, never null");
+    assert!(
+        v.get("timeStarted").is_none(),
+        "absent fields are omitted, never null"
+    );
     assert!(v.get("description").is_none());
 }
 
@@ -97,7 +116,10 @@ fn scheduled_job_carries_the_time_zone_extension() {
         interval_type: Some(IntervalType::Day),
         interval_value: Some(1),
         managed_instances: vec![],
-        managed_instance_groups: vec![osm_core::IdName { id: "g".into(), display_name: "web".into() }],
+        managed_instance_groups: vec![osm_core::IdName {
+            id: "g".into(),
+            display_name: "web".into(),
+        }],
         operation_type: OperationType::UpdateAll,
         update_type: Some(UpdateType::Security),
         package_names: vec![],
@@ -113,15 +135,28 @@ fn scheduled_job_carries_the_time_zone_extension() {
     };
     let v = serde_json::to_value(ScheduledJob::from_domain(&job, vec![])).unwrap();
     assert_eq!(v["timeZone"], "Europe/Paris");
-    assert_eq!(v["intervalValue"], "1", "intervalValue is a string on the wire");
-    assert_eq!(v["managedInstanceGroups"], json!([{"id": "g", "displayName": "web"}]));
+    assert_eq!(
+        v["intervalValue"], "1",
+        "intervalValue is a string on the wire"
+    );
+    assert_eq!(
+        v["managedInstanceGroups"],
+        json!([{"id": "g", "displayName": "web"}])
+    );
     assert_eq!(v["scheduleType"], "RECURRING");
 }
 
 #[test]
 fn schemas_cover_every_model() {
     let names: Vec<String> = schemas().into_iter().map(|(n, _)| n).collect();
-    for n in ["ScheduledJob", "WorkRequest", "ManagedInstance", "Compartment", "ApiError", "Id"] {
+    for n in [
+        "ScheduledJob",
+        "WorkRequest",
+        "ManagedInstance",
+        "Compartment",
+        "ApiError",
+        "Id",
+    ] {
         assert!(names.contains(&n.to_string()), "{n} missing from {names:?}");
     }
 }

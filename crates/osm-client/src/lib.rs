@@ -115,8 +115,12 @@ impl ApiResponse {
     /// The body as JSON. Panics with the body text when it is not `T` (for tests and tools
     /// that checked the status first; use `serde_json::from_slice` to handle errors).
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> T {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("response body is not the expected JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "response body is not the expected JSON ({e}): {}",
+                self.text()
+            )
+        })
     }
 
     pub fn text(&self) -> String {
@@ -149,16 +153,27 @@ pub struct Client {
 impl Client {
     /// `endpoint` like `https://127.0.0.1:9443`; `ca_pem` the only CA trusted (system roots
     /// are used when `None`).
-    pub fn new(endpoint: &str, ca_pem: Option<&[u8]>, key_id: String, private_key_pem: &str) -> Result<Client, ClientError> {
-        let url = reqwest::Url::parse(endpoint).map_err(|e| ClientError::Invalid(format!("endpoint {endpoint:?}: {e}")))?;
+    pub fn new(
+        endpoint: &str,
+        ca_pem: Option<&[u8]>,
+        key_id: String,
+        private_key_pem: &str,
+    ) -> Result<Client, ClientError> {
+        let url = reqwest::Url::parse(endpoint)
+            .map_err(|e| ClientError::Invalid(format!("endpoint {endpoint:?}: {e}")))?;
         let host = match (url.host_str(), url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_string(),
-            _ => return Err(ClientError::Invalid(format!("endpoint {endpoint:?} has no host"))),
+            _ => {
+                return Err(ClientError::Invalid(format!(
+                    "endpoint {endpoint:?} has no host"
+                )));
+            }
         };
         let mut builder = reqwest::Client::builder().pool_max_idle_per_host(32);
         if let Some(ca) = ca_pem {
-            let cert = reqwest::Certificate::from_pem(ca).map_err(|e| ClientError::Invalid(format!("CA bundle: {e}")))?;
+            let cert = reqwest::Certificate::from_pem(ca)
+                .map_err(|e| ClientError::Invalid(format!("CA bundle: {e}")))?;
             builder = builder.tls_certs_only([cert]);
         }
         Ok(Client {
@@ -166,23 +181,37 @@ impl Client {
             base: endpoint.trim_end_matches('/').to_string(),
             host,
             key_id,
-            key: Arc::new(SigningKey::from_pem(private_key_pem).map_err(|e| ClientError::Key(e.to_string()))?),
+            key: Arc::new(
+                SigningKey::from_pem(private_key_pem)
+                    .map_err(|e| ClientError::Key(e.to_string()))?,
+            ),
         })
     }
 
     /// From a config profile; the endpoint defaults to the one `region=@host:port` names.
-    pub fn from_config(config: &OciConfig, ca_file: Option<&Path>, endpoint: Option<&str>) -> Result<Client, ClientError> {
+    pub fn from_config(
+        config: &OciConfig,
+        ca_file: Option<&Path>,
+        endpoint: Option<&str>,
+    ) -> Result<Client, ClientError> {
         let endpoint = match endpoint {
             Some(e) => e.to_string(),
             None => config.endpoint_from_region().ok_or_else(|| {
-                ClientError::Invalid("no endpoint given and the profile's region is not of the form @host:port".into())
+                ClientError::Invalid(
+                    "no endpoint given and the profile's region is not of the form @host:port"
+                        .into(),
+                )
             })?,
         };
         let ca = ca_file
-            .map(|p| std::fs::read(p).map_err(|e| ClientError::Invalid(format!("CA file {}: {e}", p.display()))))
+            .map(|p| {
+                std::fs::read(p)
+                    .map_err(|e| ClientError::Invalid(format!("CA file {}: {e}", p.display())))
+            })
             .transpose()?;
-        let key_pem = std::fs::read_to_string(&config.key_file)
-            .map_err(|e| ClientError::Key(format!("key file {}: {e}", config.key_file.display())))?;
+        let key_pem = std::fs::read_to_string(&config.key_file).map_err(|e| {
+            ClientError::Key(format!("key file {}: {e}", config.key_file.display()))
+        })?;
         let key_id = format!("{}/{}/{}", config.tenancy, config.user, config.fingerprint);
         Client::new(&endpoint, ca.as_deref(), key_id, &key_pem)
     }
@@ -195,8 +224,13 @@ impl Client {
         self.send("GET", path, None, &[]).await
     }
 
-    pub async fn delete(&self, path: &str, if_match: Option<&str>) -> Result<ApiResponse, ClientError> {
-        let headers: Vec<(&str, &str)> = if_match.map(|t| vec![("if-match", t)]).unwrap_or_default();
+    pub async fn delete(
+        &self,
+        path: &str,
+        if_match: Option<&str>,
+    ) -> Result<ApiResponse, ClientError> {
+        let headers: Vec<(&str, &str)> =
+            if_match.map(|t| vec![("if-match", t)]).unwrap_or_default();
         self.send("DELETE", path, None, &headers).await
     }
 
@@ -211,7 +245,12 @@ impl Client {
     }
 
     /// POST with a body sent byte for byte (tests of malformed input).
-    pub async fn post_raw(&self, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Result<ApiResponse, ClientError> {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Result<ApiResponse, ClientError> {
         self.send("POST", path, Some(body), headers).await
     }
 
@@ -243,7 +282,8 @@ impl Client {
         }
         let pairs: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let authorization = self.key.sign(method, path, &pairs, &self.key_id);
-        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
         let mut req = self
             .http
             .request(method, format!("{}{}", self.base, path))
@@ -252,7 +292,8 @@ impl Client {
             .header("content-type", "application/json")
             .header("opc-request-id", request_id());
         for (k, v) in &signed {
-            if *k != "host" && *k != "content-length" {
+            // reqwest leaves out `content-length: 0` on empty bodies, but it is signed.
+            if *k != "host" {
                 req = req.header(*k, v);
             }
         }
@@ -297,7 +338,10 @@ mod tests {
         )
         .unwrap();
         let d = OciConfig::load(&path, "DEFAULT").unwrap();
-        assert_eq!(d.endpoint_from_region().as_deref(), Some("https://127.0.0.1:9443"));
+        assert_eq!(
+            d.endpoint_from_region().as_deref(),
+            Some("https://127.0.0.1:9443")
+        );
         assert!(d.key_file.ends_with("k.pem") && !d.key_file.starts_with("~"));
         let o = OciConfig::load(&path, "OTHER").unwrap();
         assert_eq!(o.user, "ocid1.user.oc1..other");
@@ -315,6 +359,9 @@ mod tests {
     fn request_ids_look_like_the_sdk_ones() {
         let id = request_id();
         assert_eq!(id.len(), 32);
-        assert!(id.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()));
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+        );
     }
 }

@@ -147,7 +147,10 @@ mod tests {
 
     #[test]
     fn parses_exact_spelling_only() {
-        assert_eq!("CANCELED".parse::<WorkRequestStatus>(), Ok(WorkRequestStatus::Canceled));
+        assert_eq!(
+            "CANCELED".parse::<WorkRequestStatus>(),
+            Ok(WorkRequestStatus::Canceled)
+        );
         let err = "canceled".parse::<WorkRequestStatus>().unwrap_err();
         assert!(err.to_string().contains("CANCELLING"), "{err}");
         assert_eq!(

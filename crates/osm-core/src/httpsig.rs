@@ -30,7 +30,9 @@ pub enum SigError {
     MissingHeader(String),
     #[error("the {0} header is not a valid date such as 'Tue, 24 Nov 2026 18:21:31 GMT'")]
     BadDate(&'static str),
-    #[error("the date header is {0} minutes away from the server's clock (at most 5 are allowed); check the client's clock")]
+    #[error(
+        "the date header is {0} minutes away from the server's clock (at most 5 are allowed); check the client's clock"
+    )]
     Skew(i64),
     #[error("the signature does not match the request")]
     BadSignature,
@@ -82,9 +84,11 @@ impl HeaderSource for Vec<(String, String)> {
 fn is_fingerprint(s: &str) -> bool {
     let parts: Vec<&str> = s.split(':').collect();
     parts.len() == 16
-        && parts
-            .iter()
-            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        && parts.iter().all(|p| {
+            p.len() == 2
+                && p.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
 }
 
 pub fn parse_key_id(value: &str) -> Result<KeyId, SigError> {
@@ -136,7 +140,9 @@ pub fn parse_authorization(value: &str) -> Result<Authorization, SigError> {
         if let Some(r) = rest.strip_prefix(',') {
             rest = r.trim_start();
         } else if !rest.is_empty() {
-            return Err(SigError::Malformed("parameters must be separated by commas".into()));
+            return Err(SigError::Malformed(
+                "parameters must be separated by commas".into(),
+            ));
         }
     }
     let key_id = parse_key_id(key_id.ok_or(SigError::MissingParam("keyId"))?)?;
@@ -170,7 +176,11 @@ pub fn signing_string(
     let mut lines = Vec::with_capacity(signed.len());
     for name in signed {
         if name == "(request-target)" {
-            lines.push(format!("(request-target): {} {}", method.to_ascii_lowercase(), request_target));
+            lines.push(format!(
+                "(request-target): {} {}",
+                method.to_ascii_lowercase(),
+                request_target
+            ));
         } else {
             let v = headers
                 .header(name)
@@ -196,7 +206,10 @@ impl VerifyingKey {
         let pkcs1 = spki_to_pkcs1(&spki)?;
         Ok(VerifyingKey {
             spki_der: spki,
-            key: aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256, pkcs1),
+            key: aws_lc_rs::signature::UnparsedPublicKey::new(
+                &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+                pkcs1,
+            ),
         })
     }
 
@@ -205,7 +218,9 @@ impl VerifyingKey {
     }
 
     fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), SigError> {
-        self.key.verify(message, signature).map_err(|_| SigError::BadSignature)
+        self.key
+            .verify(message, signature)
+            .map_err(|_| SigError::BadSignature)
     }
 }
 
@@ -231,7 +246,10 @@ pub fn verify_with(
             return Err(SigError::HeaderNotSigned(required));
         }
     }
-    if matches!(method.to_ascii_uppercase().as_str(), "POST" | "PUT" | "PATCH") {
+    if matches!(
+        method.to_ascii_uppercase().as_str(),
+        "POST" | "PUT" | "PATCH"
+    ) {
         for required in ["content-length", "content-type", "x-content-sha256"] {
             if !has(required) {
                 return Err(SigError::HeaderNotSigned(required));
@@ -260,7 +278,14 @@ pub fn verify(
     public_key_pem: &str,
     now: Timestamp,
 ) -> Result<(), SigError> {
-    verify_with(auth, method, request_target, headers, &VerifyingKey::from_pem(public_key_pem)?, now)
+    verify_with(
+        auth,
+        method,
+        request_target,
+        headers,
+        &VerifyingKey::from_pem(public_key_pem)?,
+        now,
+    )
 }
 
 /// Checks `x-content-sha256` and `content-length` against the body received.
@@ -315,7 +340,13 @@ impl SigningKey {
         Ok(SigningKey(pair))
     }
 
-    pub fn sign(&self, method: &str, request_target: &str, signed: &[(&str, &str)], key_id: &str) -> String {
+    pub fn sign(
+        &self,
+        method: &str,
+        request_target: &str,
+        signed: &[(&str, &str)],
+        key_id: &str,
+    ) -> String {
         let mut names: Vec<String> = vec![];
         let mut lines: Vec<String> = vec![];
         for (i, (name, value)) in signed.iter().enumerate() {
@@ -324,18 +355,31 @@ impl SigningKey {
             names.push(name);
             if i == 0 {
                 names.push("(request-target)".into());
-                lines.push(format!("(request-target): {} {}", method.to_ascii_lowercase(), request_target));
+                lines.push(format!(
+                    "(request-target): {} {}",
+                    method.to_ascii_lowercase(),
+                    request_target
+                ));
             }
         }
         if signed.is_empty() {
             names.push("(request-target)".into());
-            lines.push(format!("(request-target): {} {}", method.to_ascii_lowercase(), request_target));
+            lines.push(format!(
+                "(request-target): {} {}",
+                method.to_ascii_lowercase(),
+                request_target
+            ));
         }
         let message = lines.join("\n");
         let rng = aws_lc_rs::rand::SystemRandom::new();
         let mut sig = vec![0u8; self.0.public_modulus_len()];
         self.0
-            .sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &rng, message.as_bytes(), &mut sig)
+            .sign(
+                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                &rng,
+                message.as_bytes(),
+                &mut sig,
+            )
             .expect("RSA signing does not fail with a valid key");
         format!(
             "Signature algorithm=\"rsa-sha256\",headers=\"{}\",keyId=\"{}\",signature=\"{}\",version=\"1\"",
@@ -350,16 +394,23 @@ impl SigningKey {
 pub fn generate_rsa_key() -> Result<(String, String), SigError> {
     use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
     use aws_lc_rs::signature::KeyPair as _;
-    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(|e| SigError::Key(e.to_string()))?;
+    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+        .map_err(|e| SigError::Key(e.to_string()))?;
     let private: Pkcs8V1Der = pair.as_der().map_err(|e| SigError::Key(e.to_string()))?;
-    let public: PublicKeyX509Der = pair.public_key().as_der().map_err(|e| SigError::Key(e.to_string()))?;
+    let public: PublicKeyX509Der = pair
+        .public_key()
+        .as_der()
+        .map_err(|e| SigError::Key(e.to_string()))?;
     let encode = |tag: &str, der: &[u8]| {
         pem::encode_config(
             &pem::Pem::new(tag, der.to_vec()),
             pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
         )
     };
-    Ok((encode("PRIVATE KEY", private.as_ref()), encode("PUBLIC KEY", public.as_ref())))
+    Ok((
+        encode("PRIVATE KEY", private.as_ref()),
+        encode("PUBLIC KEY", public.as_ref()),
+    ))
 }
 
 /// The OCI key fingerprint: MD5 of the DER SubjectPublicKeyInfo as 16 lower-case hex pairs.
@@ -370,13 +421,20 @@ pub fn fingerprint(public_key_pem: &str) -> Result<String, SigError> {
 fn fingerprint_der(spki: &[u8]) -> String {
     use md5::Digest;
     let digest = md5::Md5::digest(spki);
-    digest.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    digest
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 fn pem_der(pem_text: &str, tag: &str) -> Result<Vec<u8>, SigError> {
     let parsed = pem::parse(pem_text.trim()).map_err(|e| SigError::Key(e.to_string()))?;
     if parsed.tag() != tag {
-        return Err(SigError::Key(format!("expected a {tag} PEM block, found {:?}", parsed.tag())));
+        return Err(SigError::Key(format!(
+            "expected a {tag} PEM block, found {:?}",
+            parsed.tag()
+        )));
     }
     Ok(parsed.into_contents())
 }

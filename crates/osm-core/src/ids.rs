@@ -94,7 +94,11 @@ pub fn check_ocid(field: &'static str, value: &str) -> Result<(), OcidError> {
 }
 
 /// Like [`check_ocid`], and the type segment must be `kind`'s.
-pub fn check_ocid_of(field: &'static str, value: &str, kind: ResourceKind) -> Result<(), OcidError> {
+pub fn check_ocid_of(
+    field: &'static str,
+    value: &str,
+    kind: ResourceKind,
+) -> Result<(), OcidError> {
     check_ocid(field, value)?;
     if value.split('.').nth(1) != Some(kind.type_segment()) {
         return Err(OcidError::WrongKind {
@@ -132,7 +136,17 @@ mod tests {
     #[test]
     fn accepts_regional_and_rejects_garbage() {
         check_ocid("id", "ocid1.instance.oc1.iad.aaaa").unwrap();
-        for bad in ["", " ", "foo", "ocid1.instance", "ocid2.a.b..c", "ocid1.A.oc1..x", "ocid1.x.oc1..", "ocid1..oc1..x", "ocid1.x.oc1..a b"] {
+        for bad in [
+            "",
+            " ",
+            "foo",
+            "ocid1.instance",
+            "ocid2.a.b..c",
+            "ocid1.A.oc1..x",
+            "ocid1.x.oc1..",
+            "ocid1..oc1..x",
+            "ocid1.x.oc1..a b",
+        ] {
             assert!(check_ocid("id", bad).is_err(), "{bad:?} accepted");
         }
         assert!(matches!(

@@ -203,7 +203,15 @@ impl ScheduledJob {
         macro_rules! take {
             ($($field:ident),*) => { $( if let Some(v) = &patch.$field { job.$field = v.clone(); } )* };
         }
-        take!(display_name, schedule_type, operation_type, package_names, update_names, freeform_tags, defined_tags);
+        take!(
+            display_name,
+            schedule_type,
+            operation_type,
+            package_names,
+            update_names,
+            freeform_tags,
+            defined_tags
+        );
         if let Some(v) = &patch.description {
             job.description = Some(v.clone());
         }

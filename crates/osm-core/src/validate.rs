@@ -31,7 +31,9 @@ pub fn check_name(field: &str, value: &str) -> Result<(), String> {
 
 pub fn check_description(field: &str, value: &str) -> Result<(), String> {
     if value.chars().count() > MAX_DESCRIPTION_LEN {
-        return Err(format!("{field} must be at most {MAX_DESCRIPTION_LEN} characters"));
+        return Err(format!(
+            "{field} must be at most {MAX_DESCRIPTION_LEN} characters"
+        ));
     }
     Ok(())
 }
@@ -43,7 +45,9 @@ pub fn check_package_name(field: &str, value: &str) -> Result<(), String> {
         return Err(format!("{field} must not contain empty names"));
     }
     if value.len() > MAX_NAME_LEN {
-        return Err(format!("{field}: {value:?} is longer than {MAX_NAME_LEN} characters"));
+        return Err(format!(
+            "{field}: {value:?} is longer than {MAX_NAME_LEN} characters"
+        ));
     }
     if value.chars().any(|c| c.is_whitespace() || c.is_control()) || value.starts_with('-') {
         return Err(format!(
@@ -65,16 +69,19 @@ pub fn parse_interval_value(value: &str) -> Result<u32, String> {
 
 /// Checks an IANA time zone name against the time zone database.
 pub fn check_time_zone(value: &str) -> Result<(), String> {
-    jiff::tz::db()
-        .get(value)
-        .map(|_| ())
-        .map_err(|_| format!("timeZone {value:?} is not an IANA time zone name such as Europe/Paris"))
+    jiff::tz::db().get(value).map(|_| ()).map_err(|_| {
+        format!("timeZone {value:?} is not an IANA time zone name such as Europe/Paris")
+    })
 }
 
 /// Everything about a scheduled job that can be checked without the store. `is_new` also
 /// requires `timeNextExecution` not to lie in the past (updates check it only when it changes,
 /// which the caller expresses by passing `check_time`).
-pub fn check_scheduled_job(job: &ScheduledJob, check_time: bool, now: Timestamp) -> Result<(), String> {
+pub fn check_scheduled_job(
+    job: &ScheduledJob,
+    check_time: bool,
+    now: Timestamp,
+) -> Result<(), String> {
     check_name("displayName", &job.display_name)?;
     if let Some(d) = &job.description {
         check_description("description", d)?;
@@ -102,23 +109,39 @@ pub fn check_scheduled_job(job: &ScheduledJob, check_time: bool, now: Timestamp)
     if let Some(tz) = &job.time_zone {
         check_time_zone(tz)?;
     }
-    match (job.managed_instances.is_empty(), job.managed_instance_groups.is_empty()) {
+    match (
+        job.managed_instances.is_empty(),
+        job.managed_instance_groups.is_empty(),
+    ) {
         (true, true) => {
-            return Err("a scheduled job needs targets: managedInstances or managedInstanceGroups".into());
+            return Err(
+                "a scheduled job needs targets: managedInstances or managedInstanceGroups".into(),
+            );
         }
         (false, false) => {
-            return Err("managedInstances and managedInstanceGroups are mutually exclusive; give one".into());
+            return Err(
+                "managedInstances and managedInstanceGroups are mutually exclusive; give one"
+                    .into(),
+            );
         }
         _ => {}
     }
     if job.managed_instances.len() + job.managed_instance_groups.len() > MAX_TARGETS {
-        return Err(format!("a scheduled job may target at most {MAX_TARGETS} instances or groups"));
+        return Err(format!(
+            "a scheduled job may target at most {MAX_TARGETS} instances or groups"
+        ));
     }
-    for id in job.managed_instances.iter().chain(&job.managed_instance_groups) {
+    for id in job
+        .managed_instances
+        .iter()
+        .chain(&job.managed_instance_groups)
+    {
         crate::ids::check_ocid("target id", &id.id).map_err(|e| e.to_string())?;
     }
     if job.package_names.len() > MAX_PACKAGES || job.update_names.len() > MAX_PACKAGES {
-        return Err(format!("at most {MAX_PACKAGES} package or update names per job"));
+        return Err(format!(
+            "at most {MAX_PACKAGES} package or update names per job"
+        ));
     }
     for name in &job.package_names {
         check_package_name("packageNames", name)?;
@@ -134,7 +157,11 @@ pub fn check_scheduled_job(job: &ScheduledJob, check_time: bool, now: Timestamp)
                 return Err(format!(
                     "operationType {} needs packageNames{}",
                     job.operation_type,
-                    if job.operation_type == OperationType::Install { " (or updateNames for Windows)" } else { "" }
+                    if job.operation_type == OperationType::Install {
+                        " (or updateNames for Windows)"
+                    } else {
+                        ""
+                    }
                 ));
             }
             if !job.update_names.is_empty() && job.operation_type != OperationType::Install {
@@ -143,7 +170,10 @@ pub fn check_scheduled_job(job: &ScheduledJob, check_time: bool, now: Timestamp)
         }
         OperationType::UpdateAll => {
             if !job.package_names.is_empty() || !job.update_names.is_empty() {
-                return Err("operationType UPDATEALL takes updateType, not packageNames or updateNames".into());
+                return Err(
+                    "operationType UPDATEALL takes updateType, not packageNames or updateNames"
+                        .into(),
+                );
             }
         }
         other => {
@@ -174,7 +204,10 @@ mod tests {
             time_last_execution: None,
             interval_type: None,
             interval_value: None,
-            managed_instances: vec![IdName { id: "ocid1.instance.oc1..a".into(), display_name: "a".into() }],
+            managed_instances: vec![IdName {
+                id: "ocid1.instance.oc1..a".into(),
+                display_name: "a".into(),
+            }],
             managed_instance_groups: vec![],
             operation_type: OperationType::Install,
             update_type: None,
@@ -195,25 +228,58 @@ mod tests {
     fn accepts_a_good_job_and_names_each_fault() {
         let now = Timestamp::from_second(1_900_000_000).unwrap();
         check_scheduled_job(&job(now), true, now).unwrap();
-        let cases: Vec<(Box<dyn Fn(&mut ScheduledJob)>, &str)> = vec![
-            (Box::new(|j| j.schedule_type = ScheduleType::Recurring), "intervalType"),
-            (Box::new(|j| { j.schedule_type = ScheduleType::Recurring; j.interval_type = Some(IntervalType::Day) }), "intervalValue"),
-            (Box::new(move |j| j.time_next_execution = Some(now - SignedDuration::from_hours(1))), "in the past"),
+        type Mutation = Box<dyn Fn(&mut ScheduledJob)>;
+        let cases: Vec<(Mutation, &str)> = vec![
+            (
+                Box::new(|j| j.schedule_type = ScheduleType::Recurring),
+                "intervalType",
+            ),
+            (
+                Box::new(|j| {
+                    j.schedule_type = ScheduleType::Recurring;
+                    j.interval_type = Some(IntervalType::Day)
+                }),
+                "intervalValue",
+            ),
+            (
+                Box::new(move |j| {
+                    j.time_next_execution = Some(now - SignedDuration::from_hours(1))
+                }),
+                "in the past",
+            ),
             (Box::new(|j| j.time_next_execution = None), "required"),
             (Box::new(|j| j.package_names.clear()), "needs packageNames"),
             (Box::new(|j| j.managed_instances.clear()), "needs targets"),
-            (Box::new(|j| j.managed_instance_groups = j.managed_instances.clone()), "mutually exclusive"),
-            (Box::new(|j| j.operation_type = OperationType::Compound), "not supported"),
-            (Box::new(|j| j.package_names = vec!["-rf".into()]), "not a package name"),
-            (Box::new(|j| j.time_zone = Some("Mars/Olympus".into())), "IANA"),
+            (
+                Box::new(|j| j.managed_instance_groups = j.managed_instances.clone()),
+                "mutually exclusive",
+            ),
+            (
+                Box::new(|j| j.operation_type = OperationType::Compound),
+                "not supported",
+            ),
+            (
+                Box::new(|j| j.package_names = vec!["-rf".into()]),
+                "not a package name",
+            ),
+            (
+                Box::new(|j| j.time_zone = Some("Mars/Olympus".into())),
+                "IANA",
+            ),
             (Box::new(|j| j.display_name = " ".into()), "displayName"),
-            (Box::new(|j| j.update_type = Some(UpdateType::Security)), "only used with operationType UPDATEALL"),
+            (
+                Box::new(|j| j.update_type = Some(UpdateType::Security)),
+                "only used with operationType UPDATEALL",
+            ),
         ];
         for (mutate, expected) in cases {
             let mut j = job(now);
             mutate(&mut j);
             let err = check_scheduled_job(&j, true, now).unwrap_err();
-            assert!(err.contains(expected), "{err:?} should mention {expected:?}");
+            assert!(
+                err.contains(expected),
+                "{err:?} should mention {expected:?}"
+            );
         }
     }
 

@@ -29,11 +29,13 @@ impl Drop for QueryTimer {
 
 /// Whether a database error is a unique-key violation.
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error().is_some_and(|d| d.is_unique_violation())
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
 }
 
 pub fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error().is_some_and(|d| d.is_foreign_key_violation())
+    e.as_database_error()
+        .is_some_and(|d| d.is_foreign_key_violation())
 }
 
 macro_rules! impl_store {

@@ -148,7 +148,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Fails with `MissingReference` when the parent does not exist, `Conflict` when an
     /// active sibling has the same name.
-    async fn compartment_create(&self, c: &Compartment, retry: Option<&RetryRecord>) -> StoreResult<()>;
+    async fn compartment_create(
+        &self,
+        c: &Compartment,
+        retry: Option<&RetryRecord>,
+    ) -> StoreResult<()>;
     async fn compartment_get(&self, id: &str) -> StoreResult<Option<Compartment>>;
     async fn compartment_list(
         &self,
@@ -193,10 +197,21 @@ pub trait Store: Send + Sync + 'static {
 
     // --- managed instance groups ------------------------------------------------------
 
-    async fn managed_instance_group_create(&self, g: &ManagedInstanceGroup, retry: Option<&RetryRecord>) -> StoreResult<()>;
+    async fn managed_instance_group_create(
+        &self,
+        g: &ManagedInstanceGroup,
+        retry: Option<&RetryRecord>,
+    ) -> StoreResult<()>;
     /// `DELETED` groups are returned too (their state says so).
-    async fn managed_instance_group_get(&self, id: &str) -> StoreResult<Option<ManagedInstanceGroup>>;
-    async fn managed_instance_group_list(&self, filter: &GroupFilter, page: &PageRequest) -> StoreResult<Page<ManagedInstanceGroup>>;
+    async fn managed_instance_group_get(
+        &self,
+        id: &str,
+    ) -> StoreResult<Option<ManagedInstanceGroup>>;
+    async fn managed_instance_group_list(
+        &self,
+        filter: &GroupFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<ManagedInstanceGroup>>;
     async fn managed_instance_group_update(
         &self,
         id: &str,
@@ -205,7 +220,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<ManagedInstanceGroup>;
     /// Marks the group `DELETED` and drops its memberships. `Conflict` when an active
     /// scheduled job still targets it.
-    async fn managed_instance_group_delete(&self, id: &str, expected_version: Option<i64>) -> StoreResult<()>;
+    async fn managed_instance_group_delete(
+        &self,
+        id: &str,
+        expected_version: Option<i64>,
+    ) -> StoreResult<()>;
     async fn managed_instance_group_change_compartment(
         &self,
         id: &str,
@@ -215,15 +234,29 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// `Conflict` when the instance is already a member or its OS family differs from the
     /// group's; `MissingReference` when the instance does not exist.
-    async fn managed_instance_group_attach(&self, group_id: &str, instance_id: &str, retry: Option<&RetryRecord>) -> StoreResult<()>;
+    async fn managed_instance_group_attach(
+        &self,
+        group_id: &str,
+        instance_id: &str,
+        retry: Option<&RetryRecord>,
+    ) -> StoreResult<()>;
     /// `Conflict` when the instance is not a member.
-    async fn managed_instance_group_detach(&self, group_id: &str, instance_id: &str, retry: Option<&RetryRecord>) -> StoreResult<()>;
+    async fn managed_instance_group_detach(
+        &self,
+        group_id: &str,
+        instance_id: &str,
+        retry: Option<&RetryRecord>,
+    ) -> StoreResult<()>;
     /// Members as `(id, displayName)`, ordered by display name.
     async fn managed_instance_group_members(&self, group_id: &str) -> StoreResult<Vec<IdName>>;
 
     // --- scheduled jobs ---------------------------------------------------------------
 
-    async fn scheduled_job_create(&self, job: &ScheduledJob, retry: Option<&RetryRecord>) -> StoreResult<()>;
+    async fn scheduled_job_create(
+        &self,
+        job: &ScheduledJob,
+        retry: Option<&RetryRecord>,
+    ) -> StoreResult<()>;
     async fn scheduled_job_get(&self, id: &str) -> StoreResult<Option<ScheduledJob>>;
     async fn scheduled_job_list(
         &self,
@@ -231,9 +264,17 @@ pub trait Store: Send + Sync + 'static {
         page: &PageRequest,
     ) -> StoreResult<Page<ScheduledJob>>;
     /// Replaces the mutable fields with those of `job` (already validated), bumping the version.
-    async fn scheduled_job_replace(&self, job: &ScheduledJob, expected_version: Option<i64>) -> StoreResult<ScheduledJob>;
+    async fn scheduled_job_replace(
+        &self,
+        job: &ScheduledJob,
+        expected_version: Option<i64>,
+    ) -> StoreResult<ScheduledJob>;
     /// Marks the job `DELETED`; its history (work requests) stays.
-    async fn scheduled_job_delete(&self, id: &str, expected_version: Option<i64>) -> StoreResult<()>;
+    async fn scheduled_job_delete(
+        &self,
+        id: &str,
+        expected_version: Option<i64>,
+    ) -> StoreResult<()>;
     async fn scheduled_job_change_compartment(
         &self,
         id: &str,
@@ -260,12 +301,24 @@ pub trait Store: Send + Sync + 'static {
         page: &PageRequest,
     ) -> StoreResult<Page<WorkRequest>>;
     /// Log entries in time order (sorting by TIMECREATED; DISPLAYNAME sorts by message).
-    async fn work_request_logs(&self, id: &str, page: &PageRequest) -> StoreResult<Page<WorkRequestLogEntry>>;
-    async fn work_request_errors(&self, id: &str, page: &PageRequest) -> StoreResult<Page<WorkRequestError>>;
+    async fn work_request_logs(
+        &self,
+        id: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<WorkRequestLogEntry>>;
+    async fn work_request_errors(
+        &self,
+        id: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<WorkRequestError>>;
 
     // --- retry tokens -----------------------------------------------------------------
 
-    async fn retry_record_get(&self, principal_id: &str, token: &str) -> StoreResult<Option<RetryRecord>>;
+    async fn retry_record_get(
+        &self,
+        principal_id: &str,
+        token: &str,
+    ) -> StoreResult<Option<RetryRecord>>;
     /// Records a token for an operation that has no store method of its own taking one.
     async fn retry_record_put(&self, record: &RetryRecord) -> StoreResult<()>;
     /// Forgets tokens older than `older_than` (they are valid for 24 hours).

@@ -36,7 +36,10 @@ pub fn parse_enum<T: std::str::FromStr>(column: &str, text: &str) -> Result<T, S
         .map_err(|_| StoreError::Corrupt(format!("{column}: unexpected value {text:?}")))
 }
 
-pub fn parse_opt_enum<T: std::str::FromStr>(column: &str, text: Option<String>) -> Result<Option<T>, StoreError> {
+pub fn parse_opt_enum<T: std::str::FromStr>(
+    column: &str,
+    text: Option<String>,
+) -> Result<Option<T>, StoreError> {
     text.map(|t| parse_enum(column, &t)).transpose()
 }
 

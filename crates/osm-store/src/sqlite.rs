@@ -5,7 +5,9 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use crate::{Backend, StoreError, StoreResult};
 
@@ -41,7 +43,11 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&write).await?;
-        let readers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8) as u32 * 2;
+        let readers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(2, 8) as u32
+            * 2;
         let read = SqlitePoolOptions::new()
             .max_connections(readers)
             .acquire_timeout(Duration::from_secs(30))
@@ -54,19 +60,27 @@ impl SqliteStore {
         &self.read
     }
 
-    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+    pub(crate) async fn write_tx(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
         self.write.begin_with("BEGIN IMMEDIATE").await
     }
 
     /// `VACUUM INTO` writes a consistent snapshot while other connections keep working.
     pub(crate) async fn backup_impl(&self, path: &std::path::Path) -> StoreResult<()> {
         if path.exists() {
-            return Err(StoreError::Conflict(format!("{} already exists", path.display())));
+            return Err(StoreError::Conflict(format!(
+                "{} already exists",
+                path.display()
+            )));
         }
         let target = path
             .to_str()
             .ok_or_else(|| StoreError::Conflict("the backup path is not valid UTF-8".into()))?;
-        sqlx::query("VACUUM INTO $1").bind(target).execute(&self.read).await?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(target)
+            .execute(&self.read)
+            .await?;
         Ok(())
     }
 }

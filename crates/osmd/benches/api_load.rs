@@ -29,12 +29,28 @@ struct Signed {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let want = |b: &str| args.is_empty() || args.iter().any(|a| a == b);
-    let secs: u64 = std::env::var("OSM_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    println!("osm API load benchmark: {WORK_REQUESTS} work requests, {INSTANCES} instances, {CONNECTIONS} keep-alive connections, {secs} s per scenario");
-    println!("machine: {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    let secs: u64 = std::env::var("OSM_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "osm API load benchmark: {WORK_REQUESTS} work requests, {INSTANCES} instances, {CONNECTIONS} keep-alive connections, {secs} s per scenario"
+    );
+    println!(
+        "machine: {} cores",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
     if want("sqlite") {
         rt.block_on(run("sqlite", secs));
     }
@@ -48,11 +64,19 @@ async fn run(backend: &str, secs: u64) {
     let db = match backend {
         "sqlite" => format!("sqlite://{}", dir.path().join("osm.db").display()),
         _ => {
-            let admin = std::env::var("OSM_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+            let admin = std::env::var("OSM_TEST_PG_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
             use sqlx::Connection;
-            let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL reachable (set OSM_TEST_PG_URL)");
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .expect("PostgreSQL reachable (set OSM_TEST_PG_URL)");
             let name = format!("osm_bench_{}", uuid::Uuid::new_v4().simple());
-            sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+            sqlx::Executor::execute(
+                &mut conn,
+                sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
+            )
+            .await
+            .unwrap();
             format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
         }
     };
@@ -83,13 +107,22 @@ async fn run(backend: &str, secs: u64) {
             is_reboot_required: false,
             notification_topic_id: None,
             is_data_collection_authorized: true,
-            updates: UpdateCounts { security: (i % 5) as i64, bug: 3, enhancement: 1, other: 0 },
+            updates: UpdateCounts {
+                security: (i % 5) as i64,
+                bug: 3,
+                enhancement: 1,
+                other: 0,
+            },
             time_created: now - SignedDuration::from_secs(i as i64),
             version: 1,
         })
         .collect();
     for chunk in instances.chunks(2000) {
-        server.store.managed_instance_insert_many(chunk).await.unwrap();
+        server
+            .store
+            .managed_instance_insert_many(chunk)
+            .await
+            .unwrap();
     }
     for batch in 0..(WORK_REQUESTS / 5000) {
         let wrs: Vec<WorkRequest> = (0..5000)
@@ -103,7 +136,10 @@ async fn run(backend: &str, secs: u64) {
                     status: WorkRequestStatus::Succeeded,
                     description: Some(format!("Install all updates on {}", mi.display_name)),
                     message: Some("done".into()),
-                    managed_instance: Some(IdName { id: mi.id.clone(), display_name: mi.display_name.clone() }),
+                    managed_instance: Some(IdName {
+                        id: mi.id.clone(),
+                        display_name: mi.display_name.clone(),
+                    }),
                     os_family: OsFamily::Linux,
                     percent_complete: 100.0,
                     time_accepted: now - SignedDuration::from_secs((WORK_REQUESTS - i) as i64),
@@ -116,19 +152,47 @@ async fn run(backend: &str, secs: u64) {
                 }
             })
             .collect();
-        server.store.work_request_insert_many(&wrs, &[]).await.unwrap();
+        server
+            .store
+            .work_request_insert_many(&wrs, &[])
+            .await
+            .unwrap();
     }
-    println!("\n[{backend}] loaded in {:.1} s", load_started.elapsed().as_secs_f64());
+    println!(
+        "\n[{backend}] loaded in {:.1} s",
+        load_started.elapsed().as_secs_f64()
+    );
 
     let key_pem = std::fs::read_to_string(dir.path().join("admin/api_key.pem")).unwrap();
     let config = std::fs::read_to_string(dir.path().join("admin/config")).unwrap();
-    let value = |k: &str| config.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).unwrap().to_string();
-    let key_id = format!("{}/{}/{}", value("tenancy"), value("user"), value("fingerprint"));
+    let value = |k: &str| {
+        config
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap()
+            .to_string()
+    };
+    let key_id = format!(
+        "{}/{}/{}",
+        value("tenancy"),
+        value("user"),
+        value("fingerprint")
+    );
     let host = server.addr.to_string();
     let date = osm_core::httpsig::imf_fixdate(Timestamp::now());
     let sign = |path: String| {
-        let auth = osm_core::httpsig::sign("GET", &path, &[("date", &date), ("host", &host)], &key_id, &key_pem).unwrap();
-        Signed { path, headers: vec![("date", date.clone()), ("authorization", auth)] }
+        let auth = osm_core::httpsig::sign(
+            "GET",
+            &path,
+            &[("date", &date), ("host", &host)],
+            &key_id,
+            &key_pem,
+        )
+        .unwrap();
+        Signed {
+            path,
+            headers: vec![("date", date.clone()), ("authorization", auth)],
+        }
     };
 
     // ListWorkRequests: first pages and deeper pages reached through real page tokens.
@@ -142,14 +206,28 @@ async fn run(backend: &str, secs: u64) {
                 Some(t) => format!("{first}&page={t}"),
                 None => first.clone(),
             };
-            let page = server.store.work_request_list(
-                &osm_store::WorkRequestFilter { compartment_id: tenancy.clone(), ..Default::default() },
-                &osm_core::page::PageRequest {
-                    limit: Some(100),
-                    after: token.as_deref().map(|t| osm_core::page::Cursor::decode(t, osm_core::page::SortKey::TimeCreated, SortOrder::Desc).unwrap()),
-                    ..osm_core::page::PageRequest::all()
-                },
-            ).await.unwrap();
+            let page = server
+                .store
+                .work_request_list(
+                    &osm_store::WorkRequestFilter {
+                        compartment_id: tenancy.clone(),
+                        ..Default::default()
+                    },
+                    &osm_core::page::PageRequest {
+                        limit: Some(100),
+                        after: token.as_deref().map(|t| {
+                            osm_core::page::Cursor::decode(
+                                t,
+                                osm_core::page::SortKey::TimeCreated,
+                                SortOrder::Desc,
+                            )
+                            .unwrap()
+                        }),
+                        ..osm_core::page::PageRequest::all()
+                    },
+                )
+                .await
+                .unwrap();
             page_paths.push(q);
             token = page.next.map(|c| c.encode());
         }
@@ -158,13 +236,22 @@ async fn run(backend: &str, secs: u64) {
         list_requests.push(sign(page_paths[i % page_paths.len()].clone()));
     }
     let get_requests: Vec<Signed> = (0..DISTINCT)
-        .map(|i| sign(format!("/20190801/managedInstances/{}", instances[(i * 37) % INSTANCES].id)))
+        .map(|i| {
+            sign(format!(
+                "/20190801/managedInstances/{}",
+                instances[(i * 37) % INSTANCES].id
+            ))
+        })
         .collect();
 
     let ca = std::fs::read(dir.path().join("tls/ca.pem")).unwrap();
     let base = format!("https://{}", server.addr);
-    for (name, requests) in [("ListWorkRequests (limit=100)", list_requests), ("GetManagedInstance", get_requests)] {
-        let (rps, p50, p99, errors) = drive(&base, &ca, Arc::new(requests), Duration::from_secs(secs)).await;
+    for (name, requests) in [
+        ("ListWorkRequests (limit=100)", list_requests),
+        ("GetManagedInstance", get_requests),
+    ] {
+        let (rps, p50, p99, errors) =
+            drive(&base, &ca, Arc::new(requests), Duration::from_secs(secs)).await;
         println!(
             "[{backend}] {name:<30} {rps:>9.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   errors {errors}",
             p50.as_secs_f64() * 1e3,
@@ -174,7 +261,12 @@ async fn run(backend: &str, secs: u64) {
     server.stop().await.unwrap();
 }
 
-async fn drive(base: &str, ca: &[u8], requests: Arc<Vec<Signed>>, length: Duration) -> (f64, Duration, Duration, u64) {
+async fn drive(
+    base: &str,
+    ca: &[u8],
+    requests: Arc<Vec<Signed>>,
+    length: Duration,
+) -> (f64, Duration, Duration, u64) {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = vec![];
     let warmup = Duration::from_secs(1);
@@ -223,6 +315,15 @@ async fn drive(base: &str, ca: &[u8], requests: Arc<Vec<Signed>>, length: Durati
         errors += e;
     }
     all.sort();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default();
-    (all.len() as f64 / length.as_secs_f64(), pct(0.50), pct(0.99), errors)
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    (
+        all.len() as f64 / length.as_secs_f64(),
+        pct(0.50),
+        pct(0.99),
+        errors,
+    )
 }

@@ -53,7 +53,11 @@ pub struct Outcome {
 
 /// Ensures the store has a tenancy and, when this start creates it, writes the
 /// administrator's OCI config and key into `<data-dir>/admin/`.
-pub async fn ensure(store: &dyn Store, data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Outcome> {
+pub async fn ensure(
+    store: &dyn Store,
+    data_dir: &Path,
+    listen: SocketAddr,
+) -> anyhow::Result<Outcome> {
     let paths = AdminPaths::new(data_dir);
     if let Some(tenancy) = store.tenancy_get().await? {
         refresh_region(&paths.config, listen)?;
@@ -63,7 +67,8 @@ pub async fn ensure(store: &dyn Store, data_dir: &Path, listen: SocketAddr) -> a
         });
     }
     let now = Timestamp::now();
-    let (private_pem, public_pem) = osm_core::httpsig::generate_rsa_key().context("generating the administrator's API key")?;
+    let (private_pem, public_pem) =
+        osm_core::httpsig::generate_rsa_key().context("generating the administrator's API key")?;
     let fingerprint = osm_core::httpsig::fingerprint(&public_pem)?;
     let tenancy = Compartment {
         id: new_ocid(ResourceKind::Tenancy),
@@ -165,8 +170,14 @@ mod tests {
 
     #[test]
     fn region_uses_userinfo_form() {
-        assert_eq!(region_for("127.0.0.1:9443".parse().unwrap()), "@127.0.0.1:9443");
-        assert_eq!(region_for("0.0.0.0:8443".parse().unwrap()), "@127.0.0.1:8443");
+        assert_eq!(
+            region_for("127.0.0.1:9443".parse().unwrap()),
+            "@127.0.0.1:9443"
+        );
+        assert_eq!(
+            region_for("0.0.0.0:8443".parse().unwrap()),
+            "@127.0.0.1:8443"
+        );
         assert_eq!(region_for("[::1]:9443".parse().unwrap()), "@[::1]:9443");
     }
 }

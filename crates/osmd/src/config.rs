@@ -67,14 +67,17 @@ pub struct Overrides {
 
 impl Settings {
     /// Layers defaults, the config file (if given), `OSM_*` variables and the overrides.
-    pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Settings, figment::Error> {
+    pub fn load(
+        config_file: Option<&Path>,
+        overrides: &Overrides,
+    ) -> Result<Settings, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(file) = config_file {
             if !file.exists() {
-                return Err(figment::Error::from(format!(
+                return Err(Box::new(figment::Error::from(format!(
                     "config file {} does not exist",
                     file.display()
-                )));
+                ))));
             }
             figment = figment.merge(Toml::file(file));
         }
@@ -82,6 +85,7 @@ impl Settings {
             .merge(Env::prefixed("OSM_"))
             .merge(Serialized::defaults(overrides))
             .extract()
+            .map_err(Box::new)
     }
 
     /// The database URL, defaulting to the SQLite file in the data directory.
@@ -97,20 +101,24 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's own Jail signature
     fn layers_override_in_order() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("osmd.toml", "listen = \"127.0.0.1:1000\"\ndata_dir = \"/from/file\"\nlog_format = \"json\"")?;
+            jail.create_file(
+                "osmd.toml",
+                "listen = \"127.0.0.1:1000\"\ndata_dir = \"/from/file\"\nlog_format = \"json\"",
+            )?;
             jail.set_env("OSM_DATA_DIR", "/from/env");
             let flags = Overrides {
                 listen: Some("127.0.0.1:2000".parse().unwrap()),
                 ..Default::default()
             };
-            let s = Settings::load(Some(Path::new("osmd.toml")), &flags)?;
+            let s = Settings::load(Some(Path::new("osmd.toml")), &flags).map_err(|e| *e)?;
             assert_eq!(s.listen.port(), 2000);
             assert_eq!(s.data_dir, PathBuf::from("/from/env"));
             assert_eq!(s.log_format, LogFormat::Json);
             assert_eq!(s.db_url(), "sqlite:///from/env/osm.db");
-            let d = Settings::load(None, &Overrides::default())?;
+            let d = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
             assert_eq!(d.listen.to_string(), "127.0.0.1:9443");
             Ok(())
         });
@@ -118,6 +126,12 @@ mod tests {
 
     #[test]
     fn missing_config_file_is_an_error() {
-        assert!(Settings::load(Some(Path::new("/nonexistent/osmd.toml")), &Overrides::default()).is_err());
+        assert!(
+            Settings::load(
+                Some(Path::new("/nonexistent/osmd.toml")),
+                &Overrides::default()
+            )
+            .is_err()
+        );
     }
 }

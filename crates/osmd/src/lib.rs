@@ -58,8 +58,12 @@ impl Server {
 
 /// Opens the store and starts serving; returns once the listener is bound.
 pub async fn start(settings: Settings) -> anyhow::Result<Server> {
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("creating the data directory {}", settings.data_dir.display()))?;
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        format!(
+            "creating the data directory {}",
+            settings.data_dir.display()
+        )
+    })?;
     let store = osm_store::connect(&settings.db_url())
         .await
         .with_context(|| format!("opening the store {}", redact(&settings.db_url())))?;

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use osmd::config::{Overrides, Settings};
 
 #[derive(Parser)]
-#[command(name = "osmd", version, about = "osm server: OS Management for fleets of Linux and Windows hosts")]
+#[command(
+    name = "osmd",
+    version,
+    about = "osm server: OS Management for fleets of Linux and Windows hosts"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,11 +41,17 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         match cli.command {
             Command::Serve { config, overrides } => serve(config, overrides).await,
-            Command::Backup { to, config, overrides } => backup(config, overrides, to).await,
+            Command::Backup {
+                to,
+                config,
+                overrides,
+            } => backup(config, overrides, to).await,
         }
     })
 }
@@ -51,7 +61,11 @@ async fn serve(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<
     osmd::telemetry::init_logging(settings.log_format);
     let server = osmd::start(settings.clone()).await?;
     let data_dir = std::fs::canonicalize(&server.data_dir).unwrap_or(server.data_dir.clone());
-    println!("osmd {} listening on https://{}", env!("CARGO_PKG_VERSION"), server.addr);
+    println!(
+        "osmd {} listening on https://{}",
+        env!("CARGO_PKG_VERSION"),
+        server.addr
+    );
     println!("  store:        {}", osmd::redact(&settings.db_url()));
     println!("  tenancy:      {}", server.tenancy_id);
     println!("  CA bundle:    {}", data_dir.join("tls/ca.pem").display());

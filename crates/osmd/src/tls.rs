@@ -85,7 +85,9 @@ fn new_ca() -> anyhow::Result<(String, String)> {
     params
         .distinguished_name
         .push(DnType::CommonName, "osm local certificate authority");
-    params.distinguished_name.push(DnType::OrganizationName, "osm");
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "osm");
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     params.not_before = rcgen::date_time_ymd(2024, 1, 1);
     params.not_after = rcgen::date_time_ymd(2049, 12, 31);
@@ -93,13 +95,20 @@ fn new_ca() -> anyhow::Result<(String, String)> {
     Ok((cert.pem(), key.serialize_pem()))
 }
 
-fn new_server_cert(ca_pem: &str, ca_key: &KeyPair, names: &[String]) -> anyhow::Result<(String, String)> {
+fn new_server_cert(
+    ca_pem: &str,
+    ca_key: &KeyPair,
+    names: &[String],
+) -> anyhow::Result<(String, String)> {
     let issuer = Issuer::from_ca_cert_pem(ca_pem, ca_key).context("reading tls/ca.pem")?;
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(names.to_vec())?;
     params.distinguished_name.push(DnType::CommonName, "osmd");
     params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
     params.not_before = rcgen::date_time_ymd(2024, 1, 1);
     params.not_after = rcgen::date_time_ymd(2049, 12, 31);
@@ -111,7 +120,8 @@ fn server_config(paths: &TlsPaths) -> anyhow::Result<Arc<rustls::ServerConfig>> 
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&paths.server_cert)
         .context("reading tls/server.pem")?
         .collect::<Result<_, _>>()?;
-    let key = PrivateKeyDer::from_pem_file(&paths.server_key).context("reading tls/server-key.pem")?;
+    let key =
+        PrivateKeyDer::from_pem_file(&paths.server_key).context("reading tls/server-key.pem")?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?

@@ -1,7 +1,10 @@
 use super::*;
 
 fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 struct Fixture {
@@ -27,7 +30,14 @@ fn fixture() -> Fixture {
 
 fn signed_get(f: &Fixture, target: &str) -> (Authorization, Vec<(String, String)>) {
     let host = "127.0.0.1:9443";
-    let auth = sign("GET", target, &[("date", &f.date), ("host", host)], &f.key_id, &f.private).unwrap();
+    let auth = sign(
+        "GET",
+        target,
+        &[("date", &f.date), ("host", host)],
+        &f.key_id,
+        &f.private,
+    )
+    .unwrap();
     let h = headers(&[("date", &f.date), ("host", host), ("authorization", &auth)]);
     (parse_authorization(&auth).unwrap(), h)
 }
@@ -40,20 +50,46 @@ fn get_round_trip_and_tampering() {
     let (auth, h) = signed_get(&f, target);
     assert_eq!(auth.headers, ["date", "(request-target)", "host"]);
     verify_with(&auth, "GET", target, &h, &key, f.now).unwrap();
-    assert_eq!(verify_with(&auth, "GET", "/20190801/managedInstances", &h, &key, f.now), Err(SigError::BadSignature));
-    assert_eq!(verify_with(&auth, "DELETE", target, &h, &key, f.now), Err(SigError::BadSignature));
+    assert_eq!(
+        verify_with(&auth, "GET", "/20190801/managedInstances", &h, &key, f.now),
+        Err(SigError::BadSignature)
+    );
+    assert_eq!(
+        verify_with(&auth, "DELETE", target, &h, &key, f.now),
+        Err(SigError::BadSignature)
+    );
     let mut other_host = h.clone();
     other_host[1].1 = "evil:9443".into();
-    assert_eq!(verify_with(&auth, "GET", target, &other_host, &key, f.now), Err(SigError::BadSignature));
+    assert_eq!(
+        verify_with(&auth, "GET", target, &other_host, &key, f.now),
+        Err(SigError::BadSignature)
+    );
     let (_, other_public) = generate_rsa_key().unwrap();
     let other = VerifyingKey::from_pem(&other_public).unwrap();
-    assert_eq!(verify_with(&auth, "GET", target, &h, &other, f.now), Err(SigError::BadSignature));
+    assert_eq!(
+        verify_with(&auth, "GET", target, &h, &other, f.now),
+        Err(SigError::BadSignature)
+    );
     // Six minutes either way is too far.
     let late = f.now + SignedDuration::from_mins(6);
-    assert!(matches!(verify_with(&auth, "GET", target, &h, &key, late), Err(SigError::Skew(6))));
+    assert!(matches!(
+        verify_with(&auth, "GET", target, &h, &key, late),
+        Err(SigError::Skew(6))
+    ));
     let early = f.now - SignedDuration::from_mins(6);
-    assert!(matches!(verify_with(&auth, "GET", target, &h, &key, early), Err(SigError::Skew(6))));
-    verify_with(&auth, "GET", target, &h, &key, f.now + SignedDuration::from_mins(4)).unwrap();
+    assert!(matches!(
+        verify_with(&auth, "GET", target, &h, &key, early),
+        Err(SigError::Skew(6))
+    ));
+    verify_with(
+        &auth,
+        "GET",
+        target,
+        &h,
+        &key,
+        f.now + SignedDuration::from_mins(4),
+    )
+    .unwrap();
     let no_date = headers(&[("host", "127.0.0.1:9443")]);
     assert_eq!(
         verify_with(&auth, "GET", target, &no_date, &key, f.now),
@@ -75,9 +111,27 @@ fn post_needs_the_body_headers_and_a_matching_digest() {
         ("content-type", "application/json"),
         ("x-content-sha256", digest.as_str()),
     ];
-    let auth = parse_authorization(&sign("POST", "/20190801/managedInstanceGroups", &signed, &f.key_id, &f.private).unwrap()).unwrap();
+    let auth = parse_authorization(
+        &sign(
+            "POST",
+            "/20190801/managedInstanceGroups",
+            &signed,
+            &f.key_id,
+            &f.private,
+        )
+        .unwrap(),
+    )
+    .unwrap();
     let h = headers(&signed);
-    verify_with(&auth, "POST", "/20190801/managedInstanceGroups", &h, &key, f.now).unwrap();
+    verify_with(
+        &auth,
+        "POST",
+        "/20190801/managedInstanceGroups",
+        &h,
+        &key,
+        f.now,
+    )
+    .unwrap();
     verify_body(&h, body).unwrap();
     assert_eq!(verify_body(&h, b"{}"), Err(SigError::BodyDigest));
     let mut wrong_len = h.clone();
@@ -85,33 +139,66 @@ fn post_needs_the_body_headers_and_a_matching_digest() {
     assert_eq!(verify_body(&wrong_len, body), Err(SigError::BodyLength));
     // A POST signed like a GET is refused.
     let get_style = parse_authorization(
-        &sign("POST", "/x", &[("date", &f.date), ("host", "127.0.0.1:9443")], &f.key_id, &f.private).unwrap(),
+        &sign(
+            "POST",
+            "/x",
+            &[("date", &f.date), ("host", "127.0.0.1:9443")],
+            &f.key_id,
+            &f.private,
+        )
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(
         verify_with(&get_style, "POST", "/x", &h, &key, f.now),
         Err(SigError::HeaderNotSigned("content-length"))
     );
-    assert_eq!(body_digest(b""), "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
+    assert_eq!(
+        body_digest(b""),
+        "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+    );
 }
 
 #[test]
 fn malformed_authorization_headers() {
     let good_fp = "e2:a5:41:ca:53:12:be:6a:36:74:7a:d4:ed:45:85:f0";
-    let ok = format!("Signature algorithm=\"rsa-sha256\",headers=\"date (request-target) host\",keyId=\"t/u/{good_fp}\",signature=\"AAAA\",version=\"1\"");
+    let ok = format!(
+        "Signature algorithm=\"rsa-sha256\",headers=\"date (request-target) host\",keyId=\"t/u/{good_fp}\",signature=\"AAAA\",version=\"1\""
+    );
     parse_authorization(&ok).unwrap();
-    let cases: Vec<(String, fn(&SigError) -> bool)> = vec![
-        ("Basic dXNlcjpwYXNz".into(), |e| matches!(e, SigError::NotSignature)),
+    type Check = fn(&SigError) -> bool;
+    let cases: Vec<(String, Check)> = vec![
+        ("Basic dXNlcjpwYXNz".into(), |e| {
+            matches!(e, SigError::NotSignature)
+        }),
         ("Signature".into(), |e| matches!(e, SigError::NotSignature)),
-        (ok.replace("keyId", "kid"), |e| matches!(e, SigError::MissingParam("keyId"))),
-        (ok.replace(",signature=\"AAAA\"", ""), |e| matches!(e, SigError::MissingParam("signature"))),
-        (ok.replace("AAAA", "!!!"), |e| matches!(e, SigError::Malformed(_))),
-        (ok.replace("rsa-sha256", "hmac-sha256"), |e| matches!(e, SigError::Algorithm(_))),
-        (ok.replace(&format!("t/u/{good_fp}"), "t/u"), |e| matches!(e, SigError::KeyId(_))),
-        (ok.replace(good_fp, "E2:A5"), |e| matches!(e, SigError::KeyId(_))),
-        (ok.replace("headers=\"", "headers="), |e| matches!(e, SigError::Malformed(_))),
-        (ok.replace("version=\"1\"", "version=\"2\""), |e| matches!(e, SigError::Malformed(_))),
-        (format!("{ok} trailing"), |e| matches!(e, SigError::Malformed(_))),
+        (ok.replace("keyId", "kid"), |e| {
+            matches!(e, SigError::MissingParam("keyId"))
+        }),
+        (ok.replace(",signature=\"AAAA\"", ""), |e| {
+            matches!(e, SigError::MissingParam("signature"))
+        }),
+        (ok.replace("AAAA", "!!!"), |e| {
+            matches!(e, SigError::Malformed(_))
+        }),
+        (ok.replace("rsa-sha256", "hmac-sha256"), |e| {
+            matches!(e, SigError::Algorithm(_))
+        }),
+        (ok.replace(&format!("t/u/{good_fp}"), "t/u"), |e| {
+            matches!(e, SigError::KeyId(_))
+        }),
+        (ok.replace(good_fp, "E2:A5"), |e| {
+            matches!(e, SigError::KeyId(_))
+        }),
+        (ok.replace("headers=\"", "headers="), |e| {
+            matches!(e, SigError::Malformed(_))
+        }),
+        (ok.replace("version=\"1\"", "version=\"2\""), |e| {
+            matches!(e, SigError::Malformed(_))
+        }),
+        (format!("{ok} trailing"), |e| {
+            matches!(e, SigError::Malformed(_))
+        }),
     ];
     for (value, check) in cases {
         let err = parse_authorization(&value).unwrap_err();
@@ -124,9 +211,15 @@ fn malformed_authorization_headers() {
 fn signature_must_cover_date_target_and_host() {
     let f = fixture();
     let key = VerifyingKey::from_pem(&f.public).unwrap();
-    let auth = parse_authorization(&sign("GET", "/x", &[("date", &f.date)], &f.key_id, &f.private).unwrap()).unwrap();
+    let auth = parse_authorization(
+        &sign("GET", "/x", &[("date", &f.date)], &f.key_id, &f.private).unwrap(),
+    )
+    .unwrap();
     let h = headers(&[("date", &f.date), ("host", "h")]);
-    assert_eq!(verify_with(&auth, "GET", "/x", &h, &key, f.now), Err(SigError::HeaderNotSigned("host")));
+    assert_eq!(
+        verify_with(&auth, "GET", "/x", &h, &key, f.now),
+        Err(SigError::HeaderNotSigned("host"))
+    );
 }
 
 #[test]
@@ -136,7 +229,10 @@ fn fingerprint_matches_openssl() {
     let public = include_str!("../../tests/fixtures/oci_sdk_key_public.pem");
     let expected = include_str!("../../tests/fixtures/oci_sdk_key_fingerprint.txt").trim();
     assert_eq!(fingerprint(public).unwrap(), expected);
-    assert_eq!(VerifyingKey::from_pem(public).unwrap().fingerprint(), expected);
+    assert_eq!(
+        VerifyingKey::from_pem(public).unwrap().fingerprint(),
+        expected
+    );
     assert!(fingerprint("not a key").is_err());
 }
 
@@ -167,7 +263,8 @@ fn verifies_requests_signed_by_the_oci_sdk() {
         let target = r["target"].as_str().unwrap();
         let auth = parse_authorization(h.header("authorization").unwrap()).unwrap();
         let now = parse_imf_fixdate(h.header("date").unwrap()).unwrap();
-        verify_with(&auth, method, target, &h, &key, now).unwrap_or_else(|e| panic!("{method} {target}: {e}"));
+        verify_with(&auth, method, target, &h, &key, now)
+            .unwrap_or_else(|e| panic!("{method} {target}: {e}"));
         if method == "POST" {
             verify_body(&h, r["body"].as_str().unwrap().as_bytes()).unwrap();
         }

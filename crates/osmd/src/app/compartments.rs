@@ -15,7 +15,9 @@ use crate::http::error::{ApiError, ApiResult};
 fn check_compartment_name(name: &str) -> ApiResult<()> {
     let ok = !name.is_empty()
         && name.len() <= 100
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -70,7 +72,14 @@ impl App {
         // reading every row, then page in memory (such callers see few compartments).
         let all = self
             .store
-            .compartment_list(&q.filter, &PageRequest { limit: None, after: None, ..page.clone() })
+            .compartment_list(
+                &q.filter,
+                &PageRequest {
+                    limit: None,
+                    after: None,
+                    ..page.clone()
+                },
+            )
             .await?;
         let visible: Vec<Compartment> = all
             .items
@@ -78,7 +87,10 @@ impl App {
             .filter(|c| p.reaches(&c.id) || p.ancestors.contains(&c.id))
             .collect();
         let start = match &page.after {
-            Some(cursor) => visible.iter().position(|c| c.id == cursor.id).map_or(visible.len(), |i| i + 1),
+            Some(cursor) => visible
+                .iter()
+                .position(|c| c.id == cursor.id)
+                .map_or(visible.len(), |i| i + 1),
             None => 0,
         };
         let rest: Vec<Compartment> = visible.into_iter().skip(start).collect();
@@ -102,11 +114,15 @@ impl App {
         if let Some(id) = self.retry_replay(p, retry.as_ref()).await? {
             return self.compartment_get(p, &id).await;
         }
-        let parent = details.compartment_id.ok_or_else(|| ApiError::missing("compartmentId"))?;
+        let parent = details
+            .compartment_id
+            .ok_or_else(|| ApiError::missing("compartmentId"))?;
         check_ocid("compartmentId", &parent).map_err(|e| ApiError::invalid(e.to_string()))?;
         let name = details.name.ok_or_else(|| ApiError::missing("name"))?;
         check_compartment_name(&name)?;
-        let description = details.description.ok_or_else(|| ApiError::missing("description"))?;
+        let description = details
+            .description
+            .ok_or_else(|| ApiError::missing("description"))?;
         check_compartment_description(&description)?;
         self.authorize(p, &parent)?;
         let compartment = Compartment {
@@ -121,7 +137,11 @@ impl App {
             version: 1,
         };
         let record = retry.as_ref().map(|k| k.record(p, &compartment.id));
-        match self.store.compartment_create(&compartment, record.as_ref()).await {
+        match self
+            .store
+            .compartment_create(&compartment, record.as_ref())
+            .await
+        {
             Ok(()) => {
                 self.invalidate_tree();
                 Ok(compartment)
@@ -129,7 +149,10 @@ impl App {
             Err(StoreError::Conflict(_)) => Err(ApiError::new(
                 axum::http::StatusCode::CONFLICT,
                 "NotAuthorizedOrResourceAlreadyExists",
-                format!("a compartment named {:?} already exists in this parent", compartment.name),
+                format!(
+                    "a compartment named {:?} already exists in this parent",
+                    compartment.name
+                ),
             )),
             Err(e @ StoreError::RetryTokenUsed) => {
                 let id = self.retry_after_race(p, retry.as_ref(), e).await?;
@@ -158,7 +181,9 @@ impl App {
             return Err(ApiError::not_found("compartment", id));
         }
         if current.lifecycle_state == CompartmentState::Deleted {
-            return Err(ApiError::incorrect_state(format!("compartment {id} is deleted")));
+            return Err(ApiError::incorrect_state(format!(
+                "compartment {id} is deleted"
+            )));
         }
         let expected = check_if_match(if_match, "compartment", id, current.version)?;
         let patch = CompartmentPatch {
@@ -179,9 +204,16 @@ impl App {
         }
     }
 
-    pub async fn compartment_delete(&self, p: &Principal, id: &str, if_match: Option<&str>) -> ApiResult<()> {
+    pub async fn compartment_delete(
+        &self,
+        p: &Principal,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> ApiResult<()> {
         if id == self.tenancy_id {
-            return Err(ApiError::conflict("the tenancy (root compartment) cannot be deleted"));
+            return Err(ApiError::conflict(
+                "the tenancy (root compartment) cannot be deleted",
+            ));
         }
         let current = self.compartment_get(p, id).await?;
         if !p.reaches(id) {
@@ -197,7 +229,9 @@ impl App {
                 Ok(())
             }
             Err(StoreError::VersionMismatch) => Err(ApiError::no_etag_match("compartment", id)),
-            Err(StoreError::Conflict(m)) => Err(ApiError::conflict(format!("compartment {id} cannot be deleted: {m}"))),
+            Err(StoreError::Conflict(m)) => Err(ApiError::conflict(format!(
+                "compartment {id} cannot be deleted: {m}"
+            ))),
             Err(e) => Err(e.into()),
         }
     }
@@ -210,7 +244,9 @@ impl App {
         self.authorize(p, id)?;
         match self.store.compartment_get(id).await? {
             Some(c) if c.lifecycle_state == CompartmentState::Active => Ok(()),
-            Some(_) => Err(ApiError::incorrect_state(format!("compartment {id} is not active"))),
+            Some(_) => Err(ApiError::incorrect_state(format!(
+                "compartment {id} is not active"
+            ))),
             None => Err(ApiError::not_found("compartment", id)),
         }
     }

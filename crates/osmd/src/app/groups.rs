@@ -15,7 +15,11 @@ use crate::http::error::{ApiError, ApiResult};
 const WHAT: &str = "managed instance group";
 
 impl App {
-    pub async fn group_get(&self, p: &Principal, id: &str) -> ApiResult<(ManagedInstanceGroup, Vec<IdName>)> {
+    pub async fn group_get(
+        &self,
+        p: &Principal,
+        id: &str,
+    ) -> ApiResult<(ManagedInstanceGroup, Vec<IdName>)> {
         let group = self.group_visible(p, id).await?;
         let members = self.store.managed_instance_group_members(id).await?;
         Ok((group, members))
@@ -57,9 +61,14 @@ impl App {
         if let Some(id) = self.retry_replay(p, retry.as_ref()).await? {
             return self.group_get(p, &id).await;
         }
-        let compartment_id = details.compartment_id.ok_or_else(|| ApiError::missing("compartmentId"))?;
-        check_ocid("compartmentId", &compartment_id).map_err(|e| ApiError::invalid(e.to_string()))?;
-        let display_name = details.display_name.ok_or_else(|| ApiError::missing("displayName"))?;
+        let compartment_id = details
+            .compartment_id
+            .ok_or_else(|| ApiError::missing("compartmentId"))?;
+        check_ocid("compartmentId", &compartment_id)
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        let display_name = details
+            .display_name
+            .ok_or_else(|| ApiError::missing("displayName"))?;
         check_name("displayName", &display_name).map_err(ApiError::invalid)?;
         if let Some(d) = &details.description {
             check_description("description", d).map_err(ApiError::invalid)?;
@@ -79,7 +88,11 @@ impl App {
             member_count: 0,
         };
         let record = retry.as_ref().map(|k| k.record(p, &group.id));
-        match self.store.managed_instance_group_create(&group, record.as_ref()).await {
+        match self
+            .store
+            .managed_instance_group_create(&group, record.as_ref())
+            .await
+        {
             Ok(()) => Ok((group, vec![])),
             Err(e) => {
                 let id = self.retry_after_race(p, retry.as_ref(), e).await?;
@@ -118,7 +131,12 @@ impl App {
         Ok((group, members))
     }
 
-    pub async fn group_delete(&self, p: &Principal, id: &str, if_match: Option<&str>) -> ApiResult<()> {
+    pub async fn group_delete(
+        &self,
+        p: &Principal,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> ApiResult<()> {
         let current = self.group_live(p, id).await?;
         let expected = check_if_match(if_match, WHAT, id, current.version)?;
         self.store
@@ -150,7 +168,10 @@ impl App {
             .await
         {
             Ok(()) => Ok(()),
-            Err(e @ StoreError::RetryTokenUsed) => self.retry_after_race(p, retry.as_ref(), e).await.map(|_| ()),
+            Err(e @ StoreError::RetryTokenUsed) => self
+                .retry_after_race(p, retry.as_ref(), e)
+                .await
+                .map(|_| ()),
             Err(e) => Err(version_error(e, id)),
         }
     }
@@ -168,7 +189,8 @@ impl App {
             return Ok(());
         }
         self.group_live(p, group_id).await?;
-        check_ocid("managedInstanceId", instance_id).map_err(|e| ApiError::invalid(e.to_string()))?;
+        check_ocid("managedInstanceId", instance_id)
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
         match self.store.managed_instance_get(instance_id).await? {
             Some(mi) if p.reaches(&mi.compartment_id) => {}
             _ => {
@@ -189,7 +211,10 @@ impl App {
         };
         match result {
             Ok(()) => Ok(()),
-            Err(e @ StoreError::RetryTokenUsed) => self.retry_after_race(p, retry.as_ref(), e).await.map(|_| ()),
+            Err(e @ StoreError::RetryTokenUsed) => self
+                .retry_after_race(p, retry.as_ref(), e)
+                .await
+                .map(|_| ()),
             Err(StoreError::Conflict(m)) => Err(ApiError::conflict(m)),
             Err(StoreError::MissingReference(m)) => Err(ApiError::related_not_found(m)),
             Err(e) => Err(e.into()),

@@ -32,7 +32,8 @@ impl App {
 
     async fn instance_view(&self, instance: ManagedInstance) -> ApiResult<InstanceView> {
         let groups = self.store.managed_instance_groups_of(&instance.id).await?;
-        let (scheduled_job_count, work_request_count) = self.store.managed_instance_counts(&instance.id).await?;
+        let (scheduled_job_count, work_request_count) =
+            self.store.managed_instance_counts(&instance.id).await?;
         Ok(InstanceView {
             instance,
             groups,
@@ -64,7 +65,8 @@ impl App {
         if_match: Option<&str>,
     ) -> ApiResult<InstanceView> {
         if let Some(topic) = &details.notification_topic_id {
-            check_ocid("notificationTopicId", topic).map_err(|e| ApiError::invalid(e.to_string()))?;
+            check_ocid("notificationTopicId", topic)
+                .map_err(|e| ApiError::invalid(e.to_string()))?;
         }
         let current = self.instance_visible(p, id).await?;
         let expected = check_if_match(if_match, WHAT, id, current.version)?;

@@ -40,9 +40,12 @@ impl Principal {
     }
 }
 
+/// A cached key lookup: when it was read, and the key if there is one.
+type CachedKey = (Instant, Option<Arc<VerifyingKey>>);
+
 #[derive(Default)]
 struct Caches {
-    keys: HashMap<(String, String), (Instant, Option<Arc<VerifyingKey>>)>,
+    keys: HashMap<(String, String), CachedKey>,
     principals: HashMap<String, (Instant, Principal)>,
     tree: Option<(Instant, Arc<Tree>)>,
 }
@@ -108,7 +111,11 @@ impl App {
     }
 
     /// The parsed public key a request's keyId names, or `None` when there is no such key.
-    pub async fn verifying_key(&self, user_id: &str, fingerprint: &str) -> ApiResult<Option<Arc<VerifyingKey>>> {
+    pub async fn verifying_key(
+        &self,
+        user_id: &str,
+        fingerprint: &str,
+    ) -> ApiResult<Option<Arc<VerifyingKey>>> {
         let cache_key = (user_id.to_string(), fingerprint.to_string());
         if let Some((at, key)) = self.caches.lock().unwrap().keys.get(&cache_key)
             && at.elapsed() < CACHE_TTL
@@ -116,7 +123,9 @@ impl App {
             return Ok(key.clone());
         }
         let key = match self.store.api_key_get(user_id, fingerprint).await? {
-            Some(k) => Some(Arc::new(VerifyingKey::from_pem(&k.public_key_pem).map_err(ApiError::internal)?)),
+            Some(k) => Some(Arc::new(
+                VerifyingKey::from_pem(&k.public_key_pem).map_err(ApiError::internal)?,
+            )),
             None => None,
         };
         let mut caches = self.caches.lock().unwrap();
@@ -186,13 +195,24 @@ impl App {
 
 /// The etag of a resource version. Opaque to clients; `if-match` compares it exactly.
 pub fn etag(id: &str, version: i64) -> String {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("{id}:{version}").as_bytes());
-    let hex: String = digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        format!("{id}:{version}").as_bytes(),
+    );
+    let hex: String = digest.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     format!("\"{hex}\"")
 }
 
 /// Checks an `if-match` value against the current version (`*` matches any).
-pub fn check_if_match(if_match: Option<&str>, what: &str, id: &str, version: i64) -> ApiResult<Option<i64>> {
+pub fn check_if_match(
+    if_match: Option<&str>,
+    what: &str,
+    id: &str,
+    version: i64,
+) -> ApiResult<Option<i64>> {
     match if_match {
         None => Ok(None),
         Some("*") => Ok(Some(version)),

@@ -24,14 +24,23 @@ pub struct RetryKey {
 }
 
 impl RetryKey {
-    pub fn new(token: Option<String>, operation: impl Into<String>, request: &[&[u8]]) -> Option<RetryKey> {
+    pub fn new(
+        token: Option<String>,
+        operation: impl Into<String>,
+        request: &[&[u8]],
+    ) -> Option<RetryKey> {
         let token = token?;
         let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
         for part in request {
             ctx.update(&(part.len() as u64).to_be_bytes());
             ctx.update(part);
         }
-        let hash: String = ctx.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let hash: String = ctx
+            .finish()
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         Some(RetryKey {
             token,
             operation: operation.into(),
@@ -54,7 +63,11 @@ impl RetryKey {
 impl App {
     /// The resource id a still-valid earlier use of this token produced, if any; an error when
     /// the token was used for another request.
-    pub async fn retry_replay(&self, p: &Principal, key: Option<&RetryKey>) -> ApiResult<Option<String>> {
+    pub async fn retry_replay(
+        &self,
+        p: &Principal,
+        key: Option<&RetryKey>,
+    ) -> ApiResult<Option<String>> {
         let Some(key) = key else { return Ok(None) };
         let Some(rec) = self.store.retry_record_get(&p.user_id, &key.token).await? else {
             return Ok(None);
@@ -74,12 +87,20 @@ impl App {
 
     /// After a store call failed with `RetryTokenUsed` (a concurrent request with the same
     /// token won the race): the winner's resource id.
-    pub async fn retry_after_race(&self, p: &Principal, key: Option<&RetryKey>, err: StoreError) -> ApiResult<String> {
+    pub async fn retry_after_race(
+        &self,
+        p: &Principal,
+        key: Option<&RetryKey>,
+        err: StoreError,
+    ) -> ApiResult<String> {
         match (err, key) {
-            (StoreError::RetryTokenUsed, Some(_)) => self
-                .retry_replay(p, key)
-                .await?
-                .ok_or_else(|| ApiError::conflict("a concurrent request with the same opc-retry-token is in progress")),
+            (StoreError::RetryTokenUsed, Some(_)) => {
+                self.retry_replay(p, key).await?.ok_or_else(|| {
+                    ApiError::conflict(
+                        "a concurrent request with the same opc-retry-token is in progress",
+                    )
+                })
+            }
             (other, _) => Err(other.into()),
         }
     }

@@ -58,7 +58,8 @@ impl App {
     ) -> ApiResult<(Vec<IdName>, Vec<IdName>)> {
         let mut resolved_instances = Vec::with_capacity(instances.len());
         for t in instances {
-            check_ocid("managedInstances.id", &t.id).map_err(|e| ApiError::invalid(e.to_string()))?;
+            check_ocid("managedInstances.id", &t.id)
+                .map_err(|e| ApiError::invalid(e.to_string()))?;
             match self.store.managed_instance_get(&t.id).await? {
                 Some(mi) if p.reaches(&mi.compartment_id) => resolved_instances.push(IdName {
                     id: mi.id,
@@ -74,9 +75,13 @@ impl App {
         }
         let mut resolved_groups = Vec::with_capacity(groups.len());
         for t in groups {
-            check_ocid("managedInstanceGroups.id", &t.id).map_err(|e| ApiError::invalid(e.to_string()))?;
+            check_ocid("managedInstanceGroups.id", &t.id)
+                .map_err(|e| ApiError::invalid(e.to_string()))?;
             match self.store.managed_instance_group_get(&t.id).await? {
-                Some(g) if p.reaches(&g.compartment_id) && g.lifecycle_state != LifecycleState::Deleted => {
+                Some(g)
+                    if p.reaches(&g.compartment_id)
+                        && g.lifecycle_state != LifecycleState::Deleted =>
+                {
                     resolved_groups.push(IdName {
                         id: g.id,
                         display_name: g.display_name,
@@ -96,7 +101,10 @@ impl App {
             .chain(&resolved_groups)
             .find(|t| !seen.insert(t.id.clone()))
         {
-            return Err(ApiError::invalid(format!("target {} is listed more than once", dup.id)));
+            return Err(ApiError::invalid(format!(
+                "target {} is listed more than once",
+                dup.id
+            )));
         }
         Ok((resolved_instances, resolved_groups))
     }
@@ -111,15 +119,25 @@ impl App {
             return self.job_get(p, &id).await;
         }
         let now = Timestamp::now();
-        let compartment_id = d.compartment_id.ok_or_else(|| ApiError::missing("compartmentId"))?;
-        check_ocid("compartmentId", &compartment_id).map_err(|e| ApiError::invalid(e.to_string()))?;
+        let compartment_id = d
+            .compartment_id
+            .ok_or_else(|| ApiError::missing("compartmentId"))?;
+        check_ocid("compartmentId", &compartment_id)
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
         let job = ScheduledJob {
             id: new_ocid(ResourceKind::ScheduledJob),
             compartment_id,
-            display_name: d.display_name.ok_or_else(|| ApiError::missing("displayName"))?,
+            display_name: d
+                .display_name
+                .ok_or_else(|| ApiError::missing("displayName"))?,
             description: d.description,
-            schedule_type: d.schedule_type.ok_or_else(|| ApiError::missing("scheduleType"))?,
-            time_next_execution: Some(d.time_next_execution.ok_or_else(|| ApiError::missing("timeNextExecution"))?),
+            schedule_type: d
+                .schedule_type
+                .ok_or_else(|| ApiError::missing("scheduleType"))?,
+            time_next_execution: Some(
+                d.time_next_execution
+                    .ok_or_else(|| ApiError::missing("timeNextExecution"))?,
+            ),
             time_last_execution: None,
             interval_type: d.interval_type,
             interval_value: d
@@ -130,7 +148,9 @@ impl App {
                 .map_err(ApiError::invalid)?,
             managed_instances: ids(d.managed_instances)?,
             managed_instance_groups: ids(d.managed_instance_groups)?,
-            operation_type: d.operation_type.ok_or_else(|| ApiError::missing("operationType"))?,
+            operation_type: d
+                .operation_type
+                .ok_or_else(|| ApiError::missing("operationType"))?,
             update_type: d.update_type,
             package_names: d
                 .package_names
@@ -213,16 +233,21 @@ impl App {
             .await
             .map_err(|e| match (e, expected) {
                 // Without if-match a concurrent change is reported as a conflict to retry.
-                (StoreError::VersionMismatch, None) => {
-                    ApiError::conflict(format!("scheduled job {id} was changed by another request; retry"))
-                }
+                (StoreError::VersionMismatch, None) => ApiError::conflict(format!(
+                    "scheduled job {id} was changed by another request; retry"
+                )),
                 (e, _) => version_error(e, id),
             })?;
         let wrs = self.store.scheduled_job_work_requests(id).await?;
         Ok((job, wrs))
     }
 
-    pub async fn job_delete(&self, p: &Principal, id: &str, if_match: Option<&str>) -> ApiResult<()> {
+    pub async fn job_delete(
+        &self,
+        p: &Principal,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> ApiResult<()> {
         let current = self.job_live(p, id).await?;
         let expected = check_if_match(if_match, WHAT, id, current.version)?;
         self.store
@@ -254,7 +279,10 @@ impl App {
             .await
         {
             Ok(()) => Ok(()),
-            Err(e @ StoreError::RetryTokenUsed) => self.retry_after_race(p, retry.as_ref(), e).await.map(|_| ()),
+            Err(e @ StoreError::RetryTokenUsed) => self
+                .retry_after_race(p, retry.as_ref(), e)
+                .await
+                .map(|_| ()),
             Err(e) => Err(version_error(e, id)),
         }
     }

@@ -41,10 +41,17 @@ async fn verify(state: &AppState, req: Request) -> Result<Request, ApiError> {
     let value = parts
         .headers
         .get(header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::not_authenticated("the request is not signed: the Authorization header is missing"))?
+        .ok_or_else(|| {
+            ApiError::not_authenticated(
+                "the request is not signed: the Authorization header is missing",
+            )
+        })?
         .to_str()
-        .map_err(|_| ApiError::not_authenticated("the Authorization header is not printable ASCII"))?;
-    let auth = httpsig::parse_authorization(value).map_err(|e| ApiError::not_authenticated(e.to_string()))?;
+        .map_err(|_| {
+            ApiError::not_authenticated("the Authorization header is not printable ASCII")
+        })?;
+    let auth = httpsig::parse_authorization(value)
+        .map_err(|e| ApiError::not_authenticated(e.to_string()))?;
     let unknown_key = || {
         ApiError::not_authenticated(
             "the keyId of the signature does not name an API key registered with this server",
@@ -80,15 +87,51 @@ async fn verify(state: &AppState, req: Request) -> Result<Request, ApiError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
+        drain(body).await;
         return Err(ApiError::too_large(limit));
     }
-    let bytes: Bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::too_large(limit))?;
+    let bytes: Bytes = read_limited(body, limit).await?;
     if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) {
-        httpsig::verify_body(&Headers(&parts.headers), &bytes).map_err(|e| ApiError::not_authenticated(e.to_string()))?;
+        httpsig::verify_body(&Headers(&parts.headers), &bytes)
+            .map_err(|e| ApiError::not_authenticated(e.to_string()))?;
     }
     let principal = state.app.principal(&auth.key_id.user).await?;
     parts.extensions.insert(principal);
     Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+/// Reads the body, or answers 413 once it passes `limit` (after draining the rest, so the
+/// client reads the answer instead of a reset connection).
+async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::cannot_parse(format!("could not read the request body: {e}")))?;
+        if buf.len() + chunk.len() > limit {
+            drain_stream(stream).await;
+            return Err(ApiError::too_large(limit));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Bodies larger than this are not drained; the connection is closed instead.
+const DRAIN_CAP: usize = 16 * 1024 * 1024;
+
+async fn drain(body: Body) {
+    drain_stream(body.into_data_stream()).await
+}
+
+async fn drain_stream(mut stream: axum::body::BodyDataStream) {
+    use futures::StreamExt;
+    let mut seen = 0usize;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen += chunk.len();
+        if seen > DRAIN_CAP {
+            break;
+        }
+    }
 }

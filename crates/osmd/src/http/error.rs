@@ -79,7 +79,9 @@ impl ApiError {
         Self::new(
             StatusCode::PRECONDITION_FAILED,
             "NoEtagMatch",
-            format!("the if-match etag does not match the current version of {what} {id}; read it again and retry"),
+            format!(
+                "the if-match etag does not match the current version of {what} {id}; read it again and retry"
+            ),
         )
     }
 

@@ -26,7 +26,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
         if let Some(q) = parts.uri.query() {
             for (k, v) in form_urlencoded::parse(q.as_bytes()) {
                 if map.insert(k.to_string(), v.to_string()).is_some() {
-                    return Err(ApiError::invalid(format!("the query parameter {k} is given more than once")));
+                    return Err(ApiError::invalid(format!(
+                        "the query parameter {k} is given more than once"
+                    )));
                 }
             }
         }
@@ -41,7 +43,9 @@ impl Query {
 
     pub fn string(&self, name: &str) -> ApiResult<Option<String>> {
         match self.str(name) {
-            Some(v) if v.len() > 1024 => Err(ApiError::invalid(format!("{name} is longer than 1024 characters"))),
+            Some(v) if v.len() > 1024 => Err(ApiError::invalid(format!(
+                "{name} is longer than 1024 characters"
+            ))),
             Some(v) => Ok(Some(v.to_string())),
             None => Ok(None),
         }
@@ -61,7 +65,10 @@ impl Query {
         self.ocid(name)?.ok_or_else(|| ApiError::missing(name))
     }
 
-    pub fn enumeration<T: FromStr<Err = UnknownVariant>>(&self, name: &str) -> ApiResult<Option<T>> {
+    pub fn enumeration<T: FromStr<Err = UnknownVariant>>(
+        &self,
+        name: &str,
+    ) -> ApiResult<Option<T>> {
         self.str(name)
             .map(|v| v.parse::<T>().map_err(|e| ApiError::invalid(e.to_string())))
             .transpose()
@@ -72,13 +79,18 @@ impl Query {
             None => Ok(None),
             Some("true") => Ok(Some(true)),
             Some("false") => Ok(Some(false)),
-            Some(other) => Err(ApiError::invalid(format!("{name} must be true or false, got {other:?}"))),
+            Some(other) => Err(ApiError::invalid(format!(
+                "{name} must be true or false, got {other:?}"
+            ))),
         }
     }
 
     pub fn time(&self, name: &str) -> ApiResult<Option<Timestamp>> {
         self.str(name)
-            .map(|v| osm_core::time::parse_rfc3339(v).map_err(|e| ApiError::invalid(format!("{name}: {e}"))))
+            .map(|v| {
+                osm_core::time::parse_rfc3339(v)
+                    .map_err(|e| ApiError::invalid(format!("{name}: {e}")))
+            })
             .transpose()
     }
 
@@ -108,13 +120,17 @@ impl Query {
                 )));
             }
         };
-        let order = self.enumeration::<SortOrder>("sortOrder")?.unwrap_or(match sort {
-            SortKey::TimeCreated => SortOrder::Desc,
-            SortKey::Name => SortOrder::Asc,
-        });
+        let order = self
+            .enumeration::<SortOrder>("sortOrder")?
+            .unwrap_or(match sort {
+                SortKey::TimeCreated => SortOrder::Desc,
+                SortKey::Name => SortOrder::Asc,
+            });
         let after = match self.str("page") {
             None => None,
-            Some(token) => Some(Cursor::decode(token, sort, order).map_err(|e| ApiError::invalid(e.to_string()))?),
+            Some(token) => Some(
+                Cursor::decode(token, sort, order).map_err(|e| ApiError::invalid(e.to_string()))?,
+            ),
         };
         Ok(PageRequest {
             sort,
@@ -171,7 +187,11 @@ pub fn if_match(headers: &HeaderMap) -> ApiResult<Option<String>> {
 pub fn retry_token(headers: &HeaderMap) -> ApiResult<Option<String>> {
     let token = header_text(headers, "opc-retry-token")?;
     if let Some(t) = &token
-        && (t.is_empty() || t.len() > 64 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        && (t.is_empty()
+            || t.len() > 64
+            || !t
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
     {
         return Err(ApiError::invalid(
             "opc-retry-token must be 1 to 64 characters from A-Z, a-z, 0-9, '-' and '_'",
@@ -184,9 +204,9 @@ fn header_text(headers: &HeaderMap, name: &str) -> ApiResult<Option<String>> {
     headers
         .get(name)
         .map(|v| {
-            v.to_str()
-                .map(|s| s.trim().to_string())
-                .map_err(|_| ApiError::invalid(format!("the {name} header must be printable ASCII")))
+            v.to_str().map(|s| s.trim().to_string()).map_err(|_| {
+                ApiError::invalid(format!("the {name} header must be printable ASCII"))
+            })
         })
         .transpose()
 }

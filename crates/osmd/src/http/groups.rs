@@ -19,18 +19,38 @@ const BASE: &str = "/20190801/managedInstanceGroups";
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route(BASE, get(list).post(create))
-        .route(&format!("{BASE}/{{group_id}}"), get(read).put(update).delete(remove))
-        .route(&format!("{BASE}/{{group_id}}/actions/changeCompartment"), post(change_compartment))
-        .route(&format!("{BASE}/{{group_id}}/actions/attachManagedInstance"), post(attach))
-        .route(&format!("{BASE}/{{group_id}}/actions/detachManagedInstance"), post(detach))
+        .route(
+            &format!("{BASE}/{{group_id}}"),
+            get(read).put(update).delete(remove),
+        )
+        .route(
+            &format!("{BASE}/{{group_id}}/actions/changeCompartment"),
+            post(change_compartment),
+        )
+        .route(
+            &format!("{BASE}/{{group_id}}/actions/attachManagedInstance"),
+            post(attach),
+        )
+        .route(
+            &format!("{BASE}/{{group_id}}/actions/detachManagedInstance"),
+            post(detach),
+        )
 }
 
-fn respond(status: StatusCode, g: &osm_core::ManagedInstanceGroup, members: Vec<osm_core::IdName>) -> Response {
+fn respond(
+    status: StatusCode,
+    g: &osm_core::ManagedInstanceGroup,
+    members: Vec<osm_core::IdName>,
+) -> Response {
     let wire = osm_api::ManagedInstanceGroup::from_domain(g, members);
     resource_response(status, &wire, &etag(&g.id, g.version))
 }
 
-async fn list(State(s): State<AppState>, Extension(p): Extension<Principal>, q: Query) -> ApiResult<Response> {
+async fn list(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    q: Query,
+) -> ApiResult<Response> {
     let filter = GroupFilter {
         compartment_id: q.required_ocid("compartmentId")?,
         display_name: q.string("displayName")?,
@@ -54,7 +74,11 @@ async fn create(
     body: Bytes,
 ) -> ApiResult<Response> {
     let details = parse_json(&body)?;
-    let retry = RetryKey::new(retry_token(&headers)?, "CreateManagedInstanceGroup", &[&body]);
+    let retry = RetryKey::new(
+        retry_token(&headers)?,
+        "CreateManagedInstanceGroup",
+        &[&body],
+    );
     let (g, members) = s.app.group_create(&p, details, retry).await?;
     Ok(respond(StatusCode::OK, &g, members))
 }
@@ -88,7 +112,9 @@ async fn remove(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    s.app.group_delete(&p, &id, if_match(&headers)?.as_deref()).await?;
+    s.app
+        .group_delete(&p, &id, if_match(&headers)?.as_deref())
+        .await?;
     Ok(no_content())
 }
 
@@ -106,7 +132,13 @@ async fn change_compartment(
         &[&body],
     );
     s.app
-        .group_change_compartment(&p, &id, details.compartment_id, if_match(&headers)?.as_deref(), retry)
+        .group_change_compartment(
+            &p,
+            &id,
+            details.compartment_id,
+            if_match(&headers)?.as_deref(),
+            retry,
+        )
         .await?;
     Ok(no_content())
 }
@@ -140,8 +172,18 @@ async fn membership(
     attach: bool,
 ) -> ApiResult<Response> {
     let instance_id = q.required_ocid("managedInstanceId")?;
-    let op = if attach { "AttachManagedInstance" } else { "DetachManagedInstance" };
-    let retry = RetryKey::new(retry_token(&headers)?, format!("{op}:{id}"), &[instance_id.as_bytes()]);
-    s.app.group_membership(&p, &id, &instance_id, attach, retry).await?;
+    let op = if attach {
+        "AttachManagedInstance"
+    } else {
+        "DetachManagedInstance"
+    };
+    let retry = RetryKey::new(
+        retry_token(&headers)?,
+        format!("{op}:{id}"),
+        &[instance_id.as_bytes()],
+    );
+    s.app
+        .group_membership(&p, &id, &instance_id, attach, retry)
+        .await?;
     Ok(no_content())
 }

@@ -17,7 +17,10 @@ use crate::app::{Principal, RetryKey, etag};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/20160918/compartments", get(list).post(create))
-        .route("/20160918/compartments/{compartment_id}", get(read).put(update).delete(remove))
+        .route(
+            "/20160918/compartments/{compartment_id}",
+            get(read).put(update).delete(remove),
+        )
         .route("/20160918/tenancies/{tenancy_id}", get(tenancy))
 }
 
@@ -25,7 +28,11 @@ fn wire(c: &osm_core::Compartment, tenancy_id: &str) -> osm_api::Compartment {
     osm_api::Compartment::from_domain(c, tenancy_id)
 }
 
-async fn list(State(s): State<AppState>, Extension(p): Extension<Principal>, q: Query) -> ApiResult<Response> {
+async fn list(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    q: Query,
+) -> ApiResult<Response> {
     let parent_id = q.required_ocid("compartmentId")?;
     let query = CompartmentListQuery {
         filter: CompartmentFilter {
@@ -34,11 +41,17 @@ async fn list(State(s): State<AppState>, Extension(p): Extension<Principal>, q: 
             name: q.string("name")?,
             lifecycle_state: lifecycle_state(&q)?,
         },
-        access_level: q.enumeration::<AccessLevel>("accessLevel")?.unwrap_or(AccessLevel::Any),
+        access_level: q
+            .enumeration::<AccessLevel>("accessLevel")?
+            .unwrap_or(AccessLevel::Any),
     };
     let page = q.page_request("NAME")?;
     let result = s.app.compartment_list(&p, &query, &page).await?;
-    let items = result.items.iter().map(|c| wire(c, &s.app.tenancy_id)).collect();
+    let items = result
+        .items
+        .iter()
+        .map(|c| wire(c, &s.app.tenancy_id))
+        .collect();
     Ok(list_response(items, result.next))
 }
 
@@ -59,7 +72,11 @@ async fn read(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let c = s.app.compartment_get(&p, &id).await?;
-    Ok(resource_response(StatusCode::OK, &wire(&c, &s.app.tenancy_id), &etag(&c.id, c.version)))
+    Ok(resource_response(
+        StatusCode::OK,
+        &wire(&c, &s.app.tenancy_id),
+        &etag(&c.id, c.version),
+    ))
 }
 
 async fn create(
@@ -71,7 +88,11 @@ async fn create(
     let Json(details) = super::extract::parse_json(&body).map(Json)?;
     let retry = RetryKey::new(retry_token(&headers)?, "CreateCompartment", &[&body]);
     let c = s.app.compartment_create(&p, details, retry).await?;
-    Ok(resource_response(StatusCode::OK, &wire(&c, &s.app.tenancy_id), &etag(&c.id, c.version)))
+    Ok(resource_response(
+        StatusCode::OK,
+        &wire(&c, &s.app.tenancy_id),
+        &etag(&c.id, c.version),
+    ))
 }
 
 async fn update(
@@ -85,7 +106,11 @@ async fn update(
         .app
         .compartment_update(&p, &id, details, if_match(&headers)?.as_deref())
         .await?;
-    Ok(resource_response(StatusCode::OK, &wire(&c, &s.app.tenancy_id), &etag(&c.id, c.version)))
+    Ok(resource_response(
+        StatusCode::OK,
+        &wire(&c, &s.app.tenancy_id),
+        &etag(&c.id, c.version),
+    ))
 }
 
 async fn remove(
@@ -110,5 +135,9 @@ async fn tenancy(
     }
     let c = s.app.compartment_get(&p, &id).await?;
     let t = osm_api::Tenancy::from_domain(&c, &s.app.home_region_key);
-    Ok(resource_response(StatusCode::OK, &t, &etag(&c.id, c.version)))
+    Ok(resource_response(
+        StatusCode::OK,
+        &t,
+        &etag(&c.id, c.version),
+    ))
 }

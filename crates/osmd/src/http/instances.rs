@@ -16,15 +16,31 @@ use crate::app::{Principal, etag};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/20190801/managedInstances", get(list))
-        .route("/20190801/managedInstances/{managed_instance_id}", get(read).put(update))
+        .route(
+            "/20190801/managedInstances/{managed_instance_id}",
+            get(read).put(update),
+        )
 }
 
 fn respond(v: InstanceView) -> Response {
-    let wire = osm_api::ManagedInstance::from_domain(&v.instance, v.groups, v.scheduled_job_count, v.work_request_count);
-    resource_response(StatusCode::OK, &wire, &etag(&v.instance.id, v.instance.version))
+    let wire = osm_api::ManagedInstance::from_domain(
+        &v.instance,
+        v.groups,
+        v.scheduled_job_count,
+        v.work_request_count,
+    );
+    resource_response(
+        StatusCode::OK,
+        &wire,
+        &etag(&v.instance.id, v.instance.version),
+    )
 }
 
-async fn list(State(s): State<AppState>, Extension(p): Extension<Principal>, q: Query) -> ApiResult<Response> {
+async fn list(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    q: Query,
+) -> ApiResult<Response> {
     let filter = ManagedInstanceFilter {
         compartment_id: q.required_ocid("compartmentId")?,
         display_name: q.string("displayName")?,
@@ -32,7 +48,11 @@ async fn list(State(s): State<AppState>, Extension(p): Extension<Principal>, q: 
     };
     let page = q.page_request("DISPLAYNAME")?;
     let result = s.app.instance_list(&p, &filter, &page).await?;
-    let items: Vec<_> = result.items.iter().map(osm_api::ManagedInstanceSummary::from).collect();
+    let items: Vec<_> = result
+        .items
+        .iter()
+        .map(osm_api::ManagedInstanceSummary::from)
+        .collect();
     Ok(list_response(items, result.next))
 }
 

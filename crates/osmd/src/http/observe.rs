@@ -28,16 +28,25 @@ pub async fn observe(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
-    let span = tracing::info_span!("request", opc_request_id = %id, %method, path = %req.uri().path());
+    let span =
+        tracing::info_span!("request", opc_request_id = %id, %method, path = %req.uri().path());
     let started = Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let status = resp.status();
     span.in_scope(|| {
         if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), ms = elapsed.as_secs_f64() * 1e3, "request failed");
+            tracing::error!(
+                status = status.as_u16(),
+                ms = elapsed.as_secs_f64() * 1e3,
+                "request failed"
+            );
         } else {
-            tracing::debug!(status = status.as_u16(), ms = elapsed.as_secs_f64() * 1e3, "request served");
+            tracing::debug!(
+                status = status.as_u16(),
+                ms = elapsed.as_secs_f64() * 1e3,
+                "request served"
+            );
         }
     });
     let labels = [
@@ -46,7 +55,8 @@ pub async fn observe(req: Request, next: Next) -> Response {
         ("status", status.as_u16().to_string()),
     ];
     metrics::counter!("osm_http_requests_total", &labels).increment(1);
-    metrics::histogram!("osm_http_request_duration_seconds", &labels[..2]).record(elapsed.as_secs_f64());
+    metrics::histogram!("osm_http_request_duration_seconds", &labels[..2])
+        .record(elapsed.as_secs_f64());
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert(REQUEST_ID, v);
     }

@@ -5,11 +5,13 @@
 
 use std::sync::OnceLock;
 
-use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::path::{
+    HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
+};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::{
-    ArrayBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr, Required,
-    ResponseBuilder, Schema, Type,
+    ArrayBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr,
+    Required, ResponseBuilder, Schema, Type,
 };
 
 /// What an operation answers with on success.
@@ -37,7 +39,6 @@ pub struct Operation {
     pub body: Option<&'static str>,
     pub answer: Answer,
 }
-
 
 macro_rules! op {
     ($m:literal $p:literal $id:literal, $summary:literal, [$($q:literal $req:literal),*], $body:expr, $answer:expr) => {
@@ -87,7 +88,6 @@ pub const OPERATIONS: &[Operation] = &[
     op!("GET" "/openapi.json" "OpenApi", "This document", [], None, Text),
 ];
 
-
 fn schema_ref(name: &str) -> RefOr<Schema> {
     RefOr::Ref(Ref::from_schema_name(name))
 }
@@ -117,14 +117,22 @@ fn build() -> OpenApi {
         let mut builder = OperationBuilder::new()
             .operation_id(Some(op.id))
             .summary(Some(op.summary))
-            .tag(if op.path.starts_with("/20160918") { "Identity" } else if op.path.starts_with("/20190801") { "OS Management" } else { "Operations" });
+            .tag(if op.path.starts_with("/20160918") {
+                "Identity"
+            } else if op.path.starts_with("/20190801") {
+                "OS Management"
+            } else {
+                "Operations"
+            });
         for name in path_params(op.path) {
             builder = builder.parameter(
                 ParameterBuilder::new()
                     .name(name)
                     .parameter_in(ParameterIn::Path)
                     .required(Required::True)
-                    .schema(Some(utoipa::openapi::ObjectBuilder::new().schema_type(Type::String))),
+                    .schema(Some(
+                        utoipa::openapi::ObjectBuilder::new().schema_type(Type::String),
+                    )),
             );
         }
         for (name, required) in op.query {
@@ -137,37 +145,56 @@ fn build() -> OpenApi {
                 ParameterBuilder::new()
                     .name(*name)
                     .parameter_in(ParameterIn::Query)
-                    .required(if *required { Required::True } else { Required::False })
+                    .required(if *required {
+                        Required::True
+                    } else {
+                        Required::False
+                    })
                     .schema(Some(utoipa::openapi::ObjectBuilder::new().schema_type(ty))),
             );
         }
         if let Some(body) = op.body {
             builder = builder.request_body(Some(
                 RequestBodyBuilder::new()
-                    .content("application/json", ContentBuilder::new().schema(Some(schema_ref(body))).build())
+                    .content(
+                        "application/json",
+                        ContentBuilder::new().schema(Some(schema_ref(body))).build(),
+                    )
                     .required(Some(Required::True))
                     .build(),
             ));
         }
         let success = match op.answer {
-            Object(name) => ResponseBuilder::new()
-                .description("Success")
-                .content("application/json", ContentBuilder::new().schema(Some(schema_ref(name))).build()),
-            List(name) => ResponseBuilder::new().description("Success; opc-next-page is set when more rows follow").content(
+            Object(name) => ResponseBuilder::new().description("Success").content(
                 "application/json",
-                ContentBuilder::new()
-                    .schema(Some(ArrayBuilder::new().items(schema_ref(name)).build()))
-                    .build(),
+                ContentBuilder::new().schema(Some(schema_ref(name))).build(),
             ),
+            List(name) => ResponseBuilder::new()
+                .description("Success; opc-next-page is set when more rows follow")
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(ArrayBuilder::new().items(schema_ref(name)).build()))
+                        .build(),
+                ),
             Empty => ResponseBuilder::new().description("Done"),
             Text => ResponseBuilder::new().description("Success"),
         };
-        let status = if matches!(op.answer, Empty) { "204" } else { "200" };
+        let status = if matches!(op.answer, Empty) {
+            "204"
+        } else {
+            "200"
+        };
         builder = builder.response(status, success.build()).response(
             "default",
             ResponseBuilder::new()
                 .description("Error")
-                .content("application/json", ContentBuilder::new().schema(Some(schema_ref("ApiError"))).build())
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(schema_ref("ApiError")))
+                        .build(),
+                )
                 .build(),
         );
         let method = match op.method {

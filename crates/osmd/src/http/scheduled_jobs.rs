@@ -19,8 +19,14 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route(BASE, get(list).post(create))
         .route(&format!("{BASE}/upcomingSchedules"), get(upcoming))
-        .route(&format!("{BASE}/{{scheduled_job_id}}"), get(read).put(update).delete(remove))
-        .route(&format!("{BASE}/{{scheduled_job_id}}/actions/changeCompartment"), post(change_compartment))
+        .route(
+            &format!("{BASE}/{{scheduled_job_id}}"),
+            get(read).put(update).delete(remove),
+        )
+        .route(
+            &format!("{BASE}/{{scheduled_job_id}}/actions/changeCompartment"),
+            post(change_compartment),
+        )
 }
 
 fn respond(job: &osm_core::ScheduledJob, work_requests: Vec<osm_core::IdName>) -> Response {
@@ -42,21 +48,37 @@ fn filter(q: &Query) -> ApiResult<ScheduledJobFilter> {
     })
 }
 
-async fn list(State(s): State<AppState>, Extension(p): Extension<Principal>, q: Query) -> ApiResult<Response> {
+async fn list(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    q: Query,
+) -> ApiResult<Response> {
     let filter = filter(&q)?;
     let page = q.page_request("DISPLAYNAME")?;
     let result = s.app.job_list(&p, &filter, &page).await?;
-    let items: Vec<_> = result.items.iter().map(osm_api::ScheduledJobSummary::from).collect();
+    let items: Vec<_> = result
+        .items
+        .iter()
+        .map(osm_api::ScheduledJobSummary::from)
+        .collect();
     Ok(list_response(items, result.next))
 }
 
 /// `ListUpcomingScheduledJobs`: active jobs whose next run falls before `timeEnd`.
-async fn upcoming(State(s): State<AppState>, Extension(p): Extension<Principal>, q: Query) -> ApiResult<Response> {
-    let time_end = q.time("timeEnd")?.ok_or_else(|| ApiError::missing("timeEnd"))?;
+async fn upcoming(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    q: Query,
+) -> ApiResult<Response> {
+    let time_end = q
+        .time("timeEnd")?
+        .ok_or_else(|| ApiError::missing("timeEnd"))?;
     let mut filter = filter(&q)?;
     filter.next_execution_before = Some(time_end);
     if let (Some(_), None) | (None, Some(_)) = (q.str("tagName"), q.str("tagValue")) {
-        return Err(ApiError::invalid("tagName and tagValue must be given together"));
+        return Err(ApiError::invalid(
+            "tagName and tagValue must be given together",
+        ));
     }
     let page = q.page_request("DISPLAYNAME")?;
     let result = s.app.job_list(&p, &filter, &page).await?;
@@ -111,7 +133,9 @@ async fn remove(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    s.app.job_delete(&p, &id, if_match(&headers)?.as_deref()).await?;
+    s.app
+        .job_delete(&p, &id, if_match(&headers)?.as_deref())
+        .await?;
     Ok(no_content())
 }
 
@@ -123,9 +147,19 @@ async fn change_compartment(
     body: Bytes,
 ) -> ApiResult<Response> {
     let details: osm_api::ChangeScheduledJobCompartmentDetails = parse_json(&body)?;
-    let retry = RetryKey::new(retry_token(&headers)?, format!("ChangeScheduledJobCompartment:{id}"), &[&body]);
+    let retry = RetryKey::new(
+        retry_token(&headers)?,
+        format!("ChangeScheduledJobCompartment:{id}"),
+        &[&body],
+    );
     s.app
-        .job_change_compartment(&p, &id, details.compartment_id, if_match(&headers)?.as_deref(), retry)
+        .job_change_compartment(
+            &p,
+            &id,
+            details.compartment_id,
+            if_match(&headers)?.as_deref(),
+            retry,
+        )
         .await?;
     Ok(no_content())
 }

@@ -17,10 +17,17 @@ pub fn routes() -> Router<AppState> {
         .route("/20190801/workRequests", get(list))
         .route("/20190801/workRequests/{work_request_id}", get(read))
         .route("/20190801/workRequests/{work_request_id}/logs", get(logs))
-        .route("/20190801/workRequests/{work_request_id}/errors", get(errors))
+        .route(
+            "/20190801/workRequests/{work_request_id}/errors",
+            get(errors),
+        )
 }
 
-async fn list(State(s): State<AppState>, Extension(p): Extension<Principal>, q: Query) -> ApiResult<Response> {
+async fn list(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    q: Query,
+) -> ApiResult<Response> {
     let filter = WorkRequestFilter {
         compartment_id: q.required_ocid("compartmentId")?,
         display_name: q.string("displayName")?,
@@ -29,7 +36,11 @@ async fn list(State(s): State<AppState>, Extension(p): Extension<Principal>, q: 
     };
     let page = q.page_request("DISPLAYNAME")?;
     let result = s.app.work_request_list(&p, &filter, &page).await?;
-    let items: Vec<_> = result.items.iter().map(osm_api::WorkRequestSummary::from).collect();
+    let items: Vec<_> = result
+        .items
+        .iter()
+        .map(osm_api::WorkRequestSummary::from)
+        .collect();
     Ok(list_response(items, result.next))
 }
 
@@ -41,7 +52,11 @@ async fn read(
     let wr = s.app.work_request_get(&p, &id).await?;
     // A work request changes as it runs: its etag follows its state and progress.
     let version = wr.status as i64 * 1000 + wr.percent_complete as i64;
-    Ok(resource_response(StatusCode::OK, &osm_api::WorkRequest::from(&wr), &etag(&wr.id, version)))
+    Ok(resource_response(
+        StatusCode::OK,
+        &osm_api::WorkRequest::from(&wr),
+        &etag(&wr.id, version),
+    ))
 }
 
 async fn logs(
@@ -52,7 +67,11 @@ async fn logs(
 ) -> ApiResult<Response> {
     let page = q.page_request("DISPLAYNAME")?;
     let result = s.app.work_request_logs(&p, &id, &page).await?;
-    let items: Vec<_> = result.items.iter().map(osm_api::WorkRequestLogEntry::from).collect();
+    let items: Vec<_> = result
+        .items
+        .iter()
+        .map(osm_api::WorkRequestLogEntry::from)
+        .collect();
     Ok(list_response(items, result.next))
 }
 
@@ -64,6 +83,10 @@ async fn errors(
 ) -> ApiResult<Response> {
     let page = q.page_request("DISPLAYNAME")?;
     let result = s.app.work_request_errors(&p, &id, &page).await?;
-    let items: Vec<_> = result.items.iter().map(osm_api::WorkRequestError::from).collect();
+    let items: Vec<_> = result
+        .items
+        .iter()
+        .map(osm_api::WorkRequestError::from)
+        .collect();
     Ok(list_response(items, result.next))
 }

@@ -27,7 +27,8 @@ pub struct TestApp {
 
 /// The PostgreSQL server tests use (the test command starts one when none answers).
 pub fn pg_admin_url() -> String {
-    std::env::var("OSM_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("OSM_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// Creates an empty database and returns its URL; panics (the test fails) when PostgreSQL
@@ -37,19 +38,30 @@ pub async fn fresh_pg_database() -> (String, String) {
     let admin = pg_admin_url();
     let mut conn = sqlx::PgConnection::connect(&admin)
         .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is not reachable ({e}); run the tests with scripts/test"));
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL at {admin} is not reachable ({e}); run the tests with scripts/test")
+        });
     let name = format!("osmd_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create test database");
-    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
+    sqlx::Executor::execute(
+        &mut conn,
+        sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
+    )
+    .await
+    .expect("create test database");
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_string())
+        .unwrap_or(admin.clone());
     (format!("{base}/{name}"), name)
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let (db, pg_db) = match backend {
-        Backend::Sqlite => (format!("sqlite://{}", dir.path().join("osm.db").display()), None),
+        Backend::Sqlite => (
+            format!("sqlite://{}", dir.path().join("osm.db").display()),
+            None,
+        ),
         Backend::Postgres => {
             let (url, name) = fresh_pg_database().await;
             (url, Some(name))
@@ -89,20 +101,38 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: Option<&Value>) -> ApiResponse {
-        self.client.post_json(path, body, &[]).await.expect("request sent")
+        self.client
+            .post_json(path, body, &[])
+            .await
+            .expect("request sent")
     }
 
-    pub async fn post_with(&self, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> ApiResponse {
-        self.client.post_json(path, body, headers).await.expect("request sent")
+    pub async fn post_with(
+        &self,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> ApiResponse {
+        self.client
+            .post_json(path, body, headers)
+            .await
+            .expect("request sent")
     }
 
     pub async fn put(&self, path: &str, body: &Value, if_match: Option<&str>) -> ApiResponse {
-        let headers: Vec<(&str, &str)> = if_match.map(|t| vec![("if-match", t)]).unwrap_or_default();
-        self.client.put_json(path, Some(body), &headers).await.expect("request sent")
+        let headers: Vec<(&str, &str)> =
+            if_match.map(|t| vec![("if-match", t)]).unwrap_or_default();
+        self.client
+            .put_json(path, Some(body), &headers)
+            .await
+            .expect("request sent")
     }
 
     pub async fn delete(&self, path: &str, if_match: Option<&str>) -> ApiResponse {
-        self.client.delete(path, if_match).await.expect("request sent")
+        self.client
+            .delete(path, if_match)
+            .await
+            .expect("request sent")
     }
 
     /// Creates a compartment under `parent` and returns its id.
@@ -165,13 +195,18 @@ impl Drop for TestApp {
             // Best effort: the database is throw-away either way.
             let admin = pg_admin_url();
             std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 rt.block_on(async {
                     use sqlx::Connection;
                     if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
                         let _ = sqlx::Executor::execute(
                             &mut c,
-                            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+                            sqlx::AssertSqlSafe(format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            )),
                         )
                         .await;
                     }
@@ -189,7 +224,6 @@ macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {
-                use super::*;
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() { super::$name($crate::helpers::Backend::Sqlite).await }
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

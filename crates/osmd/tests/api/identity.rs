@@ -6,17 +6,23 @@ both_backends!(compartment_tree, compartment_update_and_delete, tenancy);
 
 async fn tenancy(b: Backend) {
     let app = spawn_app(b).await;
-    let r = app.get(&format!("/20160918/tenancies/{}", app.tenancy)).await;
+    let r = app
+        .get(&format!("/20160918/tenancies/{}", app.tenancy))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let t: Value = r.json();
     assert_eq!(t["id"], app.tenancy.as_str());
     assert!(app.tenancy.starts_with("ocid1.tenancy."));
     assert_eq!(t["homeRegionKey"], "LCL");
     // The root compartment answers GetCompartment too.
-    let r = app.get(&format!("/20160918/compartments/{}", app.tenancy)).await;
+    let r = app
+        .get(&format!("/20160918/compartments/{}", app.tenancy))
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json::<Value>()["lifecycleState"], "ACTIVE");
-    let r = app.get("/20160918/tenancies/ocid1.tenancy.oc1..nothere").await;
+    let r = app
+        .get("/20160918/tenancies/ocid1.tenancy.oc1..nothere")
+        .await;
     assert_eq!(r.status, 404);
     assert_eq!(r.json::<Value>()["code"], "NotAuthorizedOrNotFound");
 }
@@ -29,7 +35,9 @@ async fn compartment_tree(b: Backend) {
     let web = app.compartment(&prod, "web").await;
     let db = app.compartment(&web, "db").await;
 
-    let direct = app.list_all(&format!("/20160918/compartments?compartmentId={t}")).await;
+    let direct = app
+        .list_all(&format!("/20160918/compartments?compartmentId={t}"))
+        .await;
     let mut names: Vec<&str> = direct.iter().map(|c| c["name"].as_str().unwrap()).collect();
     names.sort();
     assert_eq!(names, ["dev", "prod"]);
@@ -56,14 +64,25 @@ async fn compartment_tree(b: Backend) {
     assert_eq!(names, ["db", "dev", "prod", "web"]);
 
     // Name filter, and subtree only from the tenancy.
-    let r = app.list_all(&format!("/20160918/compartments?compartmentId={t}&compartmentIdInSubtree=true&name=web")).await;
+    let r = app
+        .list_all(&format!(
+            "/20160918/compartments?compartmentId={t}&compartmentIdInSubtree=true&name=web"
+        ))
+        .await;
     assert_eq!(r.len(), 1);
-    let r = app.get(&format!("/20160918/compartments?compartmentId={prod}&compartmentIdInSubtree=true")).await;
+    let r = app
+        .get(&format!(
+            "/20160918/compartments?compartmentId={prod}&compartmentIdInSubtree=true"
+        ))
+        .await;
     assert_eq!(r.status, 400);
 
     // Siblings may not share a name.
     let r = app
-        .post("/20160918/compartments", Some(&json!({"compartmentId": t, "name": "prod", "description": "again"})))
+        .post(
+            "/20160918/compartments",
+            Some(&json!({"compartmentId": t, "name": "prod", "description": "again"})),
+        )
         .await;
     assert_eq!(r.status, 409, "{}", r.text());
     // Unknown parent.
@@ -84,7 +103,11 @@ async fn compartment_update_and_delete(b: Backend) {
     let etag = r.header("etag").unwrap().to_string();
 
     let r = app
-        .put(&format!("/20160918/compartments/{c}"), &json!({"description": "new words"}), Some(&etag))
+        .put(
+            &format!("/20160918/compartments/{c}"),
+            &json!({"description": "new words"}),
+            Some(&etag),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json::<Value>()["description"], "new words");
@@ -92,19 +115,36 @@ async fn compartment_update_and_delete(b: Backend) {
     assert_ne!(new_etag, etag);
     // The old etag is stale now.
     let r = app
-        .put(&format!("/20160918/compartments/{c}"), &json!({"description": "lost"}), Some(&etag))
+        .put(
+            &format!("/20160918/compartments/{c}"),
+            &json!({"description": "lost"}),
+            Some(&etag),
+        )
         .await;
     assert_eq!(r.status, 412);
     assert_eq!(r.json::<Value>()["code"], "NoEtagMatch");
 
     // A compartment that holds a group cannot be deleted.
     let g = app.group(&c, "web").await;
-    let r = app.delete(&format!("/20160918/compartments/{c}"), None).await;
+    let r = app
+        .delete(&format!("/20160918/compartments/{c}"), None)
+        .await;
     assert_eq!(r.status, 409, "{}", r.text());
-    assert!(r.json::<Value>()["message"].as_str().unwrap().contains("group"), "{}", r.text());
-    let r = app.delete(&format!("/20190801/managedInstanceGroups/{g}"), None).await;
+    assert!(
+        r.json::<Value>()["message"]
+            .as_str()
+            .unwrap()
+            .contains("group"),
+        "{}",
+        r.text()
+    );
+    let r = app
+        .delete(&format!("/20190801/managedInstanceGroups/{g}"), None)
+        .await;
     assert_eq!(r.status, 204, "{}", r.text());
-    let r = app.delete(&format!("/20160918/compartments/{c}"), None).await;
+    let r = app
+        .delete(&format!("/20160918/compartments/{c}"), None)
+        .await;
     assert_eq!(r.status, 204, "{}", r.text());
     let r = app.get(&format!("/20160918/compartments/{c}")).await;
     assert_eq!(r.json::<Value>()["lifecycleState"], "DELETED");
@@ -117,6 +157,8 @@ async fn compartment_update_and_delete(b: Backend) {
         .await;
     assert_eq!(r.status, 409, "{}", r.text());
     // The tenancy itself cannot be deleted.
-    let r = app.delete(&format!("/20160918/compartments/{t}"), None).await;
+    let r = app
+        .delete(&format!("/20160918/compartments/{t}"), None)
+        .await;
     assert_eq!(r.status, 409);
 }

@@ -30,7 +30,11 @@ async fn job_crud(b: Backend) {
     assert_eq!(job["lifecycleState"], "ACTIVE");
     assert_eq!(job["intervalValue"], "1");
     assert_eq!(job["timeZone"], "Europe/Paris");
-    assert_eq!(job["managedInstanceGroups"], json!([{"id": g, "displayName": "web"}]), "names come from the store");
+    assert_eq!(
+        job["managedInstanceGroups"],
+        json!([{"id": g, "displayName": "web"}]),
+        "names come from the store"
+    );
     assert_eq!(job["workRequests"], json!([]));
 
     let r = app
@@ -46,38 +50,63 @@ async fn job_crud(b: Backend) {
     assert_eq!(job["intervalValue"], "2");
     assert_eq!(job["updateType"], "SECURITY", "unchanged fields stay");
     let r = app
-        .put(&format!("/20190801/scheduledJobs/{id}"), &json!({"displayName": "x"}), Some(&etag))
+        .put(
+            &format!("/20190801/scheduledJobs/{id}"),
+            &json!({"displayName": "x"}),
+            Some(&etag),
+        )
         .await;
     assert_eq!(r.status, 412);
     let r = app
-        .put(&format!("/20190801/scheduledJobs/{id}"), &json!({"intervalValue": "0"}), None)
+        .put(
+            &format!("/20190801/scheduledJobs/{id}"),
+            &json!({"intervalValue": "0"}),
+            None,
+        )
         .await;
     assert_eq!(r.status, 400, "{}", r.text());
 
     // The group cannot go while the job targets it.
-    let r = app.delete(&format!("/20190801/managedInstanceGroups/{g}"), None).await;
+    let r = app
+        .delete(&format!("/20190801/managedInstanceGroups/{g}"), None)
+        .await;
     assert_eq!(r.status, 409, "{}", r.text());
 
     let c = app.compartment(&t, "ops").await;
     let r = app
-        .post(&format!("/20190801/scheduledJobs/{id}/actions/changeCompartment"), Some(&json!({"compartmentId": c})))
+        .post(
+            &format!("/20190801/scheduledJobs/{id}/actions/changeCompartment"),
+            Some(&json!({"compartmentId": c})),
+        )
         .await;
     assert_eq!(r.status, 204, "{}", r.text());
-    let list = app.list_all(&format!("/20190801/scheduledJobs?compartmentId={c}")).await;
+    let list = app
+        .list_all(&format!("/20190801/scheduledJobs?compartmentId={c}"))
+        .await;
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["scheduleType"], "RECURRING");
 
-    let r = app.delete(&format!("/20190801/scheduledJobs/{id}"), None).await;
+    let r = app
+        .delete(&format!("/20190801/scheduledJobs/{id}"), None)
+        .await;
     assert_eq!(r.status, 204);
     let r = app.get(&format!("/20190801/scheduledJobs/{id}")).await;
     assert_eq!(r.status, 200, "history stays readable");
     assert_eq!(r.json::<Value>()["lifecycleState"], "DELETED");
-    assert!(app.list_all(&format!("/20190801/scheduledJobs?compartmentId={c}")).await.is_empty());
+    assert!(
+        app.list_all(&format!("/20190801/scheduledJobs?compartmentId={c}"))
+            .await
+            .is_empty()
+    );
     let deleted = app
-        .list_all(&format!("/20190801/scheduledJobs?compartmentId={c}&lifecycleState=DELETED"))
+        .list_all(&format!(
+            "/20190801/scheduledJobs?compartmentId={c}&lifecycleState=DELETED"
+        ))
         .await;
     assert_eq!(deleted.len(), 1);
-    let r = app.delete(&format!("/20190801/managedInstanceGroups/{g}"), None).await;
+    let r = app
+        .delete(&format!("/20190801/managedInstanceGroups/{g}"), None)
+        .await;
     assert_eq!(r.status, 204, "a deleted job no longer holds the group");
 }
 
@@ -92,20 +121,90 @@ async fn job_validation(b: Backend) {
         "operationType": "INSTALL", "packageNames": [{"name": "bash"}]
     });
     let cases: Vec<(&str, Value, u16, &str)> = vec![
-        ("recurring without interval", json!({"scheduleType": "RECURRING"}), 400, "intervalType"),
-        ("interval not a number", json!({"scheduleType": "RECURRING", "intervalType": "DAY", "intervalValue": "often"}), 400, "intervalValue"),
-        ("negative interval", json!({"scheduleType": "RECURRING", "intervalType": "DAY", "intervalValue": "-3"}), 400, "intervalValue"),
-        ("time in the past", json!({"timeNextExecution": at(-2)}), 400, "past"),
-        ("malformed time", json!({"timeNextExecution": "next tuesday"}), 400, "timeNextExecution"),
-        ("install without packages", json!({"packageNames": []}), 400, "packageNames"),
-        ("unknown enum", json!({"operationType": "EXPLODE"}), 400, "operationType"),
-        ("no targets", json!({"managedInstances": []}), 400, "targets"),
-        ("unknown instance", json!({"managedInstances": [{"id": "ocid1.instance.oc1..nothere"}]}), 400, "does not exist"),
-        ("bad target id", json!({"managedInstances": [{"id": "not-an-ocid"}]}), 400, "OCID"),
-        ("unknown time zone", json!({"timeZone": "Mars/Base"}), 400, "timeZone"),
-        ("missing compartment", json!({"compartmentId": null}), 400, "compartmentId"),
-        ("compartment out of reach", json!({"compartmentId": "ocid1.compartment.oc1..nothere"}), 404, "compartment"),
-        ("unsupported operation", json!({"operationType": "SWITCHMODULESTREAM"}), 400, "not supported"),
+        (
+            "recurring without interval",
+            json!({"scheduleType": "RECURRING"}),
+            400,
+            "intervalType",
+        ),
+        (
+            "interval not a number",
+            json!({"scheduleType": "RECURRING", "intervalType": "DAY", "intervalValue": "often"}),
+            400,
+            "intervalValue",
+        ),
+        (
+            "negative interval",
+            json!({"scheduleType": "RECURRING", "intervalType": "DAY", "intervalValue": "-3"}),
+            400,
+            "intervalValue",
+        ),
+        (
+            "time in the past",
+            json!({"timeNextExecution": at(-2)}),
+            400,
+            "past",
+        ),
+        (
+            "malformed time",
+            json!({"timeNextExecution": "next tuesday"}),
+            400,
+            "timeNextExecution",
+        ),
+        (
+            "install without packages",
+            json!({"packageNames": []}),
+            400,
+            "packageNames",
+        ),
+        (
+            "unknown enum",
+            json!({"operationType": "EXPLODE"}),
+            400,
+            "operationType",
+        ),
+        (
+            "no targets",
+            json!({"managedInstances": []}),
+            400,
+            "targets",
+        ),
+        (
+            "unknown instance",
+            json!({"managedInstances": [{"id": "ocid1.instance.oc1..nothere"}]}),
+            400,
+            "does not exist",
+        ),
+        (
+            "bad target id",
+            json!({"managedInstances": [{"id": "not-an-ocid"}]}),
+            400,
+            "OCID",
+        ),
+        (
+            "unknown time zone",
+            json!({"timeZone": "Mars/Base"}),
+            400,
+            "timeZone",
+        ),
+        (
+            "missing compartment",
+            json!({"compartmentId": null}),
+            400,
+            "compartmentId",
+        ),
+        (
+            "compartment out of reach",
+            json!({"compartmentId": "ocid1.compartment.oc1..nothere"}),
+            404,
+            "compartment",
+        ),
+        (
+            "unsupported operation",
+            json!({"operationType": "SWITCHMODULESTREAM"}),
+            400,
+            "not supported",
+        ),
         ("wrong type", json!({"displayName": 12}), 400, "displayName"),
     ];
     for (what, patch, status, needle) in cases {
@@ -126,12 +225,20 @@ async fn job_validation(b: Backend) {
             err["message"]
         );
     }
-    assert!(app.list_all(&format!("/20190801/scheduledJobs?compartmentId={t}")).await.is_empty(), "nothing was created");
+    assert!(
+        app.list_all(&format!("/20190801/scheduledJobs?compartmentId={t}"))
+            .await
+            .is_empty(),
+        "nothing was created"
+    );
     let r = app.post("/20190801/scheduledJobs", Some(&good)).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let job: Value = r.json();
     assert!(job.get("intervalType").is_none());
-    let mi_view: Value = app.get(&format!("/20190801/managedInstances/{}", mi.id)).await.json();
+    let mi_view: Value = app
+        .get(&format!("/20190801/managedInstances/{}", mi.id))
+        .await
+        .json();
     assert_eq!(mi_view["scheduledJobCount"], 1);
 }
 
@@ -164,23 +271,41 @@ async fn job_upcoming_and_filters(b: Backend) {
     let upcoming = app
         .list_all(&format!("/20190801/scheduledJobs/upcomingSchedules?compartmentId={t}&timeEnd={end}&sortBy=DISPLAYNAME"))
         .await;
-    let names: Vec<&str> = upcoming.iter().map(|j| j["displayName"].as_str().unwrap()).collect();
+    let names: Vec<&str> = upcoming
+        .iter()
+        .map(|j| j["displayName"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["direct", "soon"]);
-    let r = app.get(&format!("/20190801/scheduledJobs/upcomingSchedules?compartmentId={t}")).await;
+    let r = app
+        .get(&format!(
+            "/20190801/scheduledJobs/upcomingSchedules?compartmentId={t}"
+        ))
+        .await;
     assert_eq!(r.status, 400, "timeEnd is required");
 
     let by_group = app
-        .list_all(&format!("/20190801/scheduledJobs?compartmentId={t}&managedInstanceGroupId={g}"))
+        .list_all(&format!(
+            "/20190801/scheduledJobs?compartmentId={t}&managedInstanceGroupId={g}"
+        ))
         .await;
     assert_eq!(by_group.len(), 2);
     let by_instance = app
-        .list_all(&format!("/20190801/scheduledJobs?compartmentId={t}&managedInstanceId={}", mi.id))
+        .list_all(&format!(
+            "/20190801/scheduledJobs?compartmentId={t}&managedInstanceId={}",
+            mi.id
+        ))
         .await;
     assert_eq!(by_instance.len(), 1);
     let by_op = app
-        .list_all(&format!("/20190801/scheduledJobs?compartmentId={t}&operationType=INSTALL"))
+        .list_all(&format!(
+            "/20190801/scheduledJobs?compartmentId={t}&operationType=INSTALL"
+        ))
         .await;
     assert!(by_op.is_empty());
-    let r = app.get(&format!("/20190801/scheduledJobs?compartmentId={t}&operationType=install")).await;
+    let r = app
+        .get(&format!(
+            "/20190801/scheduledJobs?compartmentId={t}&operationType=install"
+        ))
+        .await;
     assert_eq!(r.status, 400, "enum values are case-sensitive");
 }

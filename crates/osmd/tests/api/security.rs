@@ -9,7 +9,11 @@ use serde_json::{Value, json};
 
 use crate::{Backend, TestApp, both_backends, spawn_app};
 
-both_backends!(every_route_rejects_unsigned_requests, signatures_are_checked, reach_is_limited_to_grants);
+both_backends!(
+    every_route_rejects_unsigned_requests,
+    signatures_are_checked,
+    reach_is_limited_to_grants
+);
 
 fn raw_client(app: &TestApp) -> reqwest::Client {
     let ca = std::fs::read(app.ca_file()).unwrap();
@@ -22,7 +26,10 @@ fn raw_client(app: &TestApp) -> reqwest::Client {
 fn concrete(path: &str) -> String {
     path.replace("{compartmentId}", "ocid1.compartment.oc1..x")
         .replace("{tenancyId}", "ocid1.tenancy.oc1..x")
-        .replace("{managedInstanceGroupId}", "ocid1.osmsmanagedinstancegroup.oc1..x")
+        .replace(
+            "{managedInstanceGroupId}",
+            "ocid1.osmsmanagedinstancegroup.oc1..x",
+        )
         .replace("{managedInstanceId}", "ocid1.instance.oc1..x")
         .replace("{scheduledJobId}", "ocid1.osmsscheduledjob.oc1..x")
         .replace("{workRequestId}", "ocid1.osmsworkrequest.oc1..x")
@@ -35,7 +42,13 @@ async fn every_route_rejects_unsigned_requests(b: Backend) {
     for op in osmd::http::openapi::OPERATIONS {
         let url = format!("{}{}", app.base, concrete(op.path));
         let method = reqwest::Method::from_bytes(op.method.as_bytes()).unwrap();
-        let r = http.request(method, &url).header("content-type", "application/json").body("{}").send().await.unwrap();
+        let r = http
+            .request(method, &url)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
         if op.path == "/healthz" {
             assert_eq!(r.status(), 200);
             continue;
@@ -43,20 +56,44 @@ async fn every_route_rejects_unsigned_requests(b: Backend) {
         assert_eq!(r.status(), 401, "{} {}", op.method, op.path);
         assert!(r.headers().get("opc-request-id").is_some());
         let body: Value = r.json().await.unwrap();
-        assert_eq!(body["code"], "NotAuthenticated", "{} {}", op.method, op.path);
+        assert_eq!(
+            body["code"], "NotAuthenticated",
+            "{} {}",
+            op.method, op.path
+        );
         checked += 1;
     }
     assert!(checked >= 30, "{checked} routes checked");
     // Unknown paths are refused before anything else too.
-    let r = http.get(format!("{}/20190801/nothing", app.base)).send().await.unwrap();
+    let r = http
+        .get(format!("{}/20190801/nothing", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
 }
 
 /// Signs a GET the way the SDK does, with the given date, and sends it.
-async fn signed_get(app: &TestApp, path: &str, date: Timestamp, key_pem: &str, key_id: &str, host: Option<&str>) -> reqwest::Response {
-    let host_value = host.map(str::to_string).unwrap_or_else(|| app.base.trim_start_matches("https://").to_string());
+async fn signed_get(
+    app: &TestApp,
+    path: &str,
+    date: Timestamp,
+    key_pem: &str,
+    key_id: &str,
+    host: Option<&str>,
+) -> reqwest::Response {
+    let host_value = host
+        .map(str::to_string)
+        .unwrap_or_else(|| app.base.trim_start_matches("https://").to_string());
     let date_value = httpsig::imf_fixdate(date);
-    let auth = httpsig::sign("GET", path, &[("date", &date_value), ("host", &host_value)], key_id, key_pem).unwrap();
+    let auth = httpsig::sign(
+        "GET",
+        path,
+        &[("date", &date_value), ("host", &host_value)],
+        key_id,
+        key_pem,
+    )
+    .unwrap();
     raw_client(app)
         .get(format!("{}{}", app.base, path))
         .header("date", date_value)
@@ -70,37 +107,86 @@ async fn signed_get(app: &TestApp, path: &str, date: Timestamp, key_pem: &str, k
 async fn signatures_are_checked(b: Backend) {
     let app = spawn_app(b).await;
     let key_pem = std::fs::read_to_string(app.dir.path().join("admin/api_key.pem")).unwrap();
-    let key_id = format!("{}/{}/{}", app.tenancy, app.config.user, app.config.fingerprint);
-    let path = format!("/20190801/managedInstanceGroups?compartmentId={}", app.tenancy);
+    let key_id = format!(
+        "{}/{}/{}",
+        app.tenancy, app.config.user, app.config.fingerprint
+    );
+    let path = format!(
+        "/20190801/managedInstanceGroups?compartmentId={}",
+        app.tenancy
+    );
 
     let ok = signed_get(&app, &path, Timestamp::now(), &key_pem, &key_id, None).await;
     assert_eq!(ok.status(), 200);
     // The URL-userinfo host an unmodified SDK sends verifies as well.
     let odd_host = format!("osms.@{}", app.base.trim_start_matches("https://"));
-    let ok = signed_get(&app, &path, Timestamp::now(), &key_pem, &key_id, Some(&odd_host)).await;
+    let ok = signed_get(
+        &app,
+        &path,
+        Timestamp::now(),
+        &key_pem,
+        &key_id,
+        Some(&odd_host),
+    )
+    .await;
     assert_eq!(ok.status(), 200);
 
-    let stale = signed_get(&app, &path, Timestamp::now() - SignedDuration::from_mins(6), &key_pem, &key_id, None).await;
+    let stale = signed_get(
+        &app,
+        &path,
+        Timestamp::now() - SignedDuration::from_mins(6),
+        &key_pem,
+        &key_id,
+        None,
+    )
+    .await;
     assert_eq!(stale.status(), 401);
     let msg: Value = stale.json().await.unwrap();
     assert!(msg["message"].as_str().unwrap().contains("minute"), "{msg}");
-    let future = signed_get(&app, &path, Timestamp::now() + SignedDuration::from_mins(6), &key_pem, &key_id, None).await;
+    let future = signed_get(
+        &app,
+        &path,
+        Timestamp::now() + SignedDuration::from_mins(6),
+        &key_pem,
+        &key_id,
+        None,
+    )
+    .await;
     assert_eq!(future.status(), 401);
 
     let (other_key, other_pub) = httpsig::generate_rsa_key().unwrap();
     let wrong_key = signed_get(&app, &path, Timestamp::now(), &other_key, &key_id, None).await;
-    assert_eq!(wrong_key.status(), 401, "signed with a key that is not the registered one");
-    let unknown_fp = format!("{}/{}/{}", app.tenancy, app.config.user, httpsig::fingerprint(&other_pub).unwrap());
+    assert_eq!(
+        wrong_key.status(),
+        401,
+        "signed with a key that is not the registered one"
+    );
+    let unknown_fp = format!(
+        "{}/{}/{}",
+        app.tenancy,
+        app.config.user,
+        httpsig::fingerprint(&other_pub).unwrap()
+    );
     let unknown = signed_get(&app, &path, Timestamp::now(), &other_key, &unknown_fp, None).await;
     assert_eq!(unknown.status(), 401);
-    let foreign = format!("ocid1.tenancy.oc1..other/{}/{}", app.config.user, app.config.fingerprint);
+    let foreign = format!(
+        "ocid1.tenancy.oc1..other/{}/{}",
+        app.config.user, app.config.fingerprint
+    );
     let r = signed_get(&app, &path, Timestamp::now(), &key_pem, &foreign, None).await;
     assert_eq!(r.status(), 401);
 
     // Tampering with the query after signing breaks the signature.
     let date = httpsig::imf_fixdate(Timestamp::now());
     let host = app.base.trim_start_matches("https://").to_string();
-    let auth = httpsig::sign("GET", &path, &[("date", &date), ("host", &host)], &key_id, &key_pem).unwrap();
+    let auth = httpsig::sign(
+        "GET",
+        &path,
+        &[("date", &date), ("host", &host)],
+        &key_id,
+        &key_pem,
+    )
+    .unwrap();
     let r = raw_client(&app)
         .get(format!("{}{}&displayName=x", app.base, path))
         .header("date", &date)
@@ -116,7 +202,13 @@ async fn signatures_are_checked(b: Backend) {
     let auth = httpsig::sign(
         "POST",
         "/20190801/managedInstanceGroups",
-        &[("date", &date), ("host", &host), ("content-length", &len), ("content-type", "application/json"), ("x-content-sha256", &digest)],
+        &[
+            ("date", &date),
+            ("host", &host),
+            ("content-length", &len),
+            ("content-type", "application/json"),
+            ("x-content-sha256", &digest),
+        ],
         &key_id,
         &key_pem,
     )
@@ -132,9 +224,21 @@ async fn signatures_are_checked(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    assert!(app.list_all(&format!("/20190801/managedInstanceGroups?compartmentId={}", app.tenancy)).await.is_empty());
+    assert!(
+        app.list_all(&format!(
+            "/20190801/managedInstanceGroups?compartmentId={}",
+            app.tenancy
+        ))
+        .await
+        .is_empty()
+    );
     // Malformed Authorization headers.
-    for header in ["Signature", "Basic abc", "Signature keyId=\"a/b/c\",signature=\"!!\"", ""] {
+    for header in [
+        "Signature",
+        "Basic abc",
+        "Signature keyId=\"a/b/c\",signature=\"!!\"",
+        "",
+    ] {
         let r = raw_client(&app)
             .get(format!("{}{}", app.base, path))
             .header("date", &date)
@@ -163,14 +267,36 @@ async fn reach_is_limited_to_grants(b: Backend) {
 
     // A user whose group is granted `team` (and so `inner`).
     let now = Timestamp::now();
-    let user = User { id: new_ocid(ResourceKind::User), tenancy_id: t.clone(), name: "alice".into(), description: "".into(), time_created: now };
+    let user = User {
+        id: new_ocid(ResourceKind::User),
+        tenancy_id: t.clone(),
+        name: "alice".into(),
+        description: "".into(),
+        time_created: now,
+    };
     let (private_pem, public_pem) = httpsig::generate_rsa_key().unwrap();
     let fingerprint = httpsig::fingerprint(&public_pem).unwrap();
-    let group = Group { id: new_ocid(ResourceKind::Group), name: "team".into(), description: "".into(), time_created: now };
+    let group = Group {
+        id: new_ocid(ResourceKind::Group),
+        name: "team".into(),
+        description: "".into(),
+        time_created: now,
+    };
     app.store.user_create(&user).await.unwrap();
-    app.store.api_key_add(&ApiKey { user_id: user.id.clone(), fingerprint: fingerprint.clone(), public_key_pem: public_pem, time_created: now }).await.unwrap();
+    app.store
+        .api_key_add(&ApiKey {
+            user_id: user.id.clone(),
+            fingerprint: fingerprint.clone(),
+            public_key_pem: public_pem,
+            time_created: now,
+        })
+        .await
+        .unwrap();
     app.store.user_group_create(&group).await.unwrap();
-    app.store.user_group_add_member(&group.id, &user.id).await.unwrap();
+    app.store
+        .user_group_add_member(&group.id, &user.id)
+        .await
+        .unwrap();
     app.store.user_group_grant(&group.id, &team).await.unwrap();
     let key_file = app.dir.path().join("alice.pem");
     std::fs::write(&key_file, private_pem).unwrap();
@@ -184,27 +310,60 @@ async fn reach_is_limited_to_grants(b: Backend) {
     };
     let alice = osm_client::Client::from_config(&config, Some(&app.ca_file()), None).unwrap();
 
-    let r = alice.get(&format!("/20190801/managedInstanceGroups/{team_group}")).await.unwrap();
-    assert_eq!(r.status, 200, "{}", r.text());
-    let r = alice.get(&format!("/20190801/managedInstanceGroups/{secret_group}")).await.unwrap();
-    assert_eq!(r.status, 404, "out of reach looks like not found");
-    let r = alice.get(&format!("/20190801/managedInstanceGroups?compartmentId={secret}")).await.unwrap();
-    assert_eq!(r.status, 404);
     let r = alice
-        .post_json("/20190801/managedInstanceGroups", Some(&json!({"compartmentId": secret, "displayName": "x"})), &[])
+        .get(&format!("/20190801/managedInstanceGroups/{team_group}"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = alice
+        .get(&format!("/20190801/managedInstanceGroups/{secret_group}"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404, "out of reach looks like not found");
+    let r = alice
+        .get(&format!(
+            "/20190801/managedInstanceGroups?compartmentId={secret}"
+        ))
         .await
         .unwrap();
     assert_eq!(r.status, 404);
-    let r = alice.delete(&format!("/20190801/managedInstanceGroups/{secret_group}"), None).await.unwrap();
+    let r = alice
+        .post_json(
+            "/20190801/managedInstanceGroups",
+            Some(&json!({"compartmentId": secret, "displayName": "x"})),
+            &[],
+        )
+        .await
+        .unwrap();
     assert_eq!(r.status, 404);
-    assert_eq!(app.get(&format!("/20190801/managedInstanceGroups/{secret_group}")).await.status, 200, "untouched");
+    let r = alice
+        .delete(
+            &format!("/20190801/managedInstanceGroups/{secret_group}"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        app.get(&format!("/20190801/managedInstanceGroups/{secret_group}"))
+            .await
+            .status,
+        200,
+        "untouched"
+    );
     // The tree: alice sees the path to her compartments, not their siblings.
     let r = alice
-        .get(&format!("/20160918/compartments?compartmentId={t}&compartmentIdInSubtree=true"))
+        .get(&format!(
+            "/20160918/compartments?compartmentId={t}&compartmentIdInSubtree=true"
+        ))
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
-    let mut names: Vec<String> = r.json::<Vec<Value>>().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
+    let mut names: Vec<String> = r
+        .json::<Vec<Value>>()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
     names.sort();
     assert_eq!(names, ["inner", "team"]);
 }
