@@ -7,6 +7,7 @@
 pub mod enums;
 pub mod httpsig;
 pub mod ids;
+pub mod lifecycle;
 pub mod model;
 pub mod page;
 pub mod schedule;
