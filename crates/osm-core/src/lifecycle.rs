@@ -67,7 +67,7 @@ pub fn parent_status(children: &[WorkRequestStatus]) -> (WorkRequestStatus, f32)
         }
     } else if children.iter().all(|s| *s == Accepted) {
         Accepted
-    } else if children.iter().any(|s| *s == Cancelling) {
+    } else if children.contains(&Cancelling) {
         Cancelling
     } else {
         InProgress
