@@ -96,11 +96,21 @@ pub async fn start_with_store(settings: Settings, store: Arc<dyn Store>) -> anyh
     let task = tokio::spawn(server::serve(listener, tls, router, async {
         let _ = rx.await;
     }));
+    let purge_store = store.clone();
     let upkeep = tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        let mut ticks: u64 = 0;
         loop {
             tick.tick().await;
             metrics.run_upkeep();
+            // Retry tokens are valid for 24 hours; forget older ones every ten minutes.
+            if ticks % 120 == 0 {
+                let cutoff = jiff::Timestamp::now() - app::RETRY_TOKEN_LIFETIME;
+                if let Err(e) = purge_store.retry_record_purge(cutoff).await {
+                    tracing::warn!(error = %e, "purging old retry tokens failed");
+                }
+            }
+            ticks += 1;
         }
     });
     Ok(Server {

@@ -18,7 +18,7 @@ use osm_store::Store;
 
 use crate::http::error::{ApiError, ApiResult};
 
-pub use retry::RetryKey;
+pub use retry::{RETRY_TOKEN_LIFETIME, RetryKey};
 
 /// How long a verified key, a user's reach and the compartment tree are reused before being
 /// read again (a revoked key or grant stops working within this time on every replica).
