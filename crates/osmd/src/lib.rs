@@ -104,7 +104,7 @@ pub async fn start_with_store(settings: Settings, store: Arc<dyn Store>) -> anyh
             tick.tick().await;
             metrics.run_upkeep();
             // Retry tokens are valid for 24 hours; forget older ones every ten minutes.
-            if ticks % 120 == 0 {
+            if ticks.is_multiple_of(120) {
                 let cutoff = jiff::Timestamp::now() - app::RETRY_TOKEN_LIFETIME;
                 if let Err(e) = purge_store.retry_record_purge(cutoff).await {
                     tracing::warn!(error = %e, "purging old retry tokens failed");
