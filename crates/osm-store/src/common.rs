@@ -1,7 +1,14 @@
 //! The `Store` implementation shared by both backends. The SQL is the same text for SQLite
 //! and PostgreSQL (placeholders `$1…` appear in order; `QueryBuilder` writes dynamic ones), so
 //! one macro expands it for each backend's pool and transaction types. What differs — how a
-//! write transaction starts, backups — lives in `sqlite.rs` and `postgres.rs`.
+//! write transaction starts, row locks, backups — lives in `sqlite.rs` and `postgres.rs`.
+//!
+//! Concurrency: SQLite has one writer whose transactions start with `BEGIN IMMEDIATE`, so a
+//! check and the write that depends on it can never interleave with another writer. PostgreSQL
+//! runs at READ COMMITTED with several replicas writing, so every check a write depends on
+//! locks the rows it reads (`FOR UPDATE` on the row being changed, `FOR SHARE` on the rows it
+//! references); the macro receives those clauses as `$for_update` / `$for_share` (empty for
+//! SQLite).
 
 /// Records the latency of one store method in `osm_store_query_seconds`.
 pub struct QueryTimer {
@@ -38,8 +45,29 @@ pub fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
         .is_some_and(|d| d.is_foreign_key_violation())
 }
 
+/// A unique index, as each backend names it in a violation: PostgreSQL reports the index
+/// name, SQLite lists the indexed columns in its message.
+pub struct UniqueKey {
+    pub index: &'static str,
+    pub columns: &'static str,
+}
+
+/// Active sibling compartments have distinct names (migration 0002).
+pub const ACTIVE_NAME_INDEX: UniqueKey = UniqueKey {
+    index: "compartments_active_name",
+    columns: "compartments.parent_id, compartments.name",
+};
+
+/// Whether a database error is a violation of this unique key (and not of another one).
+pub fn violates(e: &sqlx::Error, key: &UniqueKey) -> bool {
+    e.as_database_error().is_some_and(|d| {
+        d.is_unique_violation()
+            && (d.constraint() == Some(key.index) || d.message().contains(key.columns))
+    })
+}
+
 macro_rules! impl_store {
-    ($store:ty, $db:ty, $backend:expr, $name:literal) => {
+    ($store:ty, $db:ty, $backend:expr, $name:literal, $for_update:literal, $for_share:literal) => {
         mod store_impl {
             use super::*;
             use async_trait::async_trait;
@@ -48,12 +76,17 @@ macro_rules! impl_store {
             use osm_core::*;
             use sqlx::{QueryBuilder, Row};
 
-            use $crate::common::{QueryTimer, is_foreign_key_violation, is_unique_violation};
+            use $crate::common::{ACTIVE_NAME_INDEX, QueryTimer, is_foreign_key_violation, is_unique_violation, violates};
             use $crate::rows::*;
             use $crate::*;
 
             type DbRow = <$db as sqlx::Database>::Row;
             type Tx = sqlx::Transaction<'static, $db>;
+
+            /// Locks the selected rows until the transaction ends (PostgreSQL).
+            const FOR_UPDATE: &str = $for_update;
+            /// Keeps the selected rows from changing until the transaction ends (PostgreSQL).
+            const FOR_SHARE: &str = $for_share;
 
             fn timer(op: &'static str) -> QueryTimer {
                 QueryTimer::new(op, $name)
@@ -230,9 +263,26 @@ macro_rules! impl_store {
             }
 
             impl $store {
-                async fn compartment_in(tx: &mut Tx, id: &str) -> StoreResult<Option<Compartment>> {
-                    let row = sqlx::query("SELECT * FROM compartments WHERE id = $1").bind(id).fetch_optional(&mut **tx).await?;
+                /// The compartment, its row locked with `lock` (`FOR_UPDATE`, `FOR_SHARE` or "").
+                async fn compartment_in(tx: &mut Tx, id: &str, lock: &str) -> StoreResult<Option<Compartment>> {
+                    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM compartments WHERE id = $1{lock}")))
+                        .bind(id)
+                        .fetch_optional(&mut **tx)
+                        .await?;
                     row.as_ref().map(compartment).transpose()
+                }
+
+                /// Checks that a compartment exists and is not deleted, and keeps it so until
+                /// the transaction ends (a concurrent delete waits, then sees the new row).
+                async fn live_compartment(tx: &mut Tx, id: &str) -> StoreResult<()> {
+                    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT lifecycle_state FROM compartments WHERE id = $1{FOR_SHARE}")))
+                        .bind(id)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                    match row {
+                        Some(r) if r.try_get::<String, _>("lifecycle_state")? != CompartmentState::Deleted.as_str() => Ok(()),
+                        _ => Err(StoreError::MissingReference(format!("compartment {id} does not exist"))),
+                    }
                 }
 
                 async fn sibling_named(tx: &mut Tx, parent: &str, name: &str, except: &str) -> StoreResult<bool> {
@@ -252,8 +302,10 @@ macro_rules! impl_store {
                 }
 
                 /// The version of a row inside a transaction, checked against the expected one.
+                /// The row stays locked until the transaction ends, so the checks that follow
+                /// and the guarded update see the same row.
                 async fn checked_version(tx: &mut Tx, table: &'static str, id: &str, expected: Option<i64>) -> StoreResult<i64> {
-                    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT version FROM {table} WHERE id = $1")))
+                    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT version FROM {table} WHERE id = $1{FOR_UPDATE}")))
                         .bind(id)
                         .fetch_optional(&mut **tx)
                         .await?
@@ -264,34 +316,38 @@ macro_rules! impl_store {
                     }
                     Ok(version)
                 }
+            }
 
-                async fn attach_targets(&self, jobs: &mut [ScheduledJob]) -> StoreResult<()> {
-                    if jobs.is_empty() {
-                        return Ok(());
-                    }
-                    let mut qb = QueryBuilder::<$db>::new(
-                        "SELECT job_id, target_id, target_kind, display_name FROM scheduled_job_targets WHERE job_id IN (",
-                    );
-                    let mut sep = qb.separated(", ");
-                    for j in jobs.iter() {
-                        sep.push_bind(j.id.clone());
-                    }
-                    qb.push(") ORDER BY job_id, position");
-                    let rows = qb.build().fetch_all(self.read()).await?;
-                    let index: std::collections::HashMap<String, usize> =
-                        jobs.iter().enumerate().map(|(i, j)| (j.id.clone(), i)).collect();
-                    for r in rows {
-                        let job_id: String = r.try_get("job_id")?;
-                        let Some(&i) = index.get(&job_id) else { continue };
-                        let target = IdName { id: r.try_get("target_id")?, display_name: r.try_get("display_name")? };
-                        if r.try_get::<String, _>("target_kind")? == "group" {
-                            jobs[i].managed_instance_groups.push(target);
-                        } else {
-                            jobs[i].managed_instances.push(target);
-                        }
-                    }
-                    Ok(())
+            /// Fills the targets of `jobs` from `scheduled_job_targets`.
+            async fn attach_targets<'c, E>(ex: E, jobs: &mut [ScheduledJob]) -> StoreResult<()>
+            where
+                E: sqlx::Executor<'c, Database = $db>,
+            {
+                if jobs.is_empty() {
+                    return Ok(());
                 }
+                let mut qb = QueryBuilder::<$db>::new(
+                    "SELECT job_id, target_id, target_kind, display_name FROM scheduled_job_targets WHERE job_id IN (",
+                );
+                let mut sep = qb.separated(", ");
+                for j in jobs.iter() {
+                    sep.push_bind(j.id.clone());
+                }
+                qb.push(") ORDER BY job_id, position");
+                let rows = qb.build().fetch_all(ex).await?;
+                let index: std::collections::HashMap<String, usize> =
+                    jobs.iter().enumerate().map(|(i, j)| (j.id.clone(), i)).collect();
+                for r in rows {
+                    let job_id: String = r.try_get("job_id")?;
+                    let Some(&i) = index.get(&job_id) else { continue };
+                    let target = IdName { id: r.try_get("target_id")?, display_name: r.try_get("display_name")? };
+                    if r.try_get::<String, _>("target_kind")? == "group" {
+                        jobs[i].managed_instance_groups.push(target);
+                    } else {
+                        jobs[i].managed_instances.push(target);
+                    }
+                }
+                Ok(())
             }
 
             #[async_trait]
@@ -450,14 +506,19 @@ macro_rules! impl_store {
                     let _t = timer("compartment_create");
                     let mut tx = self.write_tx().await?;
                     let parent = c.parent_id.as_deref().ok_or_else(|| StoreError::Conflict("a compartment needs a parent".into()))?;
-                    match Self::compartment_in(&mut tx, parent).await? {
+                    match Self::compartment_in(&mut tx, parent, FOR_SHARE).await? {
                         Some(p) if p.lifecycle_state != CompartmentState::Deleted => {}
                         _ => return Err(StoreError::MissingReference(format!("parent compartment {parent} does not exist"))),
                     }
+                    let taken = || StoreError::Conflict(format!("a compartment named {:?} already exists in {parent}", c.name));
                     if Self::sibling_named(&mut tx, parent, &c.name, &c.id).await? {
-                        return Err(StoreError::Conflict(format!("a compartment named {:?} already exists in {parent}", c.name)));
+                        return Err(taken());
                     }
-                    insert_compartment(&mut tx, c).await?;
+                    // The unique index catches a sibling created by a racing replica.
+                    match insert_compartment(&mut tx, c).await {
+                        Err(StoreError::Database(e)) if violates(&e, &ACTIVE_NAME_INDEX) => return Err(taken()),
+                        r => r?,
+                    }
                     put_retry(&mut tx, retry).await?;
                     tx.commit().await?;
                     Ok(())
@@ -502,7 +563,7 @@ macro_rules! impl_store {
                 async fn compartment_update(&self, id: &str, patch: &CompartmentPatch, expected_version: Option<i64>) -> StoreResult<Compartment> {
                     let _t = timer("compartment_update");
                     let mut tx = self.write_tx().await?;
-                    let mut c = Self::compartment_in(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+                    let mut c = Self::compartment_in(&mut tx, id, FOR_UPDATE).await?.ok_or(StoreError::NotFound)?;
                     if expected_version.is_some_and(|v| v != c.version) {
                         return Err(StoreError::VersionMismatch);
                     }
@@ -533,7 +594,13 @@ macro_rules! impl_store {
                     .bind(id)
                     .bind(c.version)
                     .execute(&mut *tx)
-                    .await?;
+                    .await;
+                    let done = match done {
+                        Err(e) if violates(&e, &ACTIVE_NAME_INDEX) => {
+                            return Err(StoreError::Conflict(format!("a compartment named {:?} already exists beside it", c.name)));
+                        }
+                        r => r?,
+                    };
                     if done.rows_affected() == 0 {
                         return Err(StoreError::VersionMismatch);
                     }
@@ -574,42 +641,13 @@ macro_rules! impl_store {
                 }
 
                 async fn managed_instance_insert(&self, mi: &ManagedInstance) -> StoreResult<()> {
-                    self.managed_instance_insert_many(std::slice::from_ref(mi)).await
+                    let _t = timer("managed_instance_insert");
+                    self.insert_instances(std::slice::from_ref(mi)).await
                 }
 
                 async fn managed_instance_insert_many(&self, mis: &[ManagedInstance]) -> StoreResult<()> {
                     let _t = timer("managed_instance_insert_many");
-                    let mut tx = self.write_tx().await?;
-                    for chunk in mis.chunks(500) {
-                        let mut qb = QueryBuilder::<$db>::new(
-                            "INSERT INTO managed_instances (id, compartment_id, display_name, description, os_name, os_version, os_kernel_version, os_family, status, last_checkin, last_boot, is_reboot_required, notification_topic_id, is_data_collection_authorized, security_updates, bug_updates, enhancement_updates, other_updates, time_created, version) ",
-                        );
-                        qb.push_values(chunk, |mut b, mi| {
-                            b.push_bind(mi.id.clone())
-                                .push_bind(mi.compartment_id.clone())
-                                .push_bind(mi.display_name.clone())
-                                .push_bind(mi.description.clone())
-                                .push_bind(mi.os_name.clone())
-                                .push_bind(mi.os_version.clone())
-                                .push_bind(mi.os_kernel_version.clone())
-                                .push_bind(mi.os_family.as_str())
-                                .push_bind(mi.status.as_str())
-                                .push_bind(opt_micros(mi.last_checkin))
-                                .push_bind(opt_micros(mi.last_boot))
-                                .push_bind(mi.is_reboot_required)
-                                .push_bind(mi.notification_topic_id.clone())
-                                .push_bind(mi.is_data_collection_authorized)
-                                .push_bind(mi.updates.security)
-                                .push_bind(mi.updates.bug)
-                                .push_bind(mi.updates.enhancement)
-                                .push_bind(mi.updates.other)
-                                .push_bind(micros(mi.time_created))
-                                .push_bind(mi.version);
-                        });
-                        qb.build().execute(&mut *tx).await.map_err(map_insert_error)?;
-                    }
-                    tx.commit().await?;
-                    Ok(())
+                    self.insert_instances(mis).await
                 }
 
                 async fn managed_instance_get(&self, id: &str) -> StoreResult<Option<ManagedInstance>> {
@@ -691,6 +729,7 @@ macro_rules! impl_store {
                 async fn managed_instance_group_create(&self, g: &ManagedInstanceGroup, retry: Option<&RetryRecord>) -> StoreResult<()> {
                     let _t = timer("managed_instance_group_create");
                     let mut tx = self.write_tx().await?;
+                    Self::live_compartment(&mut tx, &g.compartment_id).await?;
                     sqlx::query(
                         "INSERT INTO managed_instance_groups (id, compartment_id, display_name, description, os_family, lifecycle_state, freeform_tags, defined_tags, time_created, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                     )
@@ -827,7 +866,9 @@ macro_rules! impl_store {
                 async fn managed_instance_group_attach(&self, group_id: &str, instance_id: &str, retry: Option<&RetryRecord>) -> StoreResult<()> {
                     let _t = timer("managed_instance_group_attach");
                     let mut tx = self.write_tx().await?;
-                    let g = sqlx::query("SELECT os_family, lifecycle_state FROM managed_instance_groups WHERE id = $1")
+                    // FOR SHARE: a concurrent delete of the group waits for this attach (or
+                    // this attach sees the group deleted).
+                    let g = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT os_family, lifecycle_state FROM managed_instance_groups WHERE id = $1{FOR_SHARE}")))
                         .bind(group_id)
                         .fetch_optional(&mut *tx)
                         .await?
@@ -894,6 +935,8 @@ macro_rules! impl_store {
                 async fn scheduled_job_create(&self, j: &ScheduledJob, retry: Option<&RetryRecord>) -> StoreResult<()> {
                     let _t = timer("scheduled_job_create");
                     let mut tx = self.write_tx().await?;
+                    Self::live_compartment(&mut tx, &j.compartment_id).await?;
+                    Self::check_targets(&mut tx, j).await?;
                     sqlx::query(
                         "INSERT INTO scheduled_jobs (id, compartment_id, display_name, description, schedule_type, time_next_execution, time_last_execution, interval_type, interval_value, operation_type, update_type, package_names, update_names, lifecycle_state, freeform_tags, defined_tags, os_family, is_restricted, time_zone, time_created, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
                     )
@@ -938,7 +981,13 @@ macro_rules! impl_store {
                                 .push_bind(t.display_name.clone())
                                 .push_bind((i * 500 + k) as i64);
                         });
-                        qb.build().execute(&mut *tx).await.map_err(map_insert_error)?;
+                        qb.build().execute(&mut *tx).await.map_err(|e| {
+                            if is_unique_violation(&e) {
+                                StoreError::Conflict("the job names the same target more than once".into())
+                            } else {
+                                e.into()
+                            }
+                        })?;
                     }
                     put_retry(&mut tx, retry).await?;
                     tx.commit().await?;
@@ -949,7 +998,7 @@ macro_rules! impl_store {
                     let _t = timer("scheduled_job_get");
                     let row = sqlx::query("SELECT * FROM scheduled_jobs WHERE id = $1").bind(id).fetch_optional(self.read()).await?;
                     let Some(mut j) = row.as_ref().map(job).transpose()? else { return Ok(None) };
-                    self.attach_targets(std::slice::from_mut(&mut j)).await?;
+                    attach_targets(self.read(), std::slice::from_mut(&mut j)).await?;
                     Ok(Some(j))
                 }
 
@@ -994,7 +1043,7 @@ macro_rules! impl_store {
                     push_page(&mut qb, page, "time_created", "display_name", "id");
                     let items = rows(qb.build().fetch_all(self.read()).await?, job)?;
                     let mut page_out = Page::from_rows(items, page, |j| (key_of(page, j.time_created, &j.display_name), j.id.clone()));
-                    self.attach_targets(&mut page_out.items).await?;
+                    attach_targets(self.read(), &mut page_out.items).await?;
                     Ok(page_out)
                 }
 
@@ -1025,8 +1074,12 @@ macro_rules! impl_store {
                     if done.rows_affected() == 0 {
                         return Err(StoreError::VersionMismatch);
                     }
+                    // Read back inside the transaction: the caller gets exactly what was written.
+                    let row = sqlx::query("SELECT * FROM scheduled_jobs WHERE id = $1").bind(&j.id).fetch_one(&mut *tx).await?;
+                    let mut written = job(&row)?;
+                    attach_targets(&mut *tx, std::slice::from_mut(&mut written)).await?;
                     tx.commit().await?;
-                    self.scheduled_job_get(&j.id).await?.ok_or(StoreError::NotFound)
+                    Ok(written)
                 }
 
                 async fn scheduled_job_delete(&self, id: &str, expected_version: Option<i64>) -> StoreResult<()> {
@@ -1131,7 +1184,9 @@ macro_rules! impl_store {
                         qb.push(" AND os_family = ");
                         qb.push_bind(f.as_str());
                     }
-                    push_page(&mut qb, page, "time_accepted", "description", "id");
+                    // COALESCE: cursors carry '' for a missing description, and NULLs would sort
+                    // differently on the two backends (migration 0002 indexes this expression).
+                    push_page(&mut qb, page, "time_accepted", "COALESCE(description, '')", "id");
                     let items = rows(qb.build().fetch_all(self.read()).await?, work_request)?;
                     Ok(Page::from_rows(items, page, |w| {
                         (key_of(page, w.time_accepted, w.description.as_deref().unwrap_or("")), w.id.clone())
@@ -1215,10 +1270,86 @@ macro_rules! impl_store {
             }
 
             impl $store {
+                async fn insert_instances(&self, mis: &[ManagedInstance]) -> StoreResult<()> {
+                    let mut tx = self.write_tx().await?;
+                    let compartments: std::collections::BTreeSet<&str> = mis.iter().map(|m| m.compartment_id.as_str()).collect();
+                    for c in compartments {
+                        Self::live_compartment(&mut tx, c).await?;
+                    }
+                    for chunk in mis.chunks(500) {
+                        let mut qb = QueryBuilder::<$db>::new(
+                            "INSERT INTO managed_instances (id, compartment_id, display_name, description, os_name, os_version, os_kernel_version, os_family, status, last_checkin, last_boot, is_reboot_required, notification_topic_id, is_data_collection_authorized, security_updates, bug_updates, enhancement_updates, other_updates, time_created, version) ",
+                        );
+                        qb.push_values(chunk, |mut b, mi| {
+                            b.push_bind(mi.id.clone())
+                                .push_bind(mi.compartment_id.clone())
+                                .push_bind(mi.display_name.clone())
+                                .push_bind(mi.description.clone())
+                                .push_bind(mi.os_name.clone())
+                                .push_bind(mi.os_version.clone())
+                                .push_bind(mi.os_kernel_version.clone())
+                                .push_bind(mi.os_family.as_str())
+                                .push_bind(mi.status.as_str())
+                                .push_bind(opt_micros(mi.last_checkin))
+                                .push_bind(opt_micros(mi.last_boot))
+                                .push_bind(mi.is_reboot_required)
+                                .push_bind(mi.notification_topic_id.clone())
+                                .push_bind(mi.is_data_collection_authorized)
+                                .push_bind(mi.updates.security)
+                                .push_bind(mi.updates.bug)
+                                .push_bind(mi.updates.enhancement)
+                                .push_bind(mi.updates.other)
+                                .push_bind(micros(mi.time_created))
+                                .push_bind(mi.version);
+                        });
+                        qb.build().execute(&mut *tx).await.map_err(map_insert_error)?;
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                }
+            }
+
+            impl $store {
+                /// Every target of a new job exists: instances, and groups not deleted (their
+                /// rows kept so until the job is in, so a group delete sees the job).
+                async fn check_targets(tx: &mut Tx, j: &ScheduledJob) -> StoreResult<()> {
+                    for (table, kind, targets, lock) in [
+                        ("managed_instances", "managed instance", &j.managed_instances, ""),
+                        ("managed_instance_groups", "managed instance group", &j.managed_instance_groups, FOR_SHARE),
+                    ] {
+                        if targets.is_empty() {
+                            continue;
+                        }
+                        let state = if table == "managed_instances" { "'ACTIVE'" } else { "lifecycle_state" };
+                        let mut qb = QueryBuilder::<$db>::new(format!("SELECT id, {state} AS state FROM {table} WHERE id IN ("));
+                        let mut sep = qb.separated(", ");
+                        for t in targets {
+                            sep.push_bind(t.id.clone());
+                        }
+                        qb.push(")");
+                        qb.push(lock);
+                        let found: std::collections::HashMap<String, String> = qb
+                            .build()
+                            .fetch_all(&mut **tx)
+                            .await?
+                            .iter()
+                            .map(|r| Ok((r.try_get("id")?, r.try_get("state")?)))
+                            .collect::<StoreResult<_>>()?;
+                        for t in targets {
+                            if found.get(&t.id).is_none_or(|s| s == LifecycleState::Deleted.as_str()) {
+                                return Err(StoreError::MissingReference(format!("{kind} {} does not exist", t.id)));
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+            }
+
+            impl $store {
                 async fn change_compartment(&self, table: &'static str, id: &str, compartment_id: &str, expected_version: Option<i64>, retry: Option<&RetryRecord>) -> StoreResult<()> {
                     let mut tx = self.write_tx().await?;
                     let version = Self::checked_version(&mut tx, table, id, expected_version).await?;
-                    match Self::compartment_in(&mut tx, compartment_id).await? {
+                    match Self::compartment_in(&mut tx, compartment_id, FOR_SHARE).await? {
                         Some(c) if c.lifecycle_state == CompartmentState::Active => {}
                         _ => return Err(StoreError::MissingReference(format!("compartment {compartment_id} does not exist or is not active"))),
                     }
@@ -1262,7 +1393,8 @@ macro_rules! impl_store {
                 .bind(c.version)
                 .execute(&mut **tx)
                 .await
-                .map_err(map_insert_error)?;
+                // A name clash stays a database error so the caller can say which name.
+                .map_err(|e| if violates(&e, &ACTIVE_NAME_INDEX) { StoreError::Database(e) } else { map_insert_error(e) })?;
                 Ok(())
             }
 

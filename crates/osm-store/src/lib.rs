@@ -174,8 +174,11 @@ pub trait Store: Send + Sync + 'static {
 
     // --- managed instances ------------------------------------------------------------
 
+    /// `MissingReference` when the compartment does not exist or is deleted; `Conflict` when
+    /// the id is taken.
     async fn managed_instance_insert(&self, mi: &ManagedInstance) -> StoreResult<()>;
-    /// Many instances in one transaction (enrolment bursts, benchmarks, the simulator).
+    /// Many instances in one transaction (enrolment bursts, benchmarks, the simulator); all or
+    /// none are inserted.
     async fn managed_instance_insert_many(&self, mis: &[ManagedInstance]) -> StoreResult<()>;
     async fn managed_instance_get(&self, id: &str) -> StoreResult<Option<ManagedInstance>>;
     async fn managed_instance_list(
@@ -197,6 +200,7 @@ pub trait Store: Send + Sync + 'static {
 
     // --- managed instance groups ------------------------------------------------------
 
+    /// `MissingReference` when the compartment does not exist or is deleted.
     async fn managed_instance_group_create(
         &self,
         g: &ManagedInstanceGroup,
@@ -252,6 +256,8 @@ pub trait Store: Send + Sync + 'static {
 
     // --- scheduled jobs ---------------------------------------------------------------
 
+    /// `MissingReference` when the compartment or a target does not exist (a deleted group
+    /// counts as missing); `Conflict` when a target is named twice.
     async fn scheduled_job_create(
         &self,
         job: &ScheduledJob,

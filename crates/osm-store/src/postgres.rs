@@ -41,4 +41,11 @@ impl PgStore {
     }
 }
 
-crate::common::impl_store!(PgStore, sqlx::Postgres, Backend::Postgres, "postgres");
+crate::common::impl_store!(
+    PgStore,
+    sqlx::Postgres,
+    Backend::Postgres,
+    "postgres",
+    " FOR UPDATE",
+    " FOR SHARE"
+);

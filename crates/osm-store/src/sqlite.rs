@@ -18,8 +18,19 @@ pub struct SqliteStore {
     read: SqlitePool,
 }
 
+/// The settings a connection of the store runs with (see [`SqliteStore::settings`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteSettings {
+    pub journal_mode: String,
+    /// `2` is `FULL`.
+    pub synchronous: i64,
+    pub foreign_keys: bool,
+    pub busy_timeout_ms: i64,
+}
+
 impl SqliteStore {
     /// Opens (creating if missing) the database a `sqlite://PATH` URL names and migrates it.
+    /// `sqlite::memory:` opens a private in-memory store (tests).
     pub async fn open(url: &str) -> StoreResult<SqliteStore> {
         let path = url
             .strip_prefix("sqlite://")
@@ -27,6 +38,9 @@ impl SqliteStore {
             .ok_or_else(|| StoreError::Conflict(format!("not a sqlite URL: {url}")))?;
         if path.is_empty() {
             return Err(StoreError::Conflict("the sqlite URL names no file".into()));
+        }
+        if path == ":memory:" {
+            return Self::open_memory().await;
         }
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
@@ -54,6 +68,52 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await?;
         Ok(SqliteStore { write, read })
+    }
+
+    /// An in-memory database lives as long as its one connection: the pool keeps exactly one,
+    /// forever, and reads share it with writes.
+    async fn open_memory() -> StoreResult<SqliteStore> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?
+            .journal_mode(SqliteJournalMode::Memory)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .min_connections(1)
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(SqliteStore {
+            write: pool.clone(),
+            read: pool,
+        })
+    }
+
+    /// The settings of the writer connection, for `osmd doctor`-style checks and tests.
+    pub async fn settings(&self) -> StoreResult<SqliteSettings> {
+        use sqlx::Row;
+        let mut conn = self.write.acquire().await?;
+        let mut int = async |pragma: &'static str| -> StoreResult<i64> {
+            Ok(sqlx::query(pragma)
+                .fetch_one(&mut *conn)
+                .await?
+                .try_get::<i64, _>(0)?)
+        };
+        let synchronous = int("PRAGMA synchronous").await?;
+        let foreign_keys = int("PRAGMA foreign_keys").await? == 1;
+        let busy_timeout_ms = int("PRAGMA busy_timeout").await?;
+        let journal_mode: String = sqlx::query("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?;
+        Ok(SqliteSettings {
+            journal_mode,
+            synchronous,
+            foreign_keys,
+            busy_timeout_ms,
+        })
     }
 
     pub(crate) fn read(&self) -> &SqlitePool {
@@ -85,4 +145,4 @@ impl SqliteStore {
     }
 }
 
-crate::common::impl_store!(SqliteStore, sqlx::Sqlite, Backend::Sqlite, "sqlite");
+crate::common::impl_store!(SqliteStore, sqlx::Sqlite, Backend::Sqlite, "sqlite", "", "");

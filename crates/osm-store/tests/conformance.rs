@@ -1,680 +1,883 @@
-//! The store conformance suite: every case runs on SQLite and on PostgreSQL (a fresh database
-//! per test; PostgreSQL must answer at `OSM_TEST_PG_URL` — the test fails, never skips, when it
-//! does not).
+//! The store conformance suite. Every case runs on both backends: `sqlite::<case>` against a
+//! fresh SQLite file, `postgres::<case>` against a fresh database on the PostgreSQL server named
+//! by `OSM_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`). An unreachable
+//! PostgreSQL fails the postgres cases; they are never skipped.
 
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use osm_core::ids::{ResourceKind, new_ocid};
-use osm_core::page::{Cursor, KeyValue, PageRequest, SortKey};
+use osm_core::page::{KeyValue, Page, PageRequest, SortKey};
 use osm_core::*;
+use osm_store::sqlite::SqliteStore;
 use osm_store::*;
+use sqlx::Connection;
 
-struct Fixture {
+// --- harness ------------------------------------------------------------------------------
+
+/// One test database and a store open on it.
+#[derive(Clone)]
+struct Db {
     store: Arc<dyn Store>,
-    tenancy: Compartment,
-    admin: User,
-    _dir: tempfile::TempDir,
+    url: String,
+    /// The SQLite file's directory (also scratch space for backups).
+    dir: Arc<tempfile::TempDir>,
 }
 
-async fn open(backend: Backend) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let url = match backend {
-        Backend::Sqlite => format!("sqlite://{}", dir.path().join("osm.db").display()),
-        Backend::Postgres => fresh_pg().await,
-    };
-    let store = connect(&url).await.expect("store opens");
-    let b = bootstrap_data();
-    assert!(store.bootstrap(&b).await.unwrap());
-    Fixture {
-        store,
-        tenancy: b.tenancy,
-        admin: b.admin,
-        _dir: dir,
+impl Db {
+    fn backend(&self) -> Backend {
+        self.store.backend()
+    }
+
+    /// A second, independent store on the same database.
+    async fn reopen(&self) -> Arc<dyn Store> {
+        osm_store::connect(&self.url)
+            .await
+            .expect("reopen the store")
+    }
+
+    /// Runs SQL outside the store (to set up rows no store method writes).
+    async fn exec(&self, sql: &str) {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        match self.backend() {
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+                c.close().await.unwrap();
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+                c.close().await.unwrap();
+            }
+        }
     }
 }
 
-async fn fresh_pg() -> String {
-    use sqlx::Connection;
-    let admin = std::env::var("OSM_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let mut conn = sqlx::PgConnection::connect(&admin)
+const CRASH_CHILD_URL: &str = "OSM_STORE_TEST_CRASH_URL";
+const CRASH_CHILD_COMPARTMENT: &str = "OSM_STORE_TEST_CRASH_COMPARTMENT";
+
+/// Runs `case` on a fresh database of `backend`, then drops the database (PostgreSQL).
+async fn run<F, Fut>(backend: Backend, case: F)
+where
+    F: FnOnce(Db) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if let Ok(url) = std::env::var(CRASH_CHILD_URL) {
+        crash_child(&url).await;
+    }
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let (url, pg) = match backend {
+        Backend::Sqlite => {
+            let path = dir.path().join("osm.db");
+            (format!("sqlite://{}", path.display()), None)
+        }
+        Backend::Postgres => {
+            let admin = pg_admin_url();
+            let name = format!("osm_test_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = pg_admin(&admin).await;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                .execute(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+            conn.close().await.ok();
+            (pg_url_with_db(&admin, &name), Some((admin, name)))
+        }
+    };
+    let store = osm_store::connect(&url)
         .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL at {admin} is not reachable ({e}); run the tests with scripts/test")
-        });
-    let name = format!("osm_store_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::Executor::execute(
-        &mut conn,
-        sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
-    )
-    .await
-    .unwrap();
-    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+        .unwrap_or_else(|e| panic!("cannot open the store at {url}: {e}"));
+    assert_eq!(store.backend(), backend);
+    let db = Db { store, url, dir };
+    // A panicking case must still drop its database.
+    let outcome = CatchUnwind(Box::pin(case(db))).await;
+    // Best effort: a database left behind is only litter.
+    if let Some((admin, name)) = pg
+        && let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await
+    {
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await;
+    }
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
 }
 
-/// Now, at the store's precision (microseconds).
-fn now() -> Timestamp {
-    Timestamp::from_microsecond(Timestamp::now().as_microsecond()).unwrap()
+/// Resolves to `Err(panic)` when the inner future panics (cases need not be `Send`, so they
+/// are not spawned as tasks).
+struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("OSM_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+async fn pg_admin(url: &str) -> sqlx::PgConnection {
+    match tokio::time::timeout(Duration::from_secs(15), sqlx::PgConnection::connect(url)).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => panic!(
+            "PostgreSQL is not reachable at {url} ({e}); start it or point OSM_TEST_PG_URL at one \
+             (the postgres conformance cases are never skipped)"
+        ),
+        Err(_) => panic!(
+            "PostgreSQL at {url} did not answer within 15 s; start it or point OSM_TEST_PG_URL at one"
+        ),
+    }
+}
+
+/// The admin URL with its database replaced by `db` (query parameters kept).
+fn pg_url_with_db(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
+}
+
+/// Expands each case into `sqlite::<case>` and `postgres::<case>`.
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::run(osm_store::Backend::Sqlite, super::$case).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::run(osm_store::Backend::Postgres, super::$case).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    ping_and_backend,
+    bootstrap_once,
+    bootstrap_races,
+    users_keys_and_grants,
+    compartment_tree_and_subtree,
+    compartment_create_rules,
+    compartment_create_races,
+    compartment_update_versions,
+    compartment_delete_refused_while_non_empty,
+    instances_crud_and_filters,
+    instances_concurrent_inserts,
+    groups_crud_and_filters,
+    attach_detach_rules,
+    group_delete_refused_while_targeted,
+    jobs_crud_and_filters,
+    jobs_check_targets,
+    managed_instance_counts,
+    work_requests_children_logs_errors,
+    work_request_filters,
+    paging_instances,
+    paging_groups,
+    paging_jobs,
+    paging_work_requests,
+    paging_compartments,
+    paging_logs_and_errors,
+    paging_with_inserts_between_pages,
+    version_mismatch_vs_not_found,
+    retry_tokens,
+    retry_token_duplicates_roll_back,
+    backup,
+    crash_durability,
+);
+
+// --- fixtures -----------------------------------------------------------------------------
+
+/// 2030-01-01T00:00:00Z plus `secs` seconds and `micros` microseconds.
+fn at(secs: i64, micros: i64) -> Timestamp {
+    Timestamp::from_microsecond(1_893_456_000_000_000 + secs * 1_000_000 + micros).unwrap()
+}
+
+fn tags() -> (FreeformTags, DefinedTags) {
+    let free = BTreeMap::from([("team".to_string(), "ops".to_string())]);
+    let defined = BTreeMap::from([(
+        "Ops".to_string(),
+        BTreeMap::from([
+            ("tier".to_string(), serde_json::json!("gold")),
+            ("n".to_string(), serde_json::json!(3)),
+        ]),
+    )]);
+    (free, defined)
 }
 
 fn bootstrap_data() -> Bootstrap {
-    let t = now();
-    let tenancy = Compartment {
-        id: new_ocid(ResourceKind::Tenancy),
-        parent_id: None,
-        name: "root".into(),
-        description: "root".into(),
-        lifecycle_state: CompartmentState::Active,
-        time_created: t,
-        freeform_tags: Default::default(),
-        defined_tags: Default::default(),
-        version: 1,
-    };
-    let admin = User {
-        id: new_ocid(ResourceKind::User),
-        tenancy_id: tenancy.id.clone(),
-        name: "admin".into(),
-        description: "".into(),
-        time_created: t,
-    };
+    let tenancy = new_ocid(ResourceKind::Tenancy);
+    let admin = new_ocid(ResourceKind::User);
     Bootstrap {
+        tenancy: Compartment {
+            id: tenancy.clone(),
+            parent_id: None,
+            name: "root".into(),
+            description: "the tenancy".into(),
+            lifecycle_state: CompartmentState::Active,
+            time_created: at(0, 1),
+            freeform_tags: BTreeMap::new(),
+            defined_tags: BTreeMap::new(),
+            version: 1,
+        },
+        admin: User {
+            id: admin.clone(),
+            tenancy_id: tenancy.clone(),
+            name: "admin".into(),
+            description: "administrator".into(),
+            time_created: at(0, 2),
+        },
         admin_key: ApiKey {
-            user_id: admin.id.clone(),
-            fingerprint: "aa:bb".into(),
-            public_key_pem: "PEM".into(),
-            time_created: t,
+            user_id: admin,
+            fingerprint: "aa:bb:cc".into(),
+            public_key_pem: "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n".into(),
+            time_created: at(0, 3),
         },
         admin_group: Group {
             id: new_ocid(ResourceKind::Group),
             name: "Administrators".into(),
-            description: "".into(),
-            time_created: t,
+            description: "all of it".into(),
+            time_created: at(0, 4),
         },
-        tenancy,
-        admin,
     }
 }
 
-fn compartment(parent: &str, name: &str, at: Timestamp) -> Compartment {
+/// Bootstraps the store and returns the tenancy id.
+async fn tenancy(s: &dyn Store) -> String {
+    let b = bootstrap_data();
+    assert!(s.bootstrap(&b).await.unwrap());
+    b.tenancy.id
+}
+
+fn compartment(parent: &str, name: &str, t: Timestamp) -> Compartment {
+    let (free, defined) = tags();
     Compartment {
         id: new_ocid(ResourceKind::Compartment),
-        parent_id: Some(parent.into()),
-        name: name.into(),
-        description: "d".into(),
+        parent_id: Some(parent.to_string()),
+        name: name.to_string(),
+        description: format!("compartment {name}"),
         lifecycle_state: CompartmentState::Active,
-        time_created: at,
-        freeform_tags: [("k".to_string(), "v".to_string())].into(),
-        defined_tags: Default::default(),
+        time_created: t,
+        freeform_tags: free,
+        defined_tags: defined,
         version: 1,
     }
 }
 
-fn instance(compartment: &str, name: &str, family: OsFamily, at: Timestamp) -> ManagedInstance {
+async fn new_compartment(s: &dyn Store, parent: &str, name: &str) -> String {
+    let c = compartment(parent, name, at(1, 0));
+    s.compartment_create(&c, None).await.unwrap();
+    c.id
+}
+
+fn instance(comp: &str, name: &str, family: OsFamily, t: Timestamp) -> ManagedInstance {
     ManagedInstance {
         id: new_ocid(ResourceKind::ManagedInstance),
-        compartment_id: compartment.into(),
-        display_name: name.into(),
-        description: None,
-        os_name: Some("Debian".into()),
-        os_version: None,
+        compartment_id: comp.to_string(),
+        display_name: name.to_string(),
+        description: Some(format!("host {name}")),
+        os_name: Some("Oracle Linux".into()),
+        os_version: Some("9.4".into()),
         os_kernel_version: None,
         os_family: family,
         status: ManagedInstanceStatus::Normal,
-        last_checkin: Some(at),
+        last_checkin: Some(t),
         last_boot: None,
         is_reboot_required: true,
         notification_topic_id: None,
         is_data_collection_authorized: false,
         updates: UpdateCounts {
-            security: 1,
+            security: 3,
             bug: 2,
-            enhancement: 3,
-            other: 4,
+            enhancement: 1,
+            other: 0,
         },
-        time_created: at,
+        time_created: t,
         version: 1,
     }
 }
 
-fn group(compartment: &str, name: &str, family: OsFamily, at: Timestamp) -> ManagedInstanceGroup {
+fn group(comp: &str, name: &str, family: OsFamily, t: Timestamp) -> ManagedInstanceGroup {
+    let (free, defined) = tags();
     ManagedInstanceGroup {
         id: new_ocid(ResourceKind::ManagedInstanceGroup),
-        compartment_id: compartment.into(),
-        display_name: name.into(),
-        description: Some("g".into()),
+        compartment_id: comp.to_string(),
+        display_name: name.to_string(),
+        description: Some(format!("group {name}")),
         os_family: family,
         lifecycle_state: LifecycleState::Active,
-        freeform_tags: Default::default(),
-        defined_tags: Default::default(),
-        time_created: at,
+        freeform_tags: free,
+        defined_tags: defined,
+        time_created: t,
         version: 1,
         member_count: 0,
     }
 }
 
 fn job(
-    compartment: &str,
-    groups: Vec<IdName>,
-    instances: Vec<IdName>,
-    next: Timestamp,
+    comp: &str,
+    name: &str,
+    instances: &[&ManagedInstance],
+    groups: &[&ManagedInstanceGroup],
+    t: Timestamp,
 ) -> ScheduledJob {
+    let (free, defined) = tags();
     ScheduledJob {
         id: new_ocid(ResourceKind::ScheduledJob),
-        compartment_id: compartment.into(),
-        display_name: "job".into(),
-        description: None,
+        compartment_id: comp.to_string(),
+        display_name: name.to_string(),
+        description: Some(format!("job {name}")),
         schedule_type: ScheduleType::Recurring,
-        time_next_execution: Some(next),
+        time_next_execution: Some(at(3600, 0)),
         time_last_execution: None,
         interval_type: Some(IntervalType::Day),
-        interval_value: Some(2),
-        managed_instances: instances,
-        managed_instance_groups: groups,
+        interval_value: Some(1),
+        managed_instances: instances
+            .iter()
+            .map(|m| IdName {
+                id: m.id.clone(),
+                display_name: m.display_name.clone(),
+            })
+            .collect(),
+        managed_instance_groups: groups
+            .iter()
+            .map(|g| IdName {
+                id: g.id.clone(),
+                display_name: g.display_name.clone(),
+            })
+            .collect(),
         operation_type: OperationType::UpdateAll,
         update_type: Some(UpdateType::Security),
         package_names: vec![],
-        update_names: vec![],
+        update_names: vec!["openssl".into()],
         lifecycle_state: LifecycleState::Active,
-        freeform_tags: Default::default(),
-        defined_tags: Default::default(),
+        freeform_tags: free,
+        defined_tags: defined,
         os_family: OsFamily::Linux,
         is_restricted: false,
         time_zone: Some("Europe/Paris".into()),
-        time_created: now(),
+        time_created: t,
         version: 1,
     }
 }
 
-fn retry(token: &str, resource: &str) -> RetryRecord {
+fn work_request(
+    comp: &str,
+    description: Option<&str>,
+    mi: Option<&ManagedInstance>,
+    t: Timestamp,
+) -> WorkRequest {
+    WorkRequest {
+        id: new_ocid(ResourceKind::WorkRequest),
+        compartment_id: comp.to_string(),
+        operation_type: OperationType::Install,
+        status: WorkRequestStatus::Accepted,
+        description: description.map(str::to_string),
+        message: None,
+        managed_instance: mi.map(|m| IdName {
+            id: m.id.clone(),
+            display_name: m.display_name.clone(),
+        }),
+        os_family: mi.map(|m| m.os_family).unwrap_or(OsFamily::Linux),
+        percent_complete: 12.5,
+        time_accepted: t,
+        time_started: None,
+        time_finished: None,
+        parent_id: None,
+        scheduled_job_id: None,
+        resources: vec![WorkRequestResource {
+            entity_type: "instance".into(),
+            action_type: WorkRequestActionType::InProgress,
+            identifier: "ocid1.instance.oc1..x".into(),
+            name: Some("web".into()),
+            entity_uri: "/20190801/managedInstances/x".into(),
+        }],
+        children_ids: vec![],
+    }
+}
+
+fn retry(principal: &str, token: &str, resource: &str) -> RetryRecord {
     RetryRecord {
-        principal_id: "ocid1.user.oc1..u".into(),
-        token: token.into(),
-        operation: "op".into(),
+        principal_id: principal.to_string(),
+        token: token.to_string(),
+        operation: "Test".into(),
         request_hash: "h".into(),
-        resource_id: resource.into(),
-        time_created: now(),
+        resource_id: resource.to_string(),
+        time_created: at(0, 0),
     }
 }
 
-fn page(sort: SortKey, order: SortOrder, limit: u32) -> PageRequest {
-    PageRequest {
-        sort,
-        order,
-        limit: Some(limit),
-        after: None,
+fn ids<T>(items: &[T], id: impl Fn(&T) -> &str) -> Vec<String> {
+    items.iter().map(|x| id(x).to_string()).collect()
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+fn page_all() -> PageRequest {
+    PageRequest::all()
+}
+
+#[track_caller]
+fn assert_conflict<T: std::fmt::Debug>(r: StoreResult<T>, needle: &str) {
+    match r {
+        Err(StoreError::Conflict(m)) => assert!(m.contains(needle), "{m:?} lacks {needle:?}"),
+        other => panic!("expected Conflict containing {needle:?}, got {other:?}"),
     }
 }
 
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        $(
-            mod $case {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() { super::$case(super::open(osm_store::Backend::Sqlite).await).await }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() { super::$case(super::open(osm_store::Backend::Postgres).await).await }
-            }
-        )*
-    };
-}
-
-conformance!(
-    bootstrap_once,
-    identity_grants,
-    compartment_tree_and_rules,
-    instances_and_filters,
-    keyset_pages_under_concurrent_inserts,
-    versions_and_not_found,
-    retry_token_rolls_back,
-    group_membership_rules,
-    scheduled_jobs,
-    work_requests_logs_and_children,
-);
-
-async fn bootstrap_once(f: Fixture) {
+#[track_caller]
+fn assert_missing<T: std::fmt::Debug>(r: StoreResult<T>) {
     assert!(
-        !f.store.bootstrap(&bootstrap_data()).await.unwrap(),
-        "a second bootstrap changes nothing"
+        matches!(r, Err(StoreError::MissingReference(_))),
+        "expected MissingReference, got {r:?}"
+    );
+}
+
+// --- paging helpers -----------------------------------------------------------------------
+
+/// Pages through a list `limit` rows at a time, calling `between(n)` after page `n`.
+async fn walk<T>(
+    fetch: &impl AsyncFn(PageRequest) -> Page<T>,
+    sort: SortKey,
+    order: SortOrder,
+    limit: u32,
+    between: &impl AsyncFn(usize),
+) -> Vec<T> {
+    let mut out = vec![];
+    let mut after = None;
+    for n in 1.. {
+        let page = fetch(PageRequest {
+            sort,
+            order,
+            limit: Some(limit),
+            after: after.take(),
+        })
+        .await;
+        assert!(page.items.len() <= limit as usize);
+        if page.next.is_some() {
+            assert_eq!(page.items.len(), limit as usize, "a short page with a next");
+        }
+        out.extend(page.items);
+        between(n).await;
+        match page.next {
+            Some(c) => {
+                assert_eq!((c.sort, c.order), (sort, order));
+                after = Some(c);
+            }
+            None => break,
+        }
+        assert!(n < 10_000, "paging does not end");
+    }
+    out
+}
+
+/// A comparable form of a row's sort position.
+fn position(key: KeyValue, id: String) -> (i64, String, String) {
+    match key {
+        KeyValue::Micros(v) => (v, String::new(), id),
+        KeyValue::Text(t) => (0, t, id),
+    }
+}
+
+/// Every ordering of the list, paged and unpaged: the same rows, each once, sorted by
+/// (key, id) in the requested direction.
+async fn check_paging<T>(
+    fetch: impl AsyncFn(PageRequest) -> Page<T>,
+    key: impl Fn(&T, SortKey) -> (KeyValue, String),
+    expected: &BTreeSet<String>,
+) {
+    for sort in [SortKey::TimeCreated, SortKey::Name] {
+        for order in [SortOrder::Asc, SortOrder::Desc] {
+            let all = fetch(PageRequest {
+                sort,
+                order,
+                limit: None,
+                after: None,
+            })
+            .await;
+            assert!(all.next.is_none(), "an unlimited list has no next page");
+            let positions: Vec<_> = all
+                .items
+                .iter()
+                .map(|x| {
+                    let (k, id) = key(x, sort);
+                    position(k, id)
+                })
+                .collect();
+            let mut want = positions.clone();
+            want.sort();
+            if order == SortOrder::Desc {
+                want.reverse();
+            }
+            assert_eq!(positions, want, "{sort:?} {order:?} is not in order");
+            let all_ids: Vec<String> = positions.iter().map(|p| p.2.clone()).collect();
+            assert_eq!(
+                all_ids.iter().cloned().collect::<BTreeSet<_>>(),
+                *expected,
+                "{sort:?} {order:?}: wrong rows"
+            );
+            assert_eq!(all_ids.len(), expected.len(), "a row repeats");
+            for limit in [1, 4, 7] {
+                let paged = walk(&fetch, sort, order, limit, &async |_| {}).await;
+                let paged_ids: Vec<String> = paged.iter().map(|x| key(x, sort).1).collect();
+                assert_eq!(paged_ids, all_ids, "{sort:?} {order:?} limit {limit}");
+            }
+        }
+    }
+}
+
+// --- cases --------------------------------------------------------------------------------
+
+async fn ping_and_backend(db: Db) {
+    db.store.ping().await.unwrap();
+    assert!(db.store.tenancy_get().await.unwrap().is_none());
+    assert!(
+        osm_store::connect("mysql://x").await.is_err(),
+        "an unknown URL scheme is refused"
+    );
+}
+
+async fn bootstrap_once(db: Db) {
+    let s = &*db.store;
+    let b = bootstrap_data();
+    assert!(s.bootstrap(&b).await.unwrap());
+    assert_eq!(s.tenancy_get().await.unwrap().as_ref(), Some(&b.tenancy));
+    assert_eq!(
+        s.user_get(&b.admin.id).await.unwrap().as_ref(),
+        Some(&b.admin)
     );
     assert_eq!(
-        f.store.tenancy_get().await.unwrap().unwrap().id,
-        f.tenancy.id
+        s.api_key_get(&b.admin.id, &b.admin_key.fingerprint)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&b.admin_key)
     );
-    let key = f
-        .store
-        .api_key_get(&f.admin.id, "aa:bb")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(key.public_key_pem, "PEM");
+    assert_eq!(
+        s.user_granted_compartments(&b.admin.id).await.unwrap(),
+        vec![b.tenancy.id.clone()]
+    );
+    // A second bootstrap changes nothing.
+    let other = bootstrap_data();
+    assert!(!s.bootstrap(&other).await.unwrap());
+    assert_eq!(s.tenancy_get().await.unwrap().unwrap().id, b.tenancy.id);
+    assert!(s.user_get(&other.admin.id).await.unwrap().is_none());
     assert!(
-        f.store
-            .api_key_get(&f.admin.id, "cc:dd")
+        s.compartment_get(&other.tenancy.id)
             .await
             .unwrap()
             .is_none()
     );
     assert_eq!(
-        f.store
-            .user_granted_compartments(&f.admin.id)
-            .await
-            .unwrap(),
-        vec![f.tenancy.id.clone()]
+        s.compartment_tree().await.unwrap(),
+        vec![(b.tenancy.id.clone(), None)]
     );
-    f.store.ping().await.unwrap();
+    // The same data again is also a no-op.
+    assert!(!s.bootstrap(&b).await.unwrap());
 }
 
-async fn identity_grants(f: Fixture) {
-    let c = compartment(&f.tenancy.id, "team", now());
-    f.store.compartment_create(&c, None).await.unwrap();
+async fn bootstrap_races(db: Db) {
+    let mut tasks = vec![];
+    for _ in 0..6 {
+        let s = db.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let b = bootstrap_data();
+            (s.bootstrap(&b).await, b)
+        }));
+    }
+    let mut winners = vec![];
+    for t in tasks {
+        let (r, b) = t.await.unwrap();
+        if r.expect("a racing bootstrap answers Ok(false), not an error") {
+            winners.push(b);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one bootstrap wins");
+    let tenancy = db.store.tenancy_get().await.unwrap().unwrap();
+    assert_eq!(tenancy.id, winners[0].tenancy.id);
+    assert_eq!(db.store.compartment_tree().await.unwrap().len(), 1);
+}
+
+async fn users_keys_and_grants(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let a = new_compartment(s, &root, "a").await;
+    let b = new_compartment(s, &root, "b").await;
     let user = User {
         id: new_ocid(ResourceKind::User),
-        tenancy_id: f.tenancy.id.clone(),
-        name: "u".into(),
-        description: "".into(),
-        time_created: now(),
+        tenancy_id: root.clone(),
+        name: "alice".into(),
+        description: "dev".into(),
+        time_created: at(5, 5),
     };
-    f.store.user_create(&user).await.unwrap();
-    assert_eq!(f.store.user_get(&user.id).await.unwrap().unwrap().name, "u");
-    let g = Group {
-        id: new_ocid(ResourceKind::Group),
-        name: "team".into(),
-        description: "".into(),
-        time_created: now(),
-    };
-    f.store.user_group_create(&g).await.unwrap();
-    f.store
-        .user_group_add_member(&g.id, &user.id)
-        .await
-        .unwrap();
-    f.store.user_group_grant(&g.id, &c.id).await.unwrap();
-    assert_eq!(
-        f.store.user_granted_compartments(&user.id).await.unwrap(),
-        vec![c.id.clone()]
-    );
-    assert!(matches!(
-        f.store.user_group_add_member(&g.id, &user.id).await,
-        Err(StoreError::Conflict(_))
-    ));
-    assert!(matches!(
-        f.store
-            .user_group_grant(&g.id, "ocid1.compartment.oc1..none")
-            .await,
-        Err(StoreError::MissingReference(_))
-    ));
-}
-
-async fn compartment_tree_and_rules(f: Fixture) {
-    let t = now();
-    let a = compartment(&f.tenancy.id, "a", t);
-    let b = compartment(&a.id, "b", t + SignedDuration::from_secs(1));
-    let c = compartment(&b.id, "c", t + SignedDuration::from_secs(2));
-    for x in [&a, &b, &c] {
-        f.store.compartment_create(x, None).await.unwrap();
-    }
-    let dup = compartment(&f.tenancy.id, "a", t);
-    assert!(matches!(
-        f.store.compartment_create(&dup, None).await,
-        Err(StoreError::Conflict(_))
-    ));
-    let orphan = compartment("ocid1.compartment.oc1..none", "x", t);
-    assert!(matches!(
-        f.store.compartment_create(&orphan, None).await,
-        Err(StoreError::MissingReference(_))
-    ));
-
-    let filter = CompartmentFilter {
-        parent_id: f.tenancy.id.clone(),
-        in_subtree: true,
-        ..Default::default()
-    };
-    let all = f
-        .store
-        .compartment_list(&filter, &PageRequest::all())
-        .await
-        .unwrap();
-    assert_eq!(all.items.len(), 3);
-    let direct = f
-        .store
-        .compartment_list(
-            &CompartmentFilter {
-                in_subtree: false,
-                ..filter.clone()
-            },
-            &PageRequest::all(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        direct.items.iter().map(|c| &c.name).collect::<Vec<_>>(),
-        ["a"]
-    );
-    let named = f
-        .store
-        .compartment_list(
-            &CompartmentFilter {
-                name: Some("c".into()),
-                ..filter.clone()
-            },
-            &PageRequest::all(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(named.items[0].id, c.id);
-    assert_eq!(
-        named.items[0].freeform_tags.get("k").map(String::as_str),
-        Some("v")
-    );
-    assert_eq!(f.store.compartment_tree().await.unwrap().len(), 4);
-
-    // A compartment with children or resources is not deleted.
-    let err = f.store.compartment_delete(&b.id, None).await.unwrap_err();
+    s.user_create(&user).await.unwrap();
+    assert_eq!(s.user_get(&user.id).await.unwrap(), Some(user.clone()));
     assert!(
-        matches!(&err, StoreError::Conflict(m) if m.contains("1 compartment")),
-        "{err:?}"
+        s.user_get("ocid1.user.oc1..nobody")
+            .await
+            .unwrap()
+            .is_none()
     );
-    f.store
-        .managed_instance_group_create(&group(&c.id, "g", OsFamily::Linux, t), None)
-        .await
-        .unwrap();
-    let err = f.store.compartment_delete(&c.id, None).await.unwrap_err();
+    assert_conflict(s.user_create(&user).await, "");
+
+    let key = ApiKey {
+        user_id: user.id.clone(),
+        fingerprint: "11:22".into(),
+        public_key_pem: "pem".into(),
+        time_created: at(6, 0),
+    };
+    s.api_key_add(&key).await.unwrap();
+    assert_eq!(
+        s.api_key_get(&user.id, "11:22").await.unwrap(),
+        Some(key.clone())
+    );
+    assert!(s.api_key_get(&user.id, "11:23").await.unwrap().is_none());
+    assert!(s.api_key_get("someone", "11:22").await.unwrap().is_none());
+    assert_conflict(s.api_key_add(&key).await, "");
+    let mut orphan = key.clone();
+    orphan.user_id = "ocid1.user.oc1..nobody".into();
+    assert_missing(s.api_key_add(&orphan).await);
+
     assert!(
-        matches!(&err, StoreError::Conflict(m) if m.contains("managed instance group")),
-        "{err:?}"
-    );
-
-    let renamed = f
-        .store
-        .compartment_update(
-            &a.id,
-            &CompartmentPatch {
-                description: Some("new".into()),
-                ..Default::default()
-            },
-            Some(1),
-        )
-        .await
-        .unwrap();
-    assert_eq!((renamed.description.as_str(), renamed.version), ("new", 2));
-    let empty = compartment(&f.tenancy.id, "empty", t);
-    f.store.compartment_create(&empty, None).await.unwrap();
-    assert!(matches!(
-        f.store
-            .compartment_update(
-                &empty.id,
-                &CompartmentPatch {
-                    name: Some("a".into()),
-                    ..Default::default()
-                },
-                None
-            )
-            .await,
-        Err(StoreError::Conflict(_))
-    ));
-    f.store
-        .compartment_delete(&empty.id, Some(1))
-        .await
-        .unwrap();
-    assert_eq!(
-        f.store
-            .compartment_get(&empty.id)
+        s.user_granted_compartments(&user.id)
             .await
             .unwrap()
-            .unwrap()
-            .lifecycle_state,
-        CompartmentState::Deleted
-    );
-    // Its name is free again.
-    f.store
-        .compartment_create(&compartment(&f.tenancy.id, "empty", t), None)
-        .await
-        .unwrap();
-}
-
-async fn instances_and_filters(f: Fixture) {
-    let t = now();
-    let lin = instance(&f.tenancy.id, "lin", OsFamily::Linux, t);
-    let win = instance(
-        &f.tenancy.id,
-        "win",
-        OsFamily::Windows,
-        t + SignedDuration::from_secs(1),
-    );
-    f.store
-        .managed_instance_insert_many(&[lin.clone(), win.clone()])
-        .await
-        .unwrap();
-    assert_eq!(
-        f.store
-            .managed_instance_get(&lin.id)
-            .await
-            .unwrap()
-            .unwrap(),
-        lin,
-        "round trip keeps every field"
-    );
-    assert!(matches!(
-        f.store.managed_instance_insert(&lin).await,
-        Err(StoreError::Conflict(_))
-    ));
-    let base = ManagedInstanceFilter {
-        compartment_id: f.tenancy.id.clone(),
-        ..Default::default()
-    };
-    let list = |filter: ManagedInstanceFilter| {
-        let store = f.store.clone();
-        async move {
-            store
-                .managed_instance_list(&filter, &PageRequest::all())
-                .await
-                .unwrap()
-                .items
-                .into_iter()
-                .map(|m| m.display_name)
-                .collect::<Vec<_>>()
-        }
-    };
-    assert_eq!(list(base.clone()).await, ["win", "lin"], "newest first");
-    assert_eq!(
-        list(ManagedInstanceFilter {
-            os_family: Some(OsFamily::Windows),
-            ..base.clone()
-        })
-        .await,
-        ["win"]
-    );
-    assert_eq!(
-        list(ManagedInstanceFilter {
-            os_family: Some(OsFamily::All),
-            ..base.clone()
-        })
-        .await
-        .len(),
-        2
-    );
-    assert_eq!(
-        list(ManagedInstanceFilter {
-            display_name: Some("lin".into()),
-            ..base.clone()
-        })
-        .await,
-        ["lin"]
-    );
-    let updated = f
-        .store
-        .managed_instance_update(
-            &lin.id,
-            &ManagedInstancePatch {
-                is_data_collection_authorized: Some(true),
-                notification_topic_id: None,
-            },
-            Some(1),
-        )
-        .await
-        .unwrap();
-    assert!(updated.is_data_collection_authorized && updated.version == 2);
-    assert_eq!(
-        f.store.managed_instance_counts(&lin.id).await.unwrap(),
-        (0, 0)
-    );
-}
-
-async fn keyset_pages_under_concurrent_inserts(f: Fixture) {
-    let t = now();
-    let mut batch = vec![];
-    for i in 0..30 {
-        // Pairs share a timestamp so the id tie-break matters.
-        batch.push(group(
-            &f.tenancy.id,
-            &format!("g{:02}", i % 15),
-            OsFamily::Linux,
-            t + SignedDuration::from_secs(i / 2),
-        ));
-    }
-    for g in &batch {
-        f.store
-            .managed_instance_group_create(g, None)
-            .await
-            .unwrap();
-    }
-    let filter = GroupFilter {
-        compartment_id: f.tenancy.id.clone(),
-        ..Default::default()
-    };
-    for (sort, order) in [
-        (SortKey::TimeCreated, SortOrder::Desc),
-        (SortKey::TimeCreated, SortOrder::Asc),
-        (SortKey::Name, SortOrder::Asc),
-        (SortKey::Name, SortOrder::Desc),
-    ] {
-        let mut req = page(sort, order, 7);
-        let mut seen = vec![];
-        let mut inserted = 0;
-        loop {
-            let p = f
-                .store
-                .managed_instance_group_list(&filter, &req)
-                .await
-                .unwrap();
-            assert!(p.items.len() <= 7);
-            seen.extend(p.items.iter().map(|g| g.id.clone()));
-            // A row inserted behind the cursor must not shift later pages.
-            if inserted < 2 {
-                let late = group(
-                    &f.tenancy.id,
-                    "zz-late",
-                    OsFamily::Linux,
-                    t + SignedDuration::from_secs(1000),
-                );
-                f.store
-                    .managed_instance_group_create(&late, None)
-                    .await
-                    .unwrap();
-                inserted += 1;
-            }
-            match p.next {
-                Some(c) => req.after = Some(c),
-                None => break,
-            }
-        }
-        let originals: std::collections::HashSet<_> = batch.iter().map(|g| g.id.clone()).collect();
-        let seen_originals: Vec<_> = seen
-            .iter()
-            .filter(|id| originals.contains(*id))
-            .cloned()
-            .collect();
-        assert_eq!(
-            seen_originals.len(),
-            30,
-            "{sort:?} {order:?}: every original row exactly once"
-        );
-        let unique: std::collections::HashSet<_> = seen.iter().collect();
-        assert_eq!(unique.len(), seen.len(), "{sort:?} {order:?}: no row twice");
-    }
-    // A cursor from another sort is refused when decoded by the API; the store trusts it but
-    // must not fail on an unusual one.
-    let odd = PageRequest {
-        after: Some(Cursor {
-            sort: SortKey::Name,
-            order: SortOrder::Asc,
-            key: KeyValue::Text("m".into()),
-            id: "x".into(),
-        }),
-        ..page(SortKey::Name, SortOrder::Asc, 5)
-    };
-    f.store
-        .managed_instance_group_list(&filter, &odd)
-        .await
-        .unwrap();
-}
-
-async fn versions_and_not_found(f: Fixture) {
-    let g = group(&f.tenancy.id, "v", OsFamily::Linux, now());
-    f.store
-        .managed_instance_group_create(&g, None)
-        .await
-        .unwrap();
-    let patch = ManagedInstanceGroupPatch {
-        display_name: Some("v2".into()),
-        ..Default::default()
-    };
-    assert!(matches!(
-        f.store
-            .managed_instance_group_update(&g.id, &patch, Some(7))
-            .await,
-        Err(StoreError::VersionMismatch)
-    ));
-    assert!(matches!(
-        f.store
-            .managed_instance_group_update("ocid1.x.oc1..none", &patch, None)
-            .await,
-        Err(StoreError::NotFound)
-    ));
-    assert_eq!(
-        f.store
-            .managed_instance_group_update(&g.id, &patch, Some(1))
-            .await
-            .unwrap()
-            .version,
-        2
-    );
-    assert!(matches!(
-        f.store.managed_instance_group_delete(&g.id, Some(1)).await,
-        Err(StoreError::VersionMismatch)
-    ));
-    f.store
-        .managed_instance_group_delete(&g.id, Some(2))
-        .await
-        .unwrap();
-    assert_eq!(
-        f.store
-            .managed_instance_group_get(&g.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .lifecycle_state,
-        LifecycleState::Deleted
-    );
-    let filter = GroupFilter {
-        compartment_id: f.tenancy.id.clone(),
-        ..Default::default()
-    };
-    assert!(
-        f.store
-            .managed_instance_group_list(&filter, &PageRequest::all())
-            .await
-            .unwrap()
-            .items
             .is_empty()
     );
-    let deleted = GroupFilter {
-        lifecycle_state: Some(LifecycleState::Deleted),
-        ..filter
+    let devs = Group {
+        id: new_ocid(ResourceKind::Group),
+        name: "devs".into(),
+        description: "developers".into(),
+        time_created: at(7, 0),
+    };
+    let ops = Group {
+        id: new_ocid(ResourceKind::Group),
+        name: "ops".into(),
+        description: "operators".into(),
+        time_created: at(7, 1),
+    };
+    s.user_group_create(&devs).await.unwrap();
+    s.user_group_create(&ops).await.unwrap();
+    s.user_group_add_member(&devs.id, &user.id).await.unwrap();
+    s.user_group_add_member(&ops.id, &user.id).await.unwrap();
+    assert_conflict(s.user_group_add_member(&devs.id, &user.id).await, "");
+    assert_missing(
+        s.user_group_add_member(&devs.id, "ocid1.user.oc1..nobody")
+            .await,
+    );
+    s.user_group_grant(&devs.id, &a).await.unwrap();
+    s.user_group_grant(&ops.id, &a).await.unwrap();
+    s.user_group_grant(&ops.id, &b).await.unwrap();
+    assert_conflict(s.user_group_grant(&ops.id, &b).await, "");
+    assert_missing(
+        s.user_group_grant(&ops.id, "ocid1.compartment.oc1..none")
+            .await,
+    );
+    assert_eq!(
+        sorted(s.user_granted_compartments(&user.id).await.unwrap()),
+        sorted(vec![a.clone(), b.clone()])
+    );
+}
+
+async fn compartment_tree_and_subtree(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let a = new_compartment(s, &root, "a").await;
+    let b = new_compartment(s, &root, "b").await;
+    let a1 = new_compartment(s, &a, "a1").await;
+    let a2 = new_compartment(s, &a, "a2").await;
+    let a1x = new_compartment(s, &a1, "x").await;
+    let bx = new_compartment(s, &b, "x").await;
+
+    let c = compartment(&a, "full", at(9, 9));
+    s.compartment_create(&c, None).await.unwrap();
+    assert_eq!(s.compartment_get(&c.id).await.unwrap(), Some(c.clone()));
+    assert!(
+        s.compartment_get("ocid1.compartment.oc1..none")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let list = async |parent: &str, in_subtree: bool, name: Option<&str>| {
+        let f = CompartmentFilter {
+            parent_id: parent.to_string(),
+            in_subtree,
+            name: name.map(str::to_string),
+            lifecycle_state: None,
+        };
+        sorted(ids(
+            &s.compartment_list(&f, &page_all()).await.unwrap().items,
+            |c| &c.id,
+        ))
     };
     assert_eq!(
-        f.store
-            .managed_instance_group_list(&deleted, &PageRequest::all())
+        list(&root, false, None).await,
+        sorted(vec![a.clone(), b.clone()])
+    );
+    assert_eq!(
+        list(&root, true, None).await,
+        sorted(vec![
+            a.clone(),
+            b.clone(),
+            a1.clone(),
+            a2.clone(),
+            a1x.clone(),
+            bx.clone(),
+            c.id.clone()
+        ])
+    );
+    assert_eq!(
+        list(&a, true, None).await,
+        sorted(vec![a1.clone(), a2.clone(), a1x.clone(), c.id.clone()])
+    );
+    assert_eq!(list(&a1x, true, None).await, Vec::<String>::new());
+    assert_eq!(
+        list(&root, true, Some("x")).await,
+        sorted(vec![a1x.clone(), bx.clone()])
+    );
+    assert_eq!(list(&root, false, Some("x")).await, Vec::<String>::new());
+
+    // State filter.
+    s.compartment_delete(&a2, None).await.unwrap();
+    let f = CompartmentFilter {
+        parent_id: a.clone(),
+        in_subtree: false,
+        name: None,
+        lifecycle_state: Some(CompartmentState::Deleted),
+    };
+    assert_eq!(
+        ids(
+            &s.compartment_list(&f, &page_all()).await.unwrap().items,
+            |c| &c.id
+        ),
+        vec![a2.clone()]
+    );
+    let f = CompartmentFilter {
+        lifecycle_state: Some(CompartmentState::Active),
+        ..f
+    };
+    assert_eq!(
+        sorted(ids(
+            &s.compartment_list(&f, &page_all()).await.unwrap().items,
+            |c| &c.id
+        )),
+        sorted(vec![a1.clone(), c.id.clone()])
+    );
+
+    let tree: BTreeMap<String, Option<String>> =
+        s.compartment_tree().await.unwrap().into_iter().collect();
+    assert_eq!(tree.len(), 8);
+    assert_eq!(tree[&root], None);
+    assert_eq!(tree[&a1x], Some(a1.clone()));
+    assert_eq!(tree[&bx], Some(b.clone()));
+    assert_eq!(tree[&a2], Some(a.clone()));
+}
+
+async fn compartment_create_rules(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    assert_missing(
+        s.compartment_create(
+            &compartment("ocid1.compartment.oc1..none", "a", at(1, 0)),
+            None,
+        )
+        .await,
+    );
+    let a = new_compartment(s, &root, "a").await;
+    assert_conflict(
+        s.compartment_create(&compartment(&root, "a", at(1, 0)), None)
+            .await,
+        "\"a\"",
+    );
+    // The same name under another parent is fine.
+    let b = new_compartment(s, &root, "b").await;
+    new_compartment(s, &b, "a").await;
+    // A deleted parent takes no children; a deleted sibling frees its name.
+    s.compartment_delete(&a, None).await.unwrap();
+    assert_missing(
+        s.compartment_create(&compartment(&a, "c", at(1, 0)), None)
+            .await,
+    );
+    new_compartment(s, &root, "a").await;
+    // A duplicate id is a clean conflict too.
+    let c = compartment(&root, "c", at(1, 0));
+    s.compartment_create(&c, None).await.unwrap();
+    let mut again = c.clone();
+    again.name = "d".into();
+    assert!(matches!(
+        s.compartment_create(&again, None).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // A compartment without a parent is not another tenancy.
+    let mut orphan = compartment(&root, "e", at(1, 0));
+    orphan.parent_id = None;
+    assert!(s.compartment_create(&orphan, None).await.is_err());
+}
+
+async fn compartment_create_races(db: Db) {
+    let root = tenancy(&*db.store).await;
+    let mut tasks = vec![];
+    for _ in 0..8 {
+        let s = db.store.clone();
+        let c = compartment(&root, "same", at(1, 0));
+        tasks.push(tokio::spawn(
+            async move { s.compartment_create(&c, None).await },
+        ));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(StoreError::Conflict(m)) => assert!(m.contains("same"), "{m}"),
+            Err(e) => panic!("racing creates answer Ok or Conflict, got {e:?}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    let f = CompartmentFilter {
+        parent_id: root,
+        ..Default::default()
+    };
+    assert_eq!(
+        db.store
+            .compartment_list(&f, &page_all())
             .await
             .unwrap()
             .items
@@ -683,501 +886,2225 @@ async fn versions_and_not_found(f: Fixture) {
     );
 }
 
-async fn retry_token_rolls_back(f: Fixture) {
-    let first = group(&f.tenancy.id, "first", OsFamily::Linux, now());
-    f.store
-        .managed_instance_group_create(&first, Some(&retry("t1", &first.id)))
-        .await
-        .unwrap();
-    let second = group(&f.tenancy.id, "second", OsFamily::Linux, now());
+async fn compartment_update_versions(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let a = compartment(&root, "a", at(1, 0));
+    s.compartment_create(&a, None).await.unwrap();
+    new_compartment(s, &root, "b").await;
+    let patch = CompartmentPatch {
+        name: Some("a2".into()),
+        description: Some("renamed".into()),
+        freeform_tags: Some(BTreeMap::from([("k".into(), "v".into())])),
+        defined_tags: None,
+    };
+    let updated = s.compartment_update(&a.id, &patch, Some(1)).await.unwrap();
+    assert_eq!(updated.version, 2);
+    assert_eq!(updated.name, "a2");
+    assert_eq!(updated.description, "renamed");
+    assert_eq!(updated.defined_tags, a.defined_tags);
+    assert_eq!(
+        s.compartment_get(&a.id).await.unwrap(),
+        Some(updated.clone())
+    );
     assert!(matches!(
-        f.store
-            .managed_instance_group_create(&second, Some(&retry("t1", &second.id)))
-            .await,
-        Err(StoreError::RetryTokenUsed)
+        s.compartment_update(&a.id, &patch, Some(1)).await,
+        Err(StoreError::VersionMismatch)
     ));
-    assert!(
-        f.store
-            .managed_instance_group_get(&second.id)
+    assert!(matches!(
+        s.compartment_update("ocid1.compartment.oc1..none", &patch, Some(1))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let rename = CompartmentPatch {
+        name: Some("b".into()),
+        ..Default::default()
+    };
+    assert_conflict(s.compartment_update(&a.id, &rename, None).await, "\"b\"");
+    // Keeping its own name is not a conflict with itself.
+    let same = CompartmentPatch {
+        name: Some("a2".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        s.compartment_update(&a.id, &same, None)
             .await
             .unwrap()
-            .is_none(),
-        "the losing create left nothing behind"
+            .version,
+        3
     );
-    let rec = f
-        .store
-        .retry_record_get("ocid1.user.oc1..u", "t1")
+}
+
+async fn compartment_delete_refused_while_non_empty(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+
+    let with_child = new_compartment(s, &root, "with-child").await;
+    let child = new_compartment(s, &with_child, "child").await;
+    assert_conflict(
+        s.compartment_delete(&with_child, None).await,
+        "1 compartment",
+    );
+    s.compartment_delete(&child, None).await.unwrap();
+    s.compartment_delete(&with_child, None).await.unwrap();
+
+    let with_instance = new_compartment(s, &root, "with-instance").await;
+    s.managed_instance_insert(&instance(&with_instance, "h", OsFamily::Linux, at(1, 0)))
         .await
-        .unwrap()
         .unwrap();
-    assert_eq!(rec.resource_id, first.id);
+    s.managed_instance_insert(&instance(&with_instance, "h2", OsFamily::Linux, at(1, 0)))
+        .await
+        .unwrap();
+    assert_conflict(
+        s.compartment_delete(&with_instance, None).await,
+        "2 managed instances",
+    );
+
+    let with_group = new_compartment(s, &root, "with-group").await;
+    let g = group(&with_group, "g", OsFamily::Linux, at(1, 0));
+    s.managed_instance_group_create(&g, None).await.unwrap();
+    assert_conflict(
+        s.compartment_delete(&with_group, None).await,
+        "1 managed instance group",
+    );
+    s.managed_instance_group_delete(&g.id, None).await.unwrap();
+    s.compartment_delete(&with_group, None).await.unwrap();
+
+    let with_job = new_compartment(s, &root, "with-job").await;
+    let mi = instance(&with_instance, "t", OsFamily::Linux, at(1, 0));
+    s.managed_instance_insert(&mi).await.unwrap();
+    let j = job(&with_job, "j", &[&mi], &[], at(1, 0));
+    s.scheduled_job_create(&j, None).await.unwrap();
+    assert_conflict(
+        s.compartment_delete(&with_job, None).await,
+        "1 scheduled job",
+    );
+    s.scheduled_job_delete(&j.id, None).await.unwrap();
+
+    // Versions: a stale one is refused, the current one works and bumps it.
+    assert!(matches!(
+        s.compartment_delete(&with_job, Some(7)).await,
+        Err(StoreError::VersionMismatch)
+    ));
+    s.compartment_delete(&with_job, Some(1)).await.unwrap();
+    let gone = s.compartment_get(&with_job).await.unwrap().unwrap();
+    assert_eq!(gone.lifecycle_state, CompartmentState::Deleted);
+    assert_eq!(gone.version, 2);
+    assert!(matches!(
+        s.compartment_delete("ocid1.compartment.oc1..none", None)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    // Nothing new goes into a deleted compartment.
+    assert_missing(
+        s.managed_instance_insert(&instance(&with_job, "late", OsFamily::Linux, at(1, 0)))
+            .await,
+    );
+    assert_missing(
+        s.managed_instance_group_create(&group(&with_job, "late", OsFamily::Linux, at(1, 0)), None)
+            .await,
+    );
+    assert_missing(
+        s.scheduled_job_create(&job(&with_job, "late", &[&mi], &[], at(1, 0)), None)
+            .await,
+    );
+}
+
+async fn instances_crud_and_filters(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let other = new_compartment(s, &root, "other").await;
+    let mut web = instance(&c, "web", OsFamily::Linux, at(10, 1));
+    web.last_boot = Some(at(9, 0));
+    web.os_kernel_version = Some("6.1".into());
+    web.notification_topic_id = Some("topic".into());
+    s.managed_instance_insert(&web).await.unwrap();
     assert_eq!(
-        f.store
-            .retry_record_purge(now() + SignedDuration::from_secs(1))
-            .await
-            .unwrap(),
-        1
+        s.managed_instance_get(&web.id).await.unwrap(),
+        Some(web.clone())
     );
     assert!(
-        f.store
-            .retry_record_get("ocid1.user.oc1..u", "t1")
+        s.managed_instance_get("ocid1.instance.oc1..none")
             .await
             .unwrap()
             .is_none()
     );
-    f.store.retry_record_put(&retry("t2", "x")).await.unwrap();
+    assert_conflict(s.managed_instance_insert(&web).await, "");
+    assert_missing(
+        s.managed_instance_insert(&instance(
+            "ocid1.compartment.oc1..none",
+            "x",
+            OsFamily::Linux,
+            at(1, 0),
+        ))
+        .await,
+    );
+
+    let many: Vec<ManagedInstance> = (0..120)
+        .map(|i| {
+            let family = if i % 3 == 0 {
+                OsFamily::Windows
+            } else {
+                OsFamily::Linux
+            };
+            instance(&c, &format!("host-{:03}", i), family, at(20 + i, 0))
+        })
+        .collect();
+    s.managed_instance_insert_many(&many).await.unwrap();
+    s.managed_instance_insert(&instance(&other, "web", OsFamily::Linux, at(1, 0)))
+        .await
+        .unwrap();
+    // A failing batch inserts nothing.
+    let bad = vec![
+        instance(&c, "fresh", OsFamily::Linux, at(1, 0)),
+        web.clone(),
+    ];
+    assert!(s.managed_instance_insert_many(&bad).await.is_err());
+    assert!(s.managed_instance_get(&bad[0].id).await.unwrap().is_none());
+    s.managed_instance_insert_many(&[]).await.unwrap();
+
+    let list = async |name: Option<&str>, family: Option<OsFamily>| {
+        let f = ManagedInstanceFilter {
+            compartment_id: c.clone(),
+            display_name: name.map(str::to_string),
+            os_family: family,
+        };
+        s.managed_instance_list(&f, &page_all())
+            .await
+            .unwrap()
+            .items
+    };
+    assert_eq!(list(None, None).await.len(), 121);
+    assert_eq!(list(None, Some(OsFamily::All)).await.len(), 121);
+    assert_eq!(list(None, Some(OsFamily::Windows)).await.len(), 40);
+    assert_eq!(list(None, Some(OsFamily::Linux)).await.len(), 81);
+    assert_eq!(list(Some("web"), None).await, vec![web.clone()]);
+    assert_eq!(list(Some("web"), Some(OsFamily::Windows)).await, vec![]);
+    // The default order is newest first.
+    let all = list(None, None).await;
+    assert_eq!(all[0].display_name, "host-119");
+    assert_eq!(all.last().unwrap().id, web.id);
+
+    // Update with and without a version.
+    let patch = ManagedInstancePatch {
+        notification_topic_id: Some("topic-2".into()),
+        is_data_collection_authorized: Some(true),
+    };
+    let u = s
+        .managed_instance_update(&web.id, &patch, Some(1))
+        .await
+        .unwrap();
+    assert_eq!(u.version, 2);
+    assert_eq!(u.notification_topic_id.as_deref(), Some("topic-2"));
+    assert!(u.is_data_collection_authorized);
+    assert_eq!(
+        s.managed_instance_get(&web.id).await.unwrap(),
+        Some(u.clone())
+    );
     assert!(matches!(
-        f.store.retry_record_put(&retry("t2", "x")).await,
-        Err(StoreError::RetryTokenUsed)
+        s.managed_instance_update(&web.id, &patch, Some(1)).await,
+        Err(StoreError::VersionMismatch)
+    ));
+    let u = s
+        .managed_instance_update(&web.id, &ManagedInstancePatch::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (u.version, u.notification_topic_id.as_deref()),
+        (3, Some("topic-2"))
+    );
+    assert!(matches!(
+        s.managed_instance_update("ocid1.instance.oc1..none", &patch, None)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+
+    // Groups of an instance, by name.
+    let gb = group(&c, "b-group", OsFamily::Linux, at(1, 0));
+    let ga = group(&c, "a-group", OsFamily::All, at(1, 0));
+    s.managed_instance_group_create(&gb, None).await.unwrap();
+    s.managed_instance_group_create(&ga, None).await.unwrap();
+    assert!(
+        s.managed_instance_groups_of(&web.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    s.managed_instance_group_attach(&gb.id, &web.id, None)
+        .await
+        .unwrap();
+    s.managed_instance_group_attach(&ga.id, &web.id, None)
+        .await
+        .unwrap();
+    let of = s.managed_instance_groups_of(&web.id).await.unwrap();
+    assert_eq!(
+        of,
+        vec![
+            IdName {
+                id: ga.id.clone(),
+                display_name: "a-group".into()
+            },
+            IdName {
+                id: gb.id.clone(),
+                display_name: "b-group".into()
+            },
+        ]
+    );
+}
+
+async fn instances_concurrent_inserts(db: Db) {
+    let root = tenancy(&*db.store).await;
+    let c = new_compartment(&*db.store, &root, "c").await;
+    let mut tasks = vec![];
+    for w in 0..12 {
+        let s = db.store.clone();
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = vec![];
+            for i in 0..10 {
+                let mi = instance(&c, &format!("w{w}-{i}"), OsFamily::Linux, at(i, w));
+                s.managed_instance_insert(&mi)
+                    .await
+                    .expect("concurrent insert");
+                // Reads run beside the writes.
+                let f = ManagedInstanceFilter {
+                    compartment_id: c.clone(),
+                    ..Default::default()
+                };
+                let page = PageRequest {
+                    limit: Some(5),
+                    ..page_all()
+                };
+                s.managed_instance_list(&f, &page)
+                    .await
+                    .expect("concurrent list");
+                mine.push(mi.id);
+            }
+            mine
+        }));
+    }
+    let mut want = BTreeSet::new();
+    for t in tasks {
+        want.extend(t.await.unwrap());
+    }
+    let f = ManagedInstanceFilter {
+        compartment_id: c,
+        ..Default::default()
+    };
+    let got: BTreeSet<String> = db
+        .store
+        .managed_instance_list(&f, &page_all())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(got, want);
+}
+
+async fn groups_crud_and_filters(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let d = new_compartment(s, &root, "d").await;
+    let linux = group(&c, "linux", OsFamily::Linux, at(1, 0));
+    let windows = group(&c, "windows", OsFamily::Windows, at(2, 0));
+    let mut bare = group(&c, "bare", OsFamily::All, at(3, 0));
+    bare.description = None;
+    bare.freeform_tags = BTreeMap::new();
+    bare.defined_tags = BTreeMap::new();
+    for g in [&linux, &windows, &bare] {
+        s.managed_instance_group_create(g, None).await.unwrap();
+    }
+    assert_eq!(
+        s.managed_instance_group_get(&linux.id).await.unwrap(),
+        Some(linux.clone())
+    );
+    assert_eq!(
+        s.managed_instance_group_get(&bare.id).await.unwrap(),
+        Some(bare.clone())
+    );
+    assert!(
+        s.managed_instance_group_get("ocid1.x.oc1..none")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_conflict(s.managed_instance_group_create(&linux, None).await, "");
+    assert_missing(
+        s.managed_instance_group_create(
+            &group(
+                "ocid1.compartment.oc1..none",
+                "g",
+                OsFamily::Linux,
+                at(1, 0),
+            ),
+            None,
+        )
+        .await,
+    );
+
+    let list = async |compartment: &str,
+                      name: Option<&str>,
+                      state: Option<LifecycleState>,
+                      family: Option<OsFamily>| {
+        let f = GroupFilter {
+            compartment_id: compartment.to_string(),
+            display_name: name.map(str::to_string),
+            lifecycle_state: state,
+            os_family: family,
+        };
+        let items = s
+            .managed_instance_group_list(&f, &page_all())
+            .await
+            .unwrap()
+            .items;
+        ids(&items, |g| &g.id)
+    };
+    assert_eq!(
+        list(&c, None, None, None).await,
+        vec![bare.id.clone(), windows.id.clone(), linux.id.clone()]
+    );
+    assert_eq!(
+        list(&c, Some("linux"), None, None).await,
+        vec![linux.id.clone()]
+    );
+    assert_eq!(
+        list(&c, None, None, Some(OsFamily::Windows)).await,
+        vec![windows.id.clone()]
+    );
+    assert_eq!(list(&c, None, None, Some(OsFamily::All)).await.len(), 3);
+    assert_eq!(
+        list(&c, None, Some(LifecycleState::Active), None)
+            .await
+            .len(),
+        3
+    );
+    assert!(list(&d, None, None, None).await.is_empty());
+
+    // Deleted groups leave lists unless asked for.
+    s.managed_instance_group_delete(&windows.id, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        list(&c, None, None, None).await,
+        vec![bare.id.clone(), linux.id.clone()]
+    );
+    assert_eq!(
+        list(&c, None, Some(LifecycleState::Deleted), None).await,
+        vec![windows.id.clone()]
+    );
+    let gone = s
+        .managed_instance_group_get(&windows.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (gone.lifecycle_state, gone.version),
+        (LifecycleState::Deleted, 2)
+    );
+
+    // Update.
+    let patch = ManagedInstanceGroupPatch {
+        display_name: Some("penguins".into()),
+        description: Some("all the penguins".into()),
+        freeform_tags: None,
+        defined_tags: Some(BTreeMap::new()),
+    };
+    let u = s
+        .managed_instance_group_update(&linux.id, &patch, Some(1))
+        .await
+        .unwrap();
+    assert_eq!(u.version, 2);
+    assert_eq!(u.display_name, "penguins");
+    assert_eq!(u.description.as_deref(), Some("all the penguins"));
+    assert_eq!(u.freeform_tags, linux.freeform_tags);
+    assert!(u.defined_tags.is_empty());
+    assert_eq!(
+        s.managed_instance_group_get(&linux.id).await.unwrap(),
+        Some(u.clone())
+    );
+    assert!(matches!(
+        s.managed_instance_group_update(&linux.id, &patch, Some(1))
+            .await,
+        Err(StoreError::VersionMismatch)
+    ));
+    assert!(matches!(
+        s.managed_instance_group_update("ocid1.x.oc1..none", &patch, None)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+
+    // Change compartment.
+    s.managed_instance_group_change_compartment(&linux.id, &d, Some(2), None)
+        .await
+        .unwrap();
+    assert_eq!(list(&d, None, None, None).await, vec![linux.id.clone()]);
+    let moved = s
+        .managed_instance_group_get(&linux.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (moved.compartment_id.as_str(), moved.version),
+        (d.as_str(), 3)
+    );
+    assert!(matches!(
+        s.managed_instance_group_change_compartment(&linux.id, &c, Some(2), None)
+            .await,
+        Err(StoreError::VersionMismatch)
+    ));
+    assert_missing(
+        s.managed_instance_group_change_compartment(
+            &linux.id,
+            "ocid1.compartment.oc1..none",
+            None,
+            None,
+        )
+        .await,
+    );
+    assert!(matches!(
+        s.managed_instance_group_change_compartment("ocid1.x.oc1..none", &c, None, None)
+            .await,
+        Err(StoreError::NotFound)
     ));
 }
 
-async fn group_membership_rules(f: Fixture) {
-    let t = now();
-    let g = group(&f.tenancy.id, "linux", OsFamily::Linux, t);
-    let any = group(&f.tenancy.id, "any", OsFamily::All, t);
-    f.store
-        .managed_instance_group_create(&g, None)
+async fn attach_detach_rules(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let lin = group(&c, "lin", OsFamily::Linux, at(1, 0));
+    let any = group(&c, "any", OsFamily::All, at(1, 0));
+    s.managed_instance_group_create(&lin, None).await.unwrap();
+    s.managed_instance_group_create(&any, None).await.unwrap();
+    let zeta = instance(&c, "zeta", OsFamily::Linux, at(1, 0));
+    let alpha = instance(&c, "alpha", OsFamily::Linux, at(2, 0));
+    let win = instance(&c, "win", OsFamily::Windows, at(3, 0));
+    s.managed_instance_insert_many(&[zeta.clone(), alpha.clone(), win.clone()])
         .await
         .unwrap();
-    f.store
-        .managed_instance_group_create(&any, None)
+
+    s.managed_instance_group_attach(&lin.id, &zeta.id, None)
         .await
         .unwrap();
-    let a = instance(&f.tenancy.id, "b-host", OsFamily::Linux, t);
-    let b = instance(&f.tenancy.id, "a-host", OsFamily::Linux, t);
-    let w = instance(&f.tenancy.id, "win", OsFamily::Windows, t);
-    f.store
-        .managed_instance_insert_many(&[a.clone(), b.clone(), w.clone()])
+    s.managed_instance_group_attach(&lin.id, &alpha.id, None)
         .await
         .unwrap();
-    f.store
-        .managed_instance_group_attach(&g.id, &a.id, None)
-        .await
-        .unwrap();
-    f.store
-        .managed_instance_group_attach(&g.id, &b.id, None)
-        .await
-        .unwrap();
-    assert!(matches!(
-        f.store
-            .managed_instance_group_attach(&g.id, &a.id, None)
-            .await,
-        Err(StoreError::Conflict(_))
-    ));
-    assert!(matches!(
-        f.store
-            .managed_instance_group_attach(&g.id, &w.id, None)
-            .await,
-        Err(StoreError::Conflict(_))
-    ));
-    f.store
-        .managed_instance_group_attach(&any.id, &w.id, None)
-        .await
-        .unwrap();
-    assert!(matches!(
-        f.store
-            .managed_instance_group_attach(&g.id, "ocid1.instance.oc1..none", None)
-            .await,
-        Err(StoreError::MissingReference(_))
-    ));
-    let members: Vec<String> = f
-        .store
-        .managed_instance_group_members(&g.id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| m.display_name)
-        .collect();
-    assert_eq!(members, ["a-host", "b-host"]);
     assert_eq!(
-        f.store
-            .managed_instance_group_get(&g.id)
+        s.managed_instance_group_members(&lin.id).await.unwrap(),
+        vec![
+            IdName {
+                id: alpha.id.clone(),
+                display_name: "alpha".into()
+            },
+            IdName {
+                id: zeta.id.clone(),
+                display_name: "zeta".into()
+            },
+        ]
+    );
+    assert_eq!(
+        s.managed_instance_group_get(&lin.id)
             .await
             .unwrap()
             .unwrap()
             .member_count,
         2
     );
-    assert_eq!(
-        f.store.managed_instance_groups_of(&a.id).await.unwrap()[0].id,
-        g.id
-    );
-    f.store
-        .managed_instance_group_detach(&g.id, &a.id, None)
-        .await
-        .unwrap();
-    assert!(matches!(
-        f.store
-            .managed_instance_group_detach(&g.id, &a.id, None)
+    assert_conflict(
+        s.managed_instance_group_attach(&lin.id, &zeta.id, None)
             .await,
-        Err(StoreError::Conflict(_))
-    ));
-    // A group a job targets cannot be deleted until the job is.
-    let j = job(
-        &f.tenancy.id,
-        vec![IdName {
-            id: g.id.clone(),
-            display_name: "linux".into(),
-        }],
-        vec![],
-        now(),
+        "already",
     );
-    f.store.scheduled_job_create(&j, None).await.unwrap();
+    assert_conflict(
+        s.managed_instance_group_attach(&lin.id, &win.id, None)
+            .await,
+        "WINDOWS",
+    );
+    assert_missing(
+        s.managed_instance_group_attach(&lin.id, "ocid1.instance.oc1..none", None)
+            .await,
+    );
     assert!(matches!(
-        f.store.managed_instance_group_delete(&g.id, None).await,
-        Err(StoreError::Conflict(_))
+        s.managed_instance_group_attach("ocid1.x.oc1..none", &zeta.id, None)
+            .await,
+        Err(StoreError::NotFound)
     ));
-    assert_eq!(
-        f.store.managed_instance_counts(&b.id).await.unwrap().0,
-        1,
-        "job counted through the group"
-    );
-    f.store.scheduled_job_delete(&j.id, None).await.unwrap();
-    f.store
-        .managed_instance_group_delete(&g.id, None)
+    // A group of family ALL takes any instance.
+    s.managed_instance_group_attach(&any.id, &win.id, None)
         .await
         .unwrap();
+    s.managed_instance_group_attach(&any.id, &zeta.id, None)
+        .await
+        .unwrap();
+
+    // member_count in lists.
+    let f = GroupFilter {
+        compartment_id: c.clone(),
+        ..Default::default()
+    };
+    let counts: BTreeMap<String, i64> = s
+        .managed_instance_group_list(&f, &page_all())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|g| (g.display_name, g.member_count))
+        .collect();
+    assert_eq!(
+        counts,
+        BTreeMap::from([("any".into(), 2), ("lin".into(), 2)])
+    );
+
+    s.managed_instance_group_detach(&lin.id, &zeta.id, None)
+        .await
+        .unwrap();
+    assert_conflict(
+        s.managed_instance_group_detach(&lin.id, &zeta.id, None)
+            .await,
+        "not",
+    );
+    assert_conflict(
+        s.managed_instance_group_detach(&lin.id, &win.id, None)
+            .await,
+        "not",
+    );
+    assert_eq!(
+        s.managed_instance_group_get(&lin.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .member_count,
+        1
+    );
+    assert_eq!(
+        ids(
+            &s.managed_instance_groups_of(&zeta.id).await.unwrap(),
+            |g| &g.id
+        ),
+        vec![any.id.clone()]
+    );
+
+    // A deleted group takes no members.
+    s.managed_instance_group_delete(&any.id, None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.managed_instance_group_attach(&any.id, &alpha.id, None)
+            .await,
+        Err(StoreError::NotFound)
+    ));
     assert!(
-        f.store
-            .managed_instance_groups_of(&b.id)
+        s.managed_instance_group_members(&any.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.managed_instance_groups_of(&win.id)
             .await
             .unwrap()
             .is_empty()
     );
 }
 
-async fn scheduled_jobs(f: Fixture) {
-    let t = now();
-    let g = group(&f.tenancy.id, "g", OsFamily::Linux, t);
-    f.store
-        .managed_instance_group_create(&g, None)
+async fn group_delete_refused_while_targeted(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let g = group(&c, "g", OsFamily::Linux, at(1, 0));
+    s.managed_instance_group_create(&g, None).await.unwrap();
+    let mi = instance(&c, "m", OsFamily::Linux, at(1, 0));
+    s.managed_instance_insert(&mi).await.unwrap();
+    s.managed_instance_group_attach(&g.id, &mi.id, None)
         .await
         .unwrap();
-    let mi = instance(&f.tenancy.id, "h", OsFamily::Linux, t);
-    f.store.managed_instance_insert(&mi).await.unwrap();
-    let by_group = job(
-        &f.tenancy.id,
-        vec![IdName {
-            id: g.id.clone(),
-            display_name: "g".into(),
-        }],
-        vec![],
-        t + SignedDuration::from_hours(1),
+    let j1 = job(&c, "j1", &[], &[&g], at(1, 0));
+    let j2 = job(&c, "j2", &[&mi], &[&g], at(2, 0));
+    s.scheduled_job_create(&j1, None).await.unwrap();
+    s.scheduled_job_create(&j2, None).await.unwrap();
+    assert_conflict(
+        s.managed_instance_group_delete(&g.id, None).await,
+        "2 scheduled jobs",
     );
-    let mut by_instance = job(
-        &f.tenancy.id,
-        vec![],
-        vec![IdName {
-            id: mi.id.clone(),
-            display_name: "h".into(),
-        }],
-        t + SignedDuration::from_hours(48),
+    s.scheduled_job_delete(&j1.id, None).await.unwrap();
+    assert_conflict(
+        s.managed_instance_group_delete(&g.id, None).await,
+        "1 scheduled job",
     );
-    by_instance.operation_type = OperationType::Install;
-    by_instance.package_names = vec!["bash".into(), "curl".into()];
-    by_instance.update_type = None;
-    f.store.scheduled_job_create(&by_group, None).await.unwrap();
-    f.store
-        .scheduled_job_create(&by_instance, None)
-        .await
-        .unwrap();
-    let got = f
-        .store
-        .scheduled_job_get(&by_instance.id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(got, by_instance, "round trip keeps every field and target");
-    let base = ScheduledJobFilter {
-        compartment_id: f.tenancy.id.clone(),
-        ..Default::default()
-    };
-    let ids = |p: osm_core::page::Page<ScheduledJob>| {
-        p.items.into_iter().map(|j| j.id).collect::<Vec<_>>()
-    };
-    assert_eq!(
-        ids(f
-            .store
-            .scheduled_job_list(
-                &ScheduledJobFilter {
-                    managed_instance_group_id: Some(g.id.clone()),
-                    ..base.clone()
-                },
-                &PageRequest::all()
-            )
-            .await
-            .unwrap()),
-        vec![by_group.id.clone()]
-    );
-    assert_eq!(
-        ids(f
-            .store
-            .scheduled_job_list(
-                &ScheduledJobFilter {
-                    managed_instance_id: Some(mi.id.clone()),
-                    ..base.clone()
-                },
-                &PageRequest::all()
-            )
-            .await
-            .unwrap()),
-        vec![by_instance.id.clone()]
-    );
-    assert_eq!(
-        ids(f
-            .store
-            .scheduled_job_list(
-                &ScheduledJobFilter {
-                    operation_type: Some(OperationType::Install),
-                    ..base.clone()
-                },
-                &PageRequest::all()
-            )
-            .await
-            .unwrap()),
-        vec![by_instance.id.clone()]
-    );
-    assert_eq!(
-        ids(f
-            .store
-            .scheduled_job_list(
-                &ScheduledJobFilter {
-                    next_execution_before: Some(t + SignedDuration::from_hours(24)),
-                    ..base.clone()
-                },
-                &PageRequest::all()
-            )
-            .await
-            .unwrap()),
-        vec![by_group.id.clone()]
-    );
-    let listed = f
-        .store
-        .scheduled_job_list(&base, &PageRequest::all())
-        .await
-        .unwrap();
-    assert!(
-        listed
-            .items
-            .iter()
-            .all(|j| j.managed_instances.len() + j.managed_instance_groups.len() == 1),
-        "lists carry targets"
-    );
-
-    let mut changed = got.clone();
-    changed.interval_value = Some(3);
+    s.scheduled_job_delete(&j2.id, None).await.unwrap();
     assert!(matches!(
-        f.store.scheduled_job_replace(&changed, Some(5)).await,
+        s.managed_instance_group_delete(&g.id, Some(5)).await,
         Err(StoreError::VersionMismatch)
     ));
-    let replaced = f
-        .store
-        .scheduled_job_replace(&changed, Some(1))
+    s.managed_instance_group_delete(&g.id, Some(1))
         .await
         .unwrap();
-    assert_eq!((replaced.interval_value, replaced.version), (Some(3), 2));
-    let other = compartment(&f.tenancy.id, "other", t);
-    f.store.compartment_create(&other, None).await.unwrap();
-    f.store
-        .scheduled_job_change_compartment(&by_instance.id, &other.id, Some(2), None)
-        .await
-        .unwrap();
-    assert!(matches!(
-        f.store
-            .scheduled_job_change_compartment(
-                &by_instance.id,
-                "ocid1.compartment.oc1..none",
-                None,
-                None
-            )
-            .await,
-        Err(StoreError::MissingReference(_))
-    ));
-    f.store
-        .scheduled_job_delete(&by_group.id, None)
-        .await
-        .unwrap();
-    assert_eq!(
-        f.store
-            .scheduled_job_get(&by_group.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .lifecycle_state,
-        LifecycleState::Deleted
-    );
+    let gone = s.managed_instance_group_get(&g.id).await.unwrap().unwrap();
+    assert_eq!(gone.lifecycle_state, LifecycleState::Deleted);
+    assert_eq!(gone.member_count, 0);
     assert!(
-        ids(f
-            .store
-            .scheduled_job_list(&base, &PageRequest::all())
+        s.managed_instance_groups_of(&mi.id)
             .await
-            .unwrap())
-        .is_empty()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        s.managed_instance_group_delete("ocid1.x.oc1..none", None)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    // A deleted group cannot be targeted by a new job.
+    assert_missing(
+        s.scheduled_job_create(&job(&c, "j3", &[], &[&g], at(3, 0)), None)
+            .await,
     );
 }
 
-async fn work_requests_logs_and_children(f: Fixture) {
-    let t = now();
-    let mi = IdName {
-        id: new_ocid(ResourceKind::ManagedInstance),
-        display_name: "h".into(),
+async fn jobs_crud_and_filters(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let d = new_compartment(s, &root, "d").await;
+    let m1 = instance(&c, "m1", OsFamily::Linux, at(1, 0));
+    let m2 = instance(&c, "m2", OsFamily::Linux, at(1, 0));
+    s.managed_instance_insert_many(&[m1.clone(), m2.clone()])
+        .await
+        .unwrap();
+    let g = group(&c, "g", OsFamily::Linux, at(1, 0));
+    s.managed_instance_group_create(&g, None).await.unwrap();
+
+    // Targets keep their order.
+    let both = job(&c, "both", &[&m2, &m1], &[&g], at(10, 0));
+    s.scheduled_job_create(&both, None).await.unwrap();
+    assert_eq!(
+        s.scheduled_job_get(&both.id).await.unwrap(),
+        Some(both.clone())
+    );
+    assert!(
+        s.scheduled_job_get("ocid1.x.oc1..none")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_conflict(s.scheduled_job_create(&both, None).await, "");
+
+    let mut once = job(&c, "once", &[&m1], &[], at(11, 0));
+    once.schedule_type = ScheduleType::Onetime;
+    once.interval_type = None;
+    once.interval_value = None;
+    once.operation_type = OperationType::Install;
+    once.update_type = None;
+    once.package_names = vec!["vim".into(), "git".into()];
+    once.update_names = vec![];
+    once.time_zone = None;
+    once.description = None;
+    once.time_next_execution = Some(at(100, 0));
+    s.scheduled_job_create(&once, None).await.unwrap();
+    assert_eq!(
+        s.scheduled_job_get(&once.id).await.unwrap(),
+        Some(once.clone())
+    );
+
+    let mut win = job(&c, "win", &[], &[&g], at(12, 0));
+    win.os_family = OsFamily::Windows;
+    win.is_restricted = true;
+    win.time_next_execution = None;
+    s.scheduled_job_create(&win, None).await.unwrap();
+
+    let dead = job(&c, "dead", &[&m2], &[], at(13, 0));
+    s.scheduled_job_create(&dead, None).await.unwrap();
+    s.scheduled_job_delete(&dead.id, Some(1)).await.unwrap();
+    let gone = s.scheduled_job_get(&dead.id).await.unwrap().unwrap();
+    assert_eq!(
+        (gone.lifecycle_state, gone.version),
+        (LifecycleState::Deleted, 2)
+    );
+    assert_eq!(
+        gone.managed_instances.len(),
+        1,
+        "a deleted job keeps its history"
+    );
+
+    let base = ScheduledJobFilter {
+        compartment_id: c.clone(),
+        ..Default::default()
     };
-    let wr = |parent: Option<&str>, at: Timestamp| WorkRequest {
-        id: new_ocid(ResourceKind::WorkRequest),
-        compartment_id: f.tenancy.id.clone(),
-        operation_type: OperationType::UpdateAll,
-        status: WorkRequestStatus::Accepted,
-        description: Some("update".into()),
-        message: None,
-        managed_instance: Some(mi.clone()),
-        os_family: OsFamily::Linux,
-        percent_complete: 12.5,
-        time_accepted: at,
-        time_started: Some(at),
-        time_finished: None,
-        parent_id: parent.map(str::to_string),
-        scheduled_job_id: Some("ocid1.osmsscheduledjob.oc1..j".into()),
-        resources: vec![WorkRequestResource {
-            entity_type: "MANAGED_INSTANCE".into(),
-            action_type: WorkRequestActionType::InProgress,
-            identifier: mi.id.clone(),
-            name: None,
-            entity_uri: "/x".into(),
-        }],
-        children_ids: vec![],
+    let list = async |f: ScheduledJobFilter| {
+        let page = s.scheduled_job_list(&f, &page_all()).await.unwrap();
+        // Lists carry targets too.
+        for j in &page.items {
+            assert!(!j.managed_instances.is_empty() || !j.managed_instance_groups.is_empty());
+        }
+        sorted(ids(&page.items, |j| &j.id))
     };
-    let parent = wr(None, t);
-    let kids: Vec<WorkRequest> = (1..=3)
-        .map(|i| wr(Some(&parent.id), t + SignedDuration::from_secs(i)))
+    let all = s
+        .scheduled_job_list(&base, &page_all())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(all.iter().find(|j| j.id == both.id), Some(&both));
+    assert_eq!(
+        list(base.clone()).await,
+        sorted(vec![both.id.clone(), once.id.clone(), win.id.clone()])
+    );
+    assert_eq!(
+        list(ScheduledJobFilter {
+            display_name: Some("once".into()),
+            ..base.clone()
+        })
+        .await,
+        vec![once.id.clone()]
+    );
+    assert_eq!(
+        list(ScheduledJobFilter {
+            managed_instance_id: Some(m1.id.clone()),
+            ..base.clone()
+        })
+        .await,
+        sorted(vec![both.id.clone(), once.id.clone()])
+    );
+    assert_eq!(
+        list(ScheduledJobFilter {
+            managed_instance_id: Some(m2.id.clone()),
+            ..base.clone()
+        })
+        .await,
+        vec![both.id.clone()]
+    );
+    assert_eq!(
+        list(ScheduledJobFilter {
+            managed_instance_group_id: Some(g.id.clone()),
+            ..base.clone()
+        })
+        .await,
+        sorted(vec![both.id.clone(), win.id.clone()])
+    );
+    assert_eq!(
+        list(ScheduledJobFilter {
+            managed_instance_id: Some(m2.id.clone()),
+            managed_instance_group_id: Some(g.id.clone()),
+            ..base.clone()
+        })
+        .await,
+        vec![both.id.clone()]
+    );
+    assert_eq!(
+        list(ScheduledJobFilter {
+            operation_type: Some(OperationType::Install),
+            ..base.clone()
+        })
+        .await,
+        vec![once.id.clone()]
+    );
+    assert_eq!(
+        list(ScheduledJobFilter {
+            lifecycle_state: Some(LifecycleState::Deleted),
+            ..base.clone()
+        })
+        .await,
+        vec![dead.id.clone()]
+    );
+    assert_eq!(
+        list(ScheduledJobFilter {
+            os_family: Some(OsFamily::Windows),
+            ..base.clone()
+        })
+        .await,
+        vec![win.id.clone()]
+    );
+    assert_eq!(
+        list(ScheduledJobFilter {
+            os_family: Some(OsFamily::All),
+            ..base.clone()
+        })
+        .await
+        .len(),
+        3
+    );
+    assert_eq!(
+        list(ScheduledJobFilter {
+            is_restricted: Some(true),
+            ..base.clone()
+        })
+        .await,
+        vec![win.id.clone()]
+    );
+    assert_eq!(
+        list(ScheduledJobFilter {
+            is_restricted: Some(false),
+            ..base.clone()
+        })
+        .await
+        .len(),
+        2
+    );
+    // Upcoming: next execution strictly before the instant, active jobs only.
+    assert_eq!(
+        list(ScheduledJobFilter {
+            next_execution_before: Some(at(3600, 0)),
+            ..base.clone()
+        })
+        .await,
+        vec![once.id.clone()]
+    );
+    assert_eq!(
+        list(ScheduledJobFilter {
+            next_execution_before: Some(at(3600, 1)),
+            ..base.clone()
+        })
+        .await,
+        sorted(vec![both.id.clone(), once.id.clone()])
+    );
+    assert!(
+        list(ScheduledJobFilter {
+            next_execution_before: Some(at(100, 0)),
+            ..base.clone()
+        })
+        .await
+        .is_empty()
+    );
+    assert!(
+        list(ScheduledJobFilter {
+            compartment_id: d.clone(),
+            ..Default::default()
+        })
+        .await
+        .is_empty()
+    );
+
+    // Replace.
+    let mut changed = both.clone();
+    changed.display_name = "renamed".into();
+    changed.schedule_type = ScheduleType::Onetime;
+    changed.interval_type = None;
+    changed.interval_value = None;
+    changed.time_next_execution = Some(at(7200, 0));
+    changed.package_names = vec!["curl".into()];
+    changed.freeform_tags = BTreeMap::new();
+    changed.time_zone = None;
+    let replaced = s.scheduled_job_replace(&changed, Some(1)).await.unwrap();
+    let mut want = changed.clone();
+    want.version = 2;
+    assert_eq!(replaced, want);
+    assert_eq!(s.scheduled_job_get(&both.id).await.unwrap(), Some(want));
+    assert!(matches!(
+        s.scheduled_job_replace(&changed, Some(1)).await,
+        Err(StoreError::VersionMismatch)
+    ));
+    let mut nobody = changed.clone();
+    nobody.id = "ocid1.x.oc1..none".into();
+    assert!(matches!(
+        s.scheduled_job_replace(&nobody, None).await,
+        Err(StoreError::NotFound)
+    ));
+
+    // Change compartment.
+    s.scheduled_job_change_compartment(&once.id, &d, Some(1), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        list(ScheduledJobFilter {
+            compartment_id: d.clone(),
+            ..Default::default()
+        })
+        .await,
+        vec![once.id.clone()]
+    );
+    assert_eq!(
+        s.scheduled_job_get(&once.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+    assert!(matches!(
+        s.scheduled_job_change_compartment(&once.id, &c, Some(1), None)
+            .await,
+        Err(StoreError::VersionMismatch)
+    ));
+    assert_missing(
+        s.scheduled_job_change_compartment(&once.id, "ocid1.compartment.oc1..none", None, None)
+            .await,
+    );
+    assert!(matches!(
+        s.scheduled_job_delete("ocid1.x.oc1..none", None).await,
+        Err(StoreError::NotFound)
+    ));
+
+    // Work requests of a job, newest first.
+    assert!(
+        s.scheduled_job_work_requests(&both.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let mut w1 = work_request(&c, Some("first run"), Some(&m1), at(20, 0));
+    w1.scheduled_job_id = Some(both.id.clone());
+    let mut w2 = work_request(&c, None, Some(&m2), at(30, 0));
+    w2.scheduled_job_id = Some(both.id.clone());
+    let w3 = work_request(&c, Some("unrelated"), Some(&m2), at(40, 0));
+    s.work_request_insert_many(&[w1.clone(), w2.clone(), w3], &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.scheduled_job_work_requests(&both.id).await.unwrap(),
+        vec![
+            IdName {
+                id: w2.id.clone(),
+                display_name: String::new()
+            },
+            IdName {
+                id: w1.id.clone(),
+                display_name: "first run".into()
+            },
+        ]
+    );
+}
+
+async fn jobs_check_targets(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let mi = instance(&c, "m", OsFamily::Linux, at(1, 0));
+    s.managed_instance_insert(&mi).await.unwrap();
+    let g = group(&c, "g", OsFamily::Linux, at(1, 0));
+    s.managed_instance_group_create(&g, None).await.unwrap();
+    let ghost_mi = instance(&c, "ghost", OsFamily::Linux, at(1, 0));
+    let ghost_g = group(&c, "ghost", OsFamily::Linux, at(1, 0));
+    let j = job(&c, "j", &[&mi, &ghost_mi], &[], at(1, 0));
+    assert_missing(s.scheduled_job_create(&j, None).await);
+    assert!(s.scheduled_job_get(&j.id).await.unwrap().is_none());
+    assert_missing(
+        s.scheduled_job_create(&job(&c, "j", &[], &[&g, &ghost_g], at(1, 0)), None)
+            .await,
+    );
+    assert_missing(
+        s.scheduled_job_create(
+            &job("ocid1.compartment.oc1..none", "j", &[&mi], &[], at(1, 0)),
+            None,
+        )
+        .await,
+    );
+    assert_conflict(
+        s.scheduled_job_create(&job(&c, "j", &[&mi, &mi], &[], at(1, 0)), None)
+            .await,
+        "",
+    );
+    s.scheduled_job_create(&job(&c, "j", &[&mi], &[&g], at(1, 0)), None)
+        .await
+        .unwrap();
+}
+
+async fn managed_instance_counts(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let mi = instance(&c, "m", OsFamily::Linux, at(1, 0));
+    let other = instance(&c, "o", OsFamily::Linux, at(1, 0));
+    s.managed_instance_insert_many(&[mi.clone(), other.clone()])
+        .await
+        .unwrap();
+    assert_eq!(s.managed_instance_counts(&mi.id).await.unwrap(), (0, 0));
+    let g = group(&c, "g", OsFamily::Linux, at(1, 0));
+    s.managed_instance_group_create(&g, None).await.unwrap();
+    s.managed_instance_group_attach(&g.id, &mi.id, None)
+        .await
+        .unwrap();
+    let direct = job(&c, "direct", &[&mi], &[], at(1, 0));
+    let via_group = job(&c, "via", &[], &[&g], at(2, 0));
+    let both = job(&c, "both", &[&mi], &[&g], at(3, 0));
+    let deleted = job(&c, "deleted", &[&mi], &[], at(4, 0));
+    let unrelated = job(&c, "unrelated", &[&other], &[], at(5, 0));
+    for j in [&direct, &via_group, &both, &deleted, &unrelated] {
+        s.scheduled_job_create(j, None).await.unwrap();
+    }
+    s.scheduled_job_delete(&deleted.id, None).await.unwrap();
+    let wrs = vec![
+        work_request(&c, Some("a"), Some(&mi), at(1, 0)),
+        work_request(&c, Some("b"), Some(&mi), at(2, 0)),
+        work_request(&c, Some("c"), Some(&other), at(3, 0)),
+        work_request(&c, Some("parent"), None, at(4, 0)),
+    ];
+    s.work_request_insert_many(&wrs, &[]).await.unwrap();
+    assert_eq!(s.managed_instance_counts(&mi.id).await.unwrap(), (3, 2));
+    assert_eq!(s.managed_instance_counts(&other.id).await.unwrap(), (1, 1));
+    // Leaving the group drops the jobs it brought.
+    s.managed_instance_group_detach(&g.id, &mi.id, None)
+        .await
+        .unwrap();
+    assert_eq!(s.managed_instance_counts(&mi.id).await.unwrap(), (2, 2));
+    assert_eq!(
+        s.managed_instance_counts("ocid1.instance.oc1..none")
+            .await
+            .unwrap(),
+        (0, 0)
+    );
+}
+
+async fn work_requests_children_logs_errors(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let m1 = instance(&c, "m1", OsFamily::Linux, at(1, 0));
+    let m2 = instance(&c, "m2", OsFamily::Linux, at(1, 0));
+    s.managed_instance_insert_many(&[m1.clone(), m2.clone()])
+        .await
+        .unwrap();
+    let mut parent = work_request(&c, Some("group update"), None, at(10, 0));
+    parent.resources = vec![];
+    parent.message = Some("2 instances".into());
+    let mut k1 = work_request(&c, Some("update m1"), Some(&m1), at(10, 0));
+    k1.parent_id = Some(parent.id.clone());
+    k1.status = WorkRequestStatus::Succeeded;
+    k1.percent_complete = 100.0;
+    k1.time_started = Some(at(11, 0));
+    k1.time_finished = Some(at(12, 5));
+    let mut k2 = work_request(&c, Some("update m2"), Some(&m2), at(10, 1));
+    k2.parent_id = Some(parent.id.clone());
+    let logs = vec![
+        (
+            parent.id.clone(),
+            WorkRequestLogEntry {
+                message: "accepted".into(),
+                timestamp: at(10, 0),
+            },
+        ),
+        (
+            k1.id.clone(),
+            WorkRequestLogEntry {
+                message: "queued".into(),
+                timestamp: at(10, 0),
+            },
+        ),
+        (
+            k1.id.clone(),
+            WorkRequestLogEntry {
+                message: "started".into(),
+                timestamp: at(11, 0),
+            },
+        ),
+        (
+            k1.id.clone(),
+            WorkRequestLogEntry {
+                message: "done".into(),
+                timestamp: at(12, 5),
+            },
+        ),
+    ];
+    s.work_request_insert_many(&[parent.clone(), k1.clone(), k2.clone()], &logs)
+        .await
+        .unwrap();
+
+    let mut want = parent.clone();
+    want.children_ids = vec![k1.id.clone(), k2.id.clone()];
+    assert_eq!(s.work_request_get(&parent.id).await.unwrap(), Some(want));
+    assert_eq!(s.work_request_get(&k1.id).await.unwrap(), Some(k1.clone()));
+    assert!(
+        s.work_request_get("ocid1.x.oc1..none")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A duplicate id fails cleanly and inserts none of the batch.
+    let fresh = work_request(&c, Some("fresh"), None, at(50, 0));
+    assert_conflict(
+        s.work_request_insert_many(&[fresh.clone(), k2.clone()], &[])
+            .await,
+        "",
+    );
+    assert!(s.work_request_get(&fresh.id).await.unwrap().is_none());
+
+    let messages =
+        |p: Page<WorkRequestLogEntry>| p.items.into_iter().map(|l| l.message).collect::<Vec<_>>();
+    let asc = PageRequest {
+        order: SortOrder::Asc,
+        ..page_all()
+    };
+    assert_eq!(
+        messages(s.work_request_logs(&k1.id, &asc).await.unwrap()),
+        vec!["queued", "started", "done"]
+    );
+    let logs1 = s.work_request_logs(&k1.id, &asc).await.unwrap().items;
+    assert_eq!(logs1[2], logs[3].1);
+    assert_eq!(
+        messages(
+            s.work_request_logs(
+                &k1.id,
+                &PageRequest {
+                    sort: SortKey::Name,
+                    ..asc.clone()
+                }
+            )
+            .await
+            .unwrap()
+        ),
+        vec!["done", "queued", "started"]
+    );
+    assert!(
+        s.work_request_logs(&k2.id, &asc)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    db.exec(&format!(
+        "INSERT INTO work_request_errors (work_request_id, entry_id, code, message, time_created) VALUES \
+         ('{k}', 'e1', 'PACKAGE_NOT_FOUND', 'vim is not in any repository', 11000000), \
+         ('{k}', 'e2', 'LEASE_EXPIRED', 'the agent went silent', 12000000)",
+        k = k2.id
+    ))
+    .await;
+    let errors = s.work_request_errors(&k2.id, &asc).await.unwrap().items;
+    assert_eq!(
+        errors,
+        vec![
+            WorkRequestError {
+                code: "PACKAGE_NOT_FOUND".into(),
+                message: "vim is not in any repository".into(),
+                timestamp: Timestamp::from_microsecond(11_000_000).unwrap(),
+            },
+            WorkRequestError {
+                code: "LEASE_EXPIRED".into(),
+                message: "the agent went silent".into(),
+                timestamp: Timestamp::from_microsecond(12_000_000).unwrap(),
+            },
+        ]
+    );
+    let by_code = s
+        .work_request_errors(
+            &k2.id,
+            &PageRequest {
+                sort: SortKey::Name,
+                ..asc
+            },
+        )
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(by_code[0].code, "LEASE_EXPIRED");
+    assert!(
+        s.work_request_errors(&k1.id, &page_all())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+async fn work_request_filters(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let d = new_compartment(s, &root, "d").await;
+    let lin = instance(&c, "lin", OsFamily::Linux, at(1, 0));
+    let win = instance(&c, "win", OsFamily::Windows, at(1, 0));
+    s.managed_instance_insert_many(&[lin.clone(), win.clone()])
+        .await
+        .unwrap();
+    let a = work_request(&c, Some("install vim"), Some(&lin), at(1, 0));
+    let b = work_request(&c, Some("install vim"), Some(&win), at(2, 0));
+    let n = work_request(&c, None, None, at(3, 0));
+    let elsewhere = work_request(&d, Some("install vim"), Some(&lin), at(4, 0));
+    s.work_request_insert_many(&[a.clone(), b.clone(), n.clone(), elsewhere.clone()], &[])
+        .await
+        .unwrap();
+    let list = async |f: WorkRequestFilter| {
+        ids(
+            &s.work_request_list(&f, &page_all()).await.unwrap().items,
+            |w| &w.id,
+        )
+    };
+    let base = WorkRequestFilter {
+        compartment_id: c.clone(),
+        ..Default::default()
+    };
+    assert_eq!(
+        list(base.clone()).await,
+        vec![n.id.clone(), b.id.clone(), a.id.clone()]
+    );
+    assert_eq!(
+        list(WorkRequestFilter {
+            display_name: Some("install vim".into()),
+            ..base.clone()
+        })
+        .await,
+        vec![b.id.clone(), a.id.clone()]
+    );
+    assert_eq!(
+        list(WorkRequestFilter {
+            managed_instance_id: Some(lin.id.clone()),
+            ..base.clone()
+        })
+        .await,
+        vec![a.id.clone()]
+    );
+    assert_eq!(
+        list(WorkRequestFilter {
+            os_family: Some(OsFamily::Windows),
+            ..base.clone()
+        })
+        .await,
+        vec![b.id.clone()]
+    );
+    assert_eq!(
+        list(WorkRequestFilter {
+            os_family: Some(OsFamily::All),
+            ..base.clone()
+        })
+        .await
+        .len(),
+        3
+    );
+    assert_eq!(
+        list(WorkRequestFilter {
+            compartment_id: d.clone(),
+            ..Default::default()
+        })
+        .await,
+        vec![elsewhere.id.clone()]
+    );
+    // Lists leave children_ids empty; the row is otherwise whole.
+    let listed = s.work_request_list(&base, &page_all()).await.unwrap().items;
+    assert_eq!(listed[2], a);
+}
+
+async fn paging_instances(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    // Repeated names and times: the id breaks every tie.
+    let rows: Vec<ManagedInstance> = (0..23)
+        .map(|i| {
+            instance(
+                &c,
+                &format!("host-{}", i % 7),
+                OsFamily::Linux,
+                at(i % 5, 0),
+            )
+        })
         .collect();
-    let same_time = t + SignedDuration::from_secs(10);
-    let logs: Vec<(String, WorkRequestLogEntry)> = (0..5)
+    s.managed_instance_insert_many(&rows).await.unwrap();
+    let other = new_compartment(s, &root, "other").await;
+    s.managed_instance_insert(&instance(&other, "host-1", OsFamily::Linux, at(1, 0)))
+        .await
+        .unwrap();
+    let f = ManagedInstanceFilter {
+        compartment_id: c,
+        ..Default::default()
+    };
+    check_paging(
+        async |p| s.managed_instance_list(&f, &p).await.unwrap(),
+        |m, k| match k {
+            SortKey::TimeCreated => (
+                KeyValue::Micros(m.time_created.as_microsecond()),
+                m.id.clone(),
+            ),
+            SortKey::Name => (KeyValue::Text(m.display_name.clone()), m.id.clone()),
+        },
+        &rows.iter().map(|m| m.id.clone()).collect(),
+    )
+    .await;
+}
+
+async fn paging_groups(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let mut want = BTreeSet::new();
+    for i in 0..17 {
+        let g = group(
+            &c,
+            &format!("group-{}", i % 4),
+            OsFamily::Linux,
+            at(i % 3, 0),
+        );
+        s.managed_instance_group_create(&g, None).await.unwrap();
+        if i == 5 {
+            // Deleted groups are not listed.
+            s.managed_instance_group_delete(&g.id, None).await.unwrap();
+        } else {
+            want.insert(g.id);
+        }
+    }
+    let f = GroupFilter {
+        compartment_id: c,
+        ..Default::default()
+    };
+    check_paging(
+        async |p| s.managed_instance_group_list(&f, &p).await.unwrap(),
+        |g, k| match k {
+            SortKey::TimeCreated => (
+                KeyValue::Micros(g.time_created.as_microsecond()),
+                g.id.clone(),
+            ),
+            SortKey::Name => (KeyValue::Text(g.display_name.clone()), g.id.clone()),
+        },
+        &want,
+    )
+    .await;
+}
+
+async fn paging_jobs(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let mi = instance(&c, "m", OsFamily::Linux, at(1, 0));
+    s.managed_instance_insert(&mi).await.unwrap();
+    let mut want = BTreeSet::new();
+    for i in 0..15 {
+        let j = job(&c, &format!("Job {}", i % 4), &[&mi], &[], at(i % 3, 0));
+        s.scheduled_job_create(&j, None).await.unwrap();
+        want.insert(j.id);
+    }
+    let f = ScheduledJobFilter {
+        compartment_id: c,
+        managed_instance_id: Some(mi.id.clone()),
+        ..Default::default()
+    };
+    check_paging(
+        async |p| {
+            let page = s.scheduled_job_list(&f, &p).await.unwrap();
+            assert!(page.items.iter().all(|j| j.managed_instances.len() == 1));
+            page
+        },
+        |j, k| match k {
+            SortKey::TimeCreated => (
+                KeyValue::Micros(j.time_created.as_microsecond()),
+                j.id.clone(),
+            ),
+            SortKey::Name => (KeyValue::Text(j.display_name.clone()), j.id.clone()),
+        },
+        &want,
+    )
+    .await;
+}
+
+async fn paging_work_requests(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    // Some without a description: they sort as an empty name on both backends.
+    let rows: Vec<WorkRequest> = (0..21)
+        .map(|i| {
+            let desc = (i % 4 != 0).then(|| format!("op {}", i % 3));
+            work_request(&c, desc.as_deref(), None, at(i % 4, i % 2))
+        })
+        .collect();
+    s.work_request_insert_many(&rows, &[]).await.unwrap();
+    let f = WorkRequestFilter {
+        compartment_id: c,
+        ..Default::default()
+    };
+    check_paging(
+        async |p| s.work_request_list(&f, &p).await.unwrap(),
+        |w, k| match k {
+            SortKey::TimeCreated => (
+                KeyValue::Micros(w.time_accepted.as_microsecond()),
+                w.id.clone(),
+            ),
+            SortKey::Name => (
+                KeyValue::Text(w.description.clone().unwrap_or_default()),
+                w.id.clone(),
+            ),
+        },
+        &rows.iter().map(|w| w.id.clone()).collect(),
+    )
+    .await;
+}
+
+async fn paging_compartments(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let mut want = BTreeSet::new();
+    let top = new_compartment(s, &root, "top").await;
+    want.insert(top.clone());
+    for i in 0..13 {
+        let parent = if i % 2 == 0 { &root } else { &top };
+        let c = compartment(parent, &format!("c{i:02}"), at(i % 3, 0));
+        s.compartment_create(&c, None).await.unwrap();
+        want.insert(c.id);
+    }
+    let f = CompartmentFilter {
+        parent_id: root,
+        in_subtree: true,
+        ..Default::default()
+    };
+    check_paging(
+        async |p| s.compartment_list(&f, &p).await.unwrap(),
+        |c, k| match k {
+            SortKey::TimeCreated => (
+                KeyValue::Micros(c.time_created.as_microsecond()),
+                c.id.clone(),
+            ),
+            SortKey::Name => (KeyValue::Text(c.name.clone()), c.id.clone()),
+        },
+        &want,
+    )
+    .await;
+}
+
+async fn paging_logs_and_errors(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let w = work_request(&c, Some("w"), None, at(1, 0));
+    let logs: Vec<(String, WorkRequestLogEntry)> = (0..19)
         .map(|i| {
             (
-                parent.id.clone(),
+                w.id.clone(),
                 WorkRequestLogEntry {
-                    message: format!("line {i}"),
-                    timestamp: same_time,
+                    message: format!("line {}", i % 6),
+                    timestamp: at(i % 4, 0),
                 },
             )
         })
         .collect();
-    let mut all = vec![parent.clone()];
-    all.extend(kids.clone());
-    f.store.work_request_insert_many(&all, &logs).await.unwrap();
-    let got = f.store.work_request_get(&parent.id).await.unwrap().unwrap();
-    assert_eq!(
-        got.children_ids,
-        kids.iter().map(|k| k.id.clone()).collect::<Vec<_>>()
-    );
-    assert_eq!(got.percent_complete, 12.5);
-    assert_eq!(got.resources, parent.resources);
-    let mut req = page(SortKey::TimeCreated, SortOrder::Asc, 2);
-    let mut messages = vec![];
-    loop {
-        let p = f.store.work_request_logs(&parent.id, &req).await.unwrap();
-        messages.extend(p.items.into_iter().map(|l| l.message));
-        match p.next {
-            Some(c) => req.after = Some(c),
-            None => break,
+    s.work_request_insert_many(std::slice::from_ref(&w), &logs)
+        .await
+        .unwrap();
+    // Logs carry no id of their own: check paging by count and order only.
+    for sort in [SortKey::TimeCreated, SortKey::Name] {
+        for order in [SortOrder::Asc, SortOrder::Desc] {
+            let all = s
+                .work_request_logs(
+                    &w.id,
+                    &PageRequest {
+                        sort,
+                        order,
+                        limit: None,
+                        after: None,
+                    },
+                )
+                .await
+                .unwrap()
+                .items;
+            assert_eq!(all.len(), 19);
+            let keys: Vec<(i64, String)> = all
+                .iter()
+                .map(|l| match sort {
+                    SortKey::TimeCreated => (l.timestamp.as_microsecond(), String::new()),
+                    SortKey::Name => (0, l.message.clone()),
+                })
+                .collect();
+            let mut want = keys.clone();
+            want.sort();
+            if order == SortOrder::Desc {
+                want.reverse();
+            }
+            assert_eq!(keys, want);
+            for limit in [1, 4] {
+                let paged = walk(
+                    &async |p| s.work_request_logs(&w.id, &p).await.unwrap(),
+                    sort,
+                    order,
+                    limit,
+                    &async |_| {},
+                )
+                .await;
+                assert_eq!(paged, all, "{sort:?} {order:?} limit {limit}");
+            }
         }
     }
+    let values: Vec<String> = (0..11)
+        .map(|i| {
+            format!(
+                "('{}', 'e{i:02}', 'CODE_{}', 'm{i}', {})",
+                w.id,
+                i % 3,
+                1_000_000 * (i % 4)
+            )
+        })
+        .collect();
+    db.exec(&format!(
+        "INSERT INTO work_request_errors (work_request_id, entry_id, code, message, time_created) VALUES {}",
+        values.join(", ")
+    ))
+    .await;
+    for sort in [SortKey::TimeCreated, SortKey::Name] {
+        for order in [SortOrder::Asc, SortOrder::Desc] {
+            let all = s
+                .work_request_errors(
+                    &w.id,
+                    &PageRequest {
+                        sort,
+                        order,
+                        limit: None,
+                        after: None,
+                    },
+                )
+                .await
+                .unwrap()
+                .items;
+            assert_eq!(all.len(), 11);
+            let paged = walk(
+                &async |p| s.work_request_errors(&w.id, &p).await.unwrap(),
+                sort,
+                order,
+                3,
+                &async |_| {},
+            )
+            .await;
+            assert_eq!(paged, all);
+            let messages: HashSet<&str> = paged.iter().map(|e| e.message.as_str()).collect();
+            assert_eq!(messages.len(), 11);
+        }
+    }
+}
+
+async fn paging_with_inserts_between_pages(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let originals: Vec<ManagedInstance> = (0..20)
+        .map(|i| instance(&c, &format!("n{:02}", i), OsFamily::Linux, at(100 + i, 0)))
+        .collect();
+    s.managed_instance_insert_many(&originals).await.unwrap();
+    let wr_originals: Vec<WorkRequest> = (0..20)
+        .map(|i| work_request(&c, Some(&format!("d{:02}", i)), None, at(100 + i, 0)))
+        .collect();
+    s.work_request_insert_many(&wr_originals, &[])
+        .await
+        .unwrap();
+    let f = ManagedInstanceFilter {
+        compartment_id: c.clone(),
+        ..Default::default()
+    };
+    let wf = WorkRequestFilter {
+        compartment_id: c.clone(),
+        ..Default::default()
+    };
+    let mut round = 0;
+    for sort in [SortKey::TimeCreated, SortKey::Name] {
+        for order in [SortOrder::Asc, SortOrder::Desc] {
+            round += 1;
+            // After every page, rows land at both ends of the order and in the middle.
+            let insert = async |n: usize| {
+                let mis: Vec<ManagedInstance> = [(0, "a"), (150, "m"), (900, "z")]
+                    .iter()
+                    .map(|(t, p)| {
+                        instance(
+                            &c,
+                            &format!("{p}{round}-{n}"),
+                            OsFamily::Linux,
+                            at(*t + n as i64, round),
+                        )
+                    })
+                    .collect();
+                s.managed_instance_insert_many(&mis).await.unwrap();
+                let wrs: Vec<WorkRequest> = [(0, "a"), (150, "m"), (900, "z")]
+                    .iter()
+                    .map(|(t, p)| {
+                        work_request(
+                            &c,
+                            Some(&format!("{p}{round}-{n}")),
+                            None,
+                            at(*t + n as i64, round),
+                        )
+                    })
+                    .collect();
+                s.work_request_insert_many(&wrs, &[]).await.unwrap();
+            };
+            let seen = walk(
+                &async |p| s.managed_instance_list(&f, &p).await.unwrap(),
+                sort,
+                order,
+                3,
+                &insert,
+            )
+            .await;
+            let seen_ids: Vec<String> = ids(&seen, |m| &m.id);
+            let unique: HashSet<&String> = seen_ids.iter().collect();
+            assert_eq!(
+                unique.len(),
+                seen_ids.len(),
+                "{sort:?} {order:?}: a row repeated"
+            );
+            for m in &originals {
+                assert!(
+                    unique.contains(&m.id),
+                    "{sort:?} {order:?}: {} lost",
+                    m.display_name
+                );
+            }
+            let key = |m: &ManagedInstance| match sort {
+                SortKey::TimeCreated => {
+                    (m.time_created.as_microsecond(), String::new(), m.id.clone())
+                }
+                SortKey::Name => (0, m.display_name.clone(), m.id.clone()),
+            };
+            let keys: Vec<_> = seen.iter().map(key).collect();
+            let mut want = keys.clone();
+            want.sort();
+            if order == SortOrder::Desc {
+                want.reverse();
+            }
+            assert_eq!(keys, want, "{sort:?} {order:?}: out of order");
+
+            let seen = walk(
+                &async |p| s.work_request_list(&wf, &p).await.unwrap(),
+                sort,
+                order,
+                4,
+                &async |_| {},
+            )
+            .await;
+            let unique: HashSet<String> = ids(&seen, |w| &w.id).into_iter().collect();
+            assert_eq!(unique.len(), seen.len());
+            for w in &wr_originals {
+                assert!(unique.contains(&w.id));
+            }
+        }
+    }
+}
+
+async fn version_mismatch_vs_not_found(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let d = new_compartment(s, &root, "d").await;
+    let mi = instance(&c, "m", OsFamily::Linux, at(1, 0));
+    s.managed_instance_insert(&mi).await.unwrap();
+    let g = group(&c, "g", OsFamily::Linux, at(1, 0));
+    s.managed_instance_group_create(&g, None).await.unwrap();
+    let j = job(&c, "j", &[&mi], &[], at(1, 0));
+    s.scheduled_job_create(&j, None).await.unwrap();
+    let none = "ocid1.x.oc1..none";
+
+    macro_rules! check {
+        ($call:expr, $missing:expr) => {{
+            assert!(
+                matches!($call, Err(StoreError::VersionMismatch)),
+                "{}",
+                stringify!($call)
+            );
+            assert!(
+                matches!($missing, Err(StoreError::NotFound)),
+                "{}",
+                stringify!($missing)
+            );
+        }};
+    }
+    check!(
+        s.compartment_update(&c, &CompartmentPatch::default(), Some(9))
+            .await,
+        s.compartment_update(none, &CompartmentPatch::default(), Some(9))
+            .await
+    );
+    check!(
+        s.compartment_delete(&d, Some(9)).await,
+        s.compartment_delete(none, Some(9)).await
+    );
+    check!(
+        s.managed_instance_update(&mi.id, &ManagedInstancePatch::default(), Some(9))
+            .await,
+        s.managed_instance_update(none, &ManagedInstancePatch::default(), Some(9))
+            .await
+    );
+    check!(
+        s.managed_instance_group_update(&g.id, &ManagedInstanceGroupPatch::default(), Some(9))
+            .await,
+        s.managed_instance_group_update(none, &ManagedInstanceGroupPatch::default(), Some(9))
+            .await
+    );
+    check!(
+        s.managed_instance_group_change_compartment(&g.id, &d, Some(9), None)
+            .await,
+        s.managed_instance_group_change_compartment(none, &d, Some(9), None)
+            .await
+    );
+    check!(
+        s.managed_instance_group_delete(&g.id, Some(9)).await,
+        s.managed_instance_group_delete(none, Some(9)).await
+    );
+    let mut ghost = j.clone();
+    ghost.id = none.into();
+    check!(
+        s.scheduled_job_replace(&j, Some(9)).await,
+        s.scheduled_job_replace(&ghost, Some(9)).await
+    );
+    check!(
+        s.scheduled_job_change_compartment(&j.id, &d, Some(9), None)
+            .await,
+        s.scheduled_job_change_compartment(none, &d, Some(9), None)
+            .await
+    );
+    check!(
+        s.scheduled_job_delete(&j.id, Some(9)).await,
+        s.scheduled_job_delete(none, Some(9)).await
+    );
+    // Nothing changed.
+    assert_eq!(s.compartment_get(&c).await.unwrap().unwrap().version, 1);
     assert_eq!(
-        messages,
-        ["line 0", "line 1", "line 2", "line 3", "line 4"],
-        "entries in the same microsecond keep their order"
+        s.managed_instance_get(&mi.id).await.unwrap(),
+        Some(mi.clone())
+    );
+    assert_eq!(
+        s.managed_instance_group_get(&g.id).await.unwrap(),
+        Some(g.clone())
+    );
+    assert_eq!(s.scheduled_job_get(&j.id).await.unwrap(), Some(j.clone()));
+
+    // Racing guarded updates with the same version: exactly one wins.
+    let mut tasks = vec![];
+    for i in 0..8 {
+        let s = db.store.clone();
+        let id = g.id.clone();
+        tasks.push(tokio::spawn(async move {
+            let patch = ManagedInstanceGroupPatch {
+                display_name: Some(format!("g{i}")),
+                ..Default::default()
+            };
+            s.managed_instance_group_update(&id, &patch, Some(1)).await
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(g) => {
+                wins += 1;
+                assert_eq!(g.version, 2);
+            }
+            Err(StoreError::VersionMismatch) => {}
+            Err(e) => panic!("a racing update answers Ok or VersionMismatch, got {e:?}"),
+        }
+    }
+    assert_eq!(wins, 1);
+}
+
+async fn retry_tokens(db: Db) {
+    let s = &*db.store;
+    let r = retry("ocid1.user.oc1..u", "tok-1", "ocid1.x.oc1..res");
+    assert!(
+        s.retry_record_get(&r.principal_id, &r.token)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    s.retry_record_put(&r).await.unwrap();
+    assert_eq!(
+        s.retry_record_get(&r.principal_id, &r.token).await.unwrap(),
+        Some(r.clone())
+    );
+    assert!(matches!(
+        s.retry_record_put(&r).await,
+        Err(StoreError::RetryTokenUsed)
+    ));
+    // The same token from another principal is another record.
+    let other = retry("ocid1.user.oc1..v", "tok-1", "ocid1.x.oc1..other");
+    s.retry_record_put(&other).await.unwrap();
+    assert_eq!(
+        s.retry_record_get(&other.principal_id, "tok-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .resource_id,
+        "ocid1.x.oc1..other"
+    );
+    let mut old = retry("ocid1.user.oc1..u", "old", "x");
+    old.time_created = at(-86_400, 0);
+    s.retry_record_put(&old).await.unwrap();
+    assert_eq!(s.retry_record_purge(at(-1, 0)).await.unwrap(), 1);
+    assert!(
+        s.retry_record_get(&old.principal_id, "old")
+            .await
+            .unwrap()
+            .is_none()
     );
     assert!(
-        f.store
-            .work_request_errors(&parent.id, &PageRequest::all())
+        s.retry_record_get(&r.principal_id, &r.token)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(s.retry_record_purge(at(1, 0)).await.unwrap(), 2);
+    assert_eq!(s.retry_record_purge(at(1, 0)).await.unwrap(), 0);
+
+    // Racing requests with one token: exactly one records it.
+    let mut tasks = vec![];
+    for i in 0..8 {
+        let s = db.store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.retry_record_put(&retry("ocid1.user.oc1..w", "race", &format!("r{i}")))
+                .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(StoreError::RetryTokenUsed) => {}
+            Err(e) => panic!("expected RetryTokenUsed, got {e:?}"),
+        }
+    }
+    assert_eq!(ok, 1);
+}
+
+async fn retry_token_duplicates_roll_back(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let d = new_compartment(s, &root, "d").await;
+    let p = "ocid1.user.oc1..p";
+    let used = |tok: &str| retry(p, tok, "first");
+    let is_used =
+        |r: StoreResult<()>| assert!(matches!(r, Err(StoreError::RetryTokenUsed)), "{r:?}");
+
+    // Each method records its token with its change...
+    let cc = compartment(&c, "cc", at(1, 0));
+    s.compartment_create(&cc, Some(&used("t-comp")))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.retry_record_get(p, "t-comp").await.unwrap(),
+        Some(used("t-comp"))
+    );
+
+    // ...and a used token undoes the change.
+    let dup = compartment(&c, "dup", at(1, 0));
+    is_used(s.compartment_create(&dup, Some(&used("t-comp"))).await);
+    assert!(s.compartment_get(&dup.id).await.unwrap().is_none());
+
+    let g = group(&c, "g", OsFamily::Linux, at(1, 0));
+    s.managed_instance_group_create(&g, Some(&used("t-group")))
+        .await
+        .unwrap();
+    let g2 = group(&c, "g2", OsFamily::Linux, at(1, 0));
+    is_used(
+        s.managed_instance_group_create(&g2, Some(&used("t-group")))
+            .await,
+    );
+    assert!(
+        s.managed_instance_group_get(&g2.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let mi = instance(&c, "m", OsFamily::Linux, at(1, 0));
+    s.managed_instance_insert(&mi).await.unwrap();
+    is_used(
+        s.managed_instance_group_attach(&g.id, &mi.id, Some(&used("t-group")))
+            .await,
+    );
+    assert!(
+        s.managed_instance_group_members(&g.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    s.managed_instance_group_attach(&g.id, &mi.id, Some(&used("t-attach")))
+        .await
+        .unwrap();
+    is_used(
+        s.managed_instance_group_detach(&g.id, &mi.id, Some(&used("t-attach")))
+            .await,
+    );
+    assert_eq!(
+        s.managed_instance_group_members(&g.id).await.unwrap().len(),
+        1
+    );
+
+    is_used(
+        s.managed_instance_group_change_compartment(&g.id, &d, Some(1), Some(&used("t-attach")))
+            .await,
+    );
+    let still = s.managed_instance_group_get(&g.id).await.unwrap().unwrap();
+    assert_eq!(
+        (still.compartment_id.as_str(), still.version),
+        (c.as_str(), 1)
+    );
+
+    let j = job(&c, "j", &[&mi], &[&g], at(1, 0));
+    is_used(s.scheduled_job_create(&j, Some(&used("t-attach"))).await);
+    assert!(s.scheduled_job_get(&j.id).await.unwrap().is_none());
+    let f = ScheduledJobFilter {
+        compartment_id: c.clone(),
+        managed_instance_id: Some(mi.id.clone()),
+        ..Default::default()
+    };
+    assert!(
+        s.scheduled_job_list(&f, &page_all())
             .await
             .unwrap()
             .items
             .is_empty()
     );
-    let by_mi = WorkRequestFilter {
-        compartment_id: f.tenancy.id.clone(),
-        managed_instance_id: Some(mi.id.clone()),
-        ..Default::default()
-    };
+    assert_eq!(s.managed_instance_counts(&mi.id).await.unwrap(), (0, 0));
+    s.scheduled_job_create(&j, Some(&used("t-job")))
+        .await
+        .unwrap();
+    is_used(
+        s.scheduled_job_change_compartment(&j.id, &d, None, Some(&used("t-job")))
+            .await,
+    );
+    let still = s.scheduled_job_get(&j.id).await.unwrap().unwrap();
     assert_eq!(
-        f.store
-            .work_request_list(&by_mi, &PageRequest::all())
+        (still.compartment_id.as_str(), still.version),
+        (c.as_str(), 1)
+    );
+
+    // A retried create racing its first attempt: one creates, the other learns the token is used.
+    let mut tasks = vec![];
+    for i in 0..6 {
+        let s = db.store.clone();
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            let g = group(&c, &format!("race-{i}"), OsFamily::Linux, at(1, 0));
+            let r = s
+                .managed_instance_group_create(&g, Some(&retry(p, "t-race", &g.id)))
+                .await;
+            (r, g.id)
+        }));
+    }
+    let mut created = vec![];
+    for t in tasks {
+        let (r, id) = t.await.unwrap();
+        match r {
+            Ok(()) => created.push(id),
+            Err(StoreError::RetryTokenUsed) => {
+                assert!(s.managed_instance_group_get(&id).await.unwrap().is_none());
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(created.len(), 1);
+    assert_eq!(
+        s.retry_record_get(p, "t-race")
             .await
             .unwrap()
-            .items
-            .len(),
-        4
-    );
-    assert_eq!(
-        f.store
-            .scheduled_job_work_requests("ocid1.osmsscheduledjob.oc1..j")
-            .await
             .unwrap()
-            .len(),
-        4
+            .resource_id,
+        created[0]
     );
-    assert_eq!(f.store.managed_instance_counts(&mi.id).await.unwrap().1, 4);
 }
 
-/// SQLite only: what a store acknowledged is in the file after the process drops it without
-/// closing, and `backup_to` writes a copy that opens as a complete store.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_durability_and_backup() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("osm.db").display());
-    let b = bootstrap_data();
-    let g = group(&b.tenancy.id, "kept", OsFamily::Linux, now());
-    {
-        let store = connect(&url).await.unwrap();
-        store.bootstrap(&b).await.unwrap();
-        store.managed_instance_group_create(&g, None).await.unwrap();
-        std::mem::forget(store); // no orderly close, as in a crash
+async fn backup(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let mis: Vec<ManagedInstance> = (0..10)
+        .map(|i| instance(&c, &format!("m{i}"), OsFamily::Linux, at(i, 0)))
+        .collect();
+    s.managed_instance_insert_many(&mis).await.unwrap();
+    let target = db.dir.path().join("backup.db");
+    match db.backend() {
+        Backend::Postgres => {
+            assert_conflict(s.backup_to(&target).await, "pg_dump");
+            assert!(!target.exists());
+        }
+        Backend::Sqlite => {
+            s.backup_to(&target).await.unwrap();
+            // Writes after the backup are not in it.
+            s.managed_instance_insert(&instance(&c, "late", OsFamily::Linux, at(99, 0)))
+                .await
+                .unwrap();
+            let copy = SqliteStore::open(&format!("sqlite://{}", target.display()))
+                .await
+                .expect("the backup opens as a store");
+            assert_eq!(
+                copy.tenancy_get().await.unwrap(),
+                s.tenancy_get().await.unwrap()
+            );
+            let f = ManagedInstanceFilter {
+                compartment_id: c.clone(),
+                ..Default::default()
+            };
+            let asc = PageRequest {
+                order: SortOrder::Asc,
+                ..page_all()
+            };
+            assert_eq!(
+                copy.managed_instance_list(&f, &asc).await.unwrap().items,
+                mis
+            );
+            assert_eq!(
+                s.managed_instance_list(&f, &asc).await.unwrap().items.len(),
+                11
+            );
+            // The copy is a full store: it takes writes.
+            copy.compartment_create(&compartment(&root, "in-copy", at(1, 0)), None)
+                .await
+                .unwrap();
+            // An existing file is never overwritten.
+            let before = std::fs::metadata(&target).unwrap().len();
+            assert_conflict(s.backup_to(&target).await, "exists");
+            assert_eq!(std::fs::metadata(&target).unwrap().len(), before);
+        }
     }
-    let store = connect(&url).await.unwrap();
-    assert_eq!(
+}
+
+/// The child side of `crash_durability`: writes acknowledged instances one by one, then dies
+/// without closing anything.
+async fn crash_child(url: &str) -> ! {
+    let compartment = std::env::var(CRASH_CHILD_COMPARTMENT).expect("compartment");
+    let store = osm_store::connect(url)
+        .await
+        .expect("child opens the store");
+    for i in 0..25 {
+        let mut mi = instance(
+            &compartment,
+            &format!("crash-{i:02}"),
+            OsFamily::Linux,
+            at(i, 0),
+        );
+        mi.id = format!("ocid1.instance.oc1..crash{i:02}");
         store
-            .managed_instance_group_get(&g.id)
+            .managed_instance_insert(&mi)
             .await
-            .unwrap()
-            .unwrap()
-            .display_name,
-        "kept"
+            .expect("child write");
+    }
+    let g = group(&compartment, "crash-group", OsFamily::Linux, at(0, 0));
+    store.managed_instance_group_create(&g, None).await.unwrap();
+    store
+        .managed_instance_group_attach(&g.id, "ocid1.instance.oc1..crash07", None)
+        .await
+        .unwrap();
+    std::process::abort();
+}
+
+fn current_test_name() -> String {
+    std::thread::current()
+        .name()
+        .map(str::to_string)
+        .filter(|n| n.contains("::"))
+        .unwrap_or_default()
+}
+
+async fn crash_durability(db: Db) {
+    if let Backend::Sqlite = db.backend() {
+        let path = db.url.strip_prefix("sqlite://").unwrap();
+        let sqlite = SqliteStore::open(&db.url).await.unwrap();
+        let settings = sqlite.settings().await.unwrap();
+        assert_eq!(settings.journal_mode.to_lowercase(), "wal");
+        assert_eq!(settings.synchronous, 2, "synchronous=FULL");
+        assert!(settings.foreign_keys);
+        assert!(settings.busy_timeout_ms > 0);
+        assert!(std::path::Path::new(path).exists());
+    }
+    let root = tenancy(&*db.store).await;
+    let c = new_compartment(&*db.store, &root, "c").await;
+
+    // In process: a store dropped without closing loses nothing it acknowledged.
+    let second = db.reopen().await;
+    let kept = instance(&c, "kept", OsFamily::Linux, at(1, 0));
+    second.managed_instance_insert(&kept).await.unwrap();
+    drop(second);
+    let third = db.reopen().await;
+    assert_eq!(
+        third.managed_instance_get(&kept.id).await.unwrap(),
+        Some(kept.clone())
     );
-    let copy = dir.path().join("copy.db");
-    store.backup_to(&copy).await.unwrap();
+    drop(third);
+
+    // Across a crash: a child process writes, then aborts without closing anything.
+    let name = match db.backend() {
+        Backend::Sqlite => "sqlite::crash_durability",
+        Backend::Postgres => "postgres::crash_durability",
+    };
+    assert!(current_test_name().is_empty() || current_test_name() == name);
+    let exe = std::env::current_exe().unwrap();
+    let out = tokio::process::Command::new(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CRASH_CHILD_URL, &db.url)
+        .env(CRASH_CHILD_COMPARTMENT, &c)
+        .output()
+        .await
+        .unwrap();
     assert!(
-        matches!(store.backup_to(&copy).await, Err(StoreError::Conflict(_))),
-        "never overwrites"
+        !out.status.success(),
+        "the child should have aborted: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
-    let restored = connect(&format!("sqlite://{}", copy.display()))
+    drop(db.store);
+    let after = osm_store::connect(&db.url)
+        .await
+        .expect("reopen after the crash");
+    let f = ManagedInstanceFilter {
+        compartment_id: c.clone(),
+        ..Default::default()
+    };
+    let names: BTreeSet<String> = after
+        .managed_instance_list(&f, &page_all())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|m| m.display_name)
+        .collect();
+    let mut want: BTreeSet<String> = (0..25).map(|i| format!("crash-{i:02}")).collect();
+    want.insert("kept".into());
+    assert_eq!(
+        names,
+        want,
+        "child stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let of = after
+        .managed_instance_groups_of("ocid1.instance.oc1..crash07")
         .await
         .unwrap();
     assert_eq!(
-        restored.tenancy_get().await.unwrap().unwrap().id,
-        b.tenancy.id
+        ids(&of, |g| &g.display_name),
+        vec!["crash-group".to_string()]
     );
-    assert!(
-        restored
-            .managed_instance_group_get(&g.id)
-            .await
-            .unwrap()
-            .is_some()
-    );
-}
-
-#[tokio::test]
-async fn postgres_backup_points_at_pg_dump() {
-    let store = connect(&fresh_pg().await).await.unwrap();
-    let err = store
-        .backup_to(std::path::Path::new("/tmp/never"))
+    // And the reopened store takes writes.
+    after
+        .managed_instance_insert(&instance(&c, "after", OsFamily::Linux, at(1, 0)))
         .await
-        .unwrap_err();
-    assert!(err.to_string().contains("pg_dump"));
+        .unwrap();
+}
+
+// --- SQLite only --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn sqlite_memory_store() {
+    let s = SqliteStore::open("sqlite::memory:").await.unwrap();
+    let root = tenancy(&s).await;
+    let c = new_compartment(&s, &root, "c").await;
+    let mi = instance(&c, "m", OsFamily::Linux, at(1, 0));
+    s.managed_instance_insert(&mi).await.unwrap();
+    // Reads share the one connection and see the writes.
+    assert_eq!(s.managed_instance_get(&mi.id).await.unwrap(), Some(mi));
+    let other = SqliteStore::open("sqlite::memory:").await.unwrap();
+    assert!(
+        other.tenancy_get().await.unwrap().is_none(),
+        "each memory store is private"
+    );
 }
 
 #[tokio::test]
-async fn unsupported_urls_are_refused() {
-    assert!(connect("mysql://x").await.is_err());
+async fn sqlite_creates_missing_file_and_refuses_bad_urls() {
+    let dir = tempfile::tempdir().unwrap();
+    let path: PathBuf = dir.path().join("new.db");
+    assert!(!path.exists());
+    let s = osm_store::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    s.ping().await.unwrap();
+    assert!(path.exists());
+    assert!(SqliteStore::open("sqlite://").await.is_err());
+    assert!(SqliteStore::open("postgres://x").await.is_err());
+}
+
+#[test]
+fn pg_url_rewrite() {
+    assert_eq!(
+        pg_url_with_db("postgres://postgres@127.0.0.1:5432/postgres", "t"),
+        "postgres://postgres@127.0.0.1:5432/t"
+    );
+    assert_eq!(
+        pg_url_with_db("postgres://u:p@h/db?sslmode=disable", "t"),
+        "postgres://u:p@h/t?sslmode=disable"
+    );
+    assert_eq!(
+        pg_url_with_db("postgres://h:5432", "t"),
+        "postgres://h:5432/t"
+    );
 }
