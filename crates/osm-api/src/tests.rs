@@ -57,6 +57,7 @@ fn work_request_shape() {
         scheduled_job_id: None,
         resources: vec![],
         children_ids: vec![],
+        action: None,
     };
     let v = serde_json::to_value(WorkRequest::from(&wr)).unwrap();
     assert_eq!(

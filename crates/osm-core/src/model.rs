@@ -247,6 +247,18 @@ pub struct WorkRequestResource {
     pub entity_uri: String,
 }
 
+/// What a work request asks the agent to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WorkAction {
+    InstallPackage { name: String },
+    RemovePackage { name: String },
+    UpdatePackage { name: String },
+    UpdateAll { update_type: UpdateType },
+    InstallWindowsUpdate { name: String },
+    InstallAllWindowsUpdates { update_type: UpdateType },
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkRequest {
     pub id: String,
@@ -266,6 +278,8 @@ pub struct WorkRequest {
     pub resources: Vec<WorkRequestResource>,
     /// Ids of child work requests (filled by single reads, empty in lists).
     pub children_ids: Vec<String>,
+    /// What the agent is to do; `None` for a parent, which only gathers its children.
+    pub action: Option<WorkAction>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

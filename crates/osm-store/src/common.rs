@@ -255,6 +255,7 @@ macro_rules! impl_store {
                     scheduled_job_id: r.try_get("scheduled_job_id")?,
                     resources: from_json("resources", &r.try_get::<String, _>("resources")?)?,
                     children_ids: vec![],
+                    action: r.try_get::<Option<String>, _>("action")?.map(|a| from_json("action", &a)).transpose()?,
                 })
             }
 
@@ -1117,11 +1118,20 @@ macro_rules! impl_store {
                 }
 
                 async fn work_request_insert_many(&self, wrs: &[WorkRequest], logs: &[(String, WorkRequestLogEntry)]) -> StoreResult<()> {
-                    let _t = timer("work_request_insert_many");
+                    self.work_request_submit(wrs, logs, None).await
+                }
+
+                async fn work_request_submit(
+                    &self,
+                    wrs: &[WorkRequest],
+                    logs: &[(String, WorkRequestLogEntry)],
+                    retry: Option<&RetryRecord>,
+                ) -> StoreResult<()> {
+                    let _t = timer("work_request_submit");
                     let mut tx = self.write_tx().await?;
                     for chunk in wrs.chunks(1000) {
                         let mut qb = QueryBuilder::<$db>::new(
-                            "INSERT INTO work_requests (id, compartment_id, operation_type, status, description, message, managed_instance_id, managed_instance_name, os_family, percent_complete, time_accepted, time_started, time_finished, parent_id, scheduled_job_id, resources) ",
+                            "INSERT INTO work_requests (id, compartment_id, operation_type, status, description, message, managed_instance_id, managed_instance_name, os_family, percent_complete, time_accepted, time_started, time_finished, parent_id, scheduled_job_id, resources, action) ",
                         );
                         qb.push_values(chunk, |mut b, w| {
                             b.push_bind(w.id.clone())
@@ -1139,7 +1149,8 @@ macro_rules! impl_store {
                                 .push_bind(opt_micros(w.time_finished))
                                 .push_bind(w.parent_id.clone())
                                 .push_bind(w.scheduled_job_id.clone())
-                                .push_bind(to_json(&w.resources));
+                                .push_bind(to_json(&w.resources))
+                                .push_bind(w.action.as_ref().map(to_json));
                         });
                         qb.build().execute(&mut *tx).await.map_err(map_insert_error)?;
                     }
@@ -1152,8 +1163,95 @@ macro_rules! impl_store {
                         });
                         qb.build().execute(&mut *tx).await?;
                     }
+                    put_retry(&mut tx, retry).await?;
                     tx.commit().await?;
                     Ok(())
+                }
+
+                async fn work_request_transition(
+                    &self,
+                    id: &str,
+                    from: &[WorkRequestStatus],
+                    to: WorkRequestStatus,
+                    now: Timestamp,
+                    log: Option<&str>,
+                ) -> StoreResult<WorkRequest> {
+                    let _t = timer("work_request_transition");
+                    let mut tx = self.write_tx().await?;
+                    // Compare-and-set on the state: the update only happens from an allowed state.
+                    let mut qb = QueryBuilder::<$db>::new("UPDATE work_requests SET status = ");
+                    qb.push_bind(to.as_str());
+                    if to != WorkRequestStatus::Accepted {
+                        qb.push(", time_started = COALESCE(time_started, ");
+                        qb.push_bind(micros(now));
+                        qb.push(")");
+                    }
+                    if to.is_terminal() {
+                        qb.push(", time_finished = ");
+                        qb.push_bind(micros(now));
+                        qb.push(", percent_complete = 100");
+                    }
+                    qb.push(" WHERE id = ");
+                    qb.push_bind(id.to_string());
+                    qb.push(" AND status IN (");
+                    let mut sep = qb.separated(", ");
+                    for s in from {
+                        sep.push_bind(s.as_str());
+                    }
+                    qb.push(")");
+                    if qb.build().execute(&mut *tx).await?.rows_affected() == 0 {
+                        let row = sqlx::query("SELECT status FROM work_requests WHERE id = $1")
+                            .bind(id)
+                            .fetch_optional(&mut *tx)
+                            .await?
+                            .ok_or(StoreError::NotFound)?;
+                        let current: String = row.try_get("status")?;
+                        return Err(StoreError::Conflict(format!("work request {id} is {current}")));
+                    }
+                    if let Some(message) = log {
+                        sqlx::query("INSERT INTO work_request_logs (work_request_id, entry_id, message, time_created) VALUES ($1, $2, $3, $4)")
+                            .bind(id)
+                            .bind(entry_id())
+                            .bind(message)
+                            .bind(micros(now))
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    let parent: Option<String> = sqlx::query("SELECT parent_id FROM work_requests WHERE id = $1")
+                        .bind(id)
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .try_get("parent_id")?;
+                    if let Some(parent) = parent {
+                        // Lock the parent so concurrent children re-derive it one at a time.
+                        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT id FROM work_requests WHERE id = $1{FOR_UPDATE}")))
+                            .bind(&parent)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        let rows = sqlx::query("SELECT status FROM work_requests WHERE parent_id = $1")
+                            .bind(&parent)
+                            .fetch_all(&mut *tx)
+                            .await?;
+                        let statuses = rows
+                            .iter()
+                            .map(|r| parse_enum::<WorkRequestStatus>("status", &r.try_get::<String, _>("status")?))
+                            .collect::<StoreResult<Vec<_>>>()?;
+                        let (status, percent) = osm_core::lifecycle::parent_status(&statuses);
+                        let started = (status != WorkRequestStatus::Accepted).then(|| micros(now));
+                        let finished = status.is_terminal().then(|| micros(now));
+                        sqlx::query(
+                            "UPDATE work_requests SET status = $1, percent_complete = $2, time_started = COALESCE(time_started, $3), time_finished = COALESCE(time_finished, $4) WHERE id = $5",
+                        )
+                        .bind(status.as_str())
+                        .bind(percent as f64)
+                        .bind(started)
+                        .bind(finished)
+                        .bind(&parent)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
+                    self.work_request_get(id).await?.ok_or(StoreError::NotFound)
                 }
 
                 async fn work_request_get(&self, id: &str) -> StoreResult<Option<WorkRequest>> {

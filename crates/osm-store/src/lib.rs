@@ -299,6 +299,26 @@ pub trait Store: Send + Sync + 'static {
         wrs: &[WorkRequest],
         logs: &[(String, WorkRequestLogEntry)],
     ) -> StoreResult<()>;
+    /// Inserts work requests with their first log lines and, when given, the retry record of
+    /// the request that asked for them, in one transaction.
+    async fn work_request_submit(
+        &self,
+        wrs: &[WorkRequest],
+        logs: &[(String, WorkRequestLogEntry)],
+        retry: Option<&RetryRecord>,
+    ) -> StoreResult<()>;
+    /// Moves a work request to `to` if it is in one of the `from` states (one compare-and-set),
+    /// stamping `timeStarted`/`timeFinished`, appending `log`, and re-deriving its parent's
+    /// status and progress from all the parent's children. `Conflict` names the current state
+    /// when it is not one of `from`.
+    async fn work_request_transition(
+        &self,
+        id: &str,
+        from: &[WorkRequestStatus],
+        to: WorkRequestStatus,
+        now: Timestamp,
+        log: Option<&str>,
+    ) -> StoreResult<WorkRequest>;
     /// With `children_ids` filled.
     async fn work_request_get(&self, id: &str) -> StoreResult<Option<WorkRequest>>;
     async fn work_request_list(

@@ -427,6 +427,7 @@ fn work_request(
             entity_uri: "/20190801/managedInstances/x".into(),
         }],
         children_ids: vec![],
+        action: None,
     }
 }
 

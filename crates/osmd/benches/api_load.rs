@@ -149,6 +149,7 @@ async fn run(backend: &str, secs: u64) {
                     scheduled_job_id: None,
                     resources: vec![],
                     children_ids: vec![],
+                    action: None,
                 }
             })
             .collect();

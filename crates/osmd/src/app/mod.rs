@@ -2,6 +2,7 @@
 //! orchestration of store calls. HTTP handlers call it with parsed input and convert what it
 //! returns; it never sees HTTP types other than the error it answers with.
 
+pub mod actions;
 pub mod compartments;
 mod groups;
 pub mod instances;

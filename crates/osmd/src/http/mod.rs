@@ -2,6 +2,7 @@
 //! `/healthz`, `/metrics` and `/openapi.json`. Handlers only parse, call [`crate::app`] and
 //! convert; errors leave as [`error::ApiError`].
 
+mod actions;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -35,6 +36,7 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .merge(actions::routes())
         .merge(identity::routes())
         .merge(groups::routes())
         .merge(instances::routes())

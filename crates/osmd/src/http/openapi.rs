@@ -23,6 +23,8 @@ pub enum Answer {
     List(&'static str),
     /// No body (204).
     Empty,
+    /// No body (202); the work request's id in `opc-work-request-id`.
+    Accepted,
     /// Plain text.
     Text,
 }
@@ -83,6 +85,14 @@ pub const OPERATIONS: &[Operation] = &[
     op!("GET" "/20190801/workRequests/{workRequestId}" "GetWorkRequest", "Get a work request", [], None, Object("WorkRequest")),
     op!("GET" "/20190801/workRequests/{workRequestId}/logs" "ListWorkRequestLogs", "List a work request's log entries", ["limit" false, "page" false, "sortOrder" false, "sortBy" false], None, List("WorkRequestLogEntry")),
     op!("GET" "/20190801/workRequests/{workRequestId}/errors" "ListWorkRequestErrors", "List a work request's errors", ["limit" false, "page" false, "sortOrder" false, "sortBy" false], None, List("WorkRequestError")),
+    op!("POST" "/20190801/managedInstances/{managedInstanceId}/actions/packages/install" "InstallPackageOnManagedInstance", "Install a package (asynchronous; see opc-work-request-id)", ["softwarePackageName" true], None, Accepted),
+    op!("POST" "/20190801/managedInstances/{managedInstanceId}/actions/packages/remove" "RemovePackageFromManagedInstance", "Remove a package (asynchronous)", ["softwarePackageName" true], None, Accepted),
+    op!("POST" "/20190801/managedInstances/{managedInstanceId}/actions/packages/update" "InstallPackageUpdateOnManagedInstance", "Update a package (asynchronous)", ["softwarePackageName" true], None, Accepted),
+    op!("POST" "/20190801/managedInstances/{managedInstanceId}/actions/packages/updateAll" "InstallAllPackageUpdatesOnManagedInstance", "Install all updates, or all of one type (asynchronous)", ["updateType" false], None, Accepted),
+    op!("POST" "/20190801/managedInstances/{managedInstanceId}/actions/updates/install" "InstallWindowsUpdateOnManagedInstance", "Install a Windows update (asynchronous)", ["windowsUpdateName" true], None, Accepted),
+    op!("POST" "/20190801/managedInstances/{managedInstanceId}/actions/updates/installAll" "InstallAllWindowsUpdatesOnManagedInstance", "Install all Windows updates, or all of one type (asynchronous)", ["updateType" false], None, Accepted),
+    op!("POST" "/20190801/managedInstanceGroups/{managedInstanceGroupId}/actions/updates/installAll" "InstallAllUpdatesOnManagedInstanceGroup", "Install all updates on every member: a parent work request with one child each (asynchronous)", ["updateType" false], None, Accepted),
+    op!("DELETE" "/20190801/workRequests/{workRequestId}" "CancelWorkRequest", "Cancel a work request (osm extension): ACCEPTED ends CANCELED, IN_PROGRESS becomes CANCELLING", [], None, Accepted),
     op!("GET" "/healthz" "Health", "Liveness and store reachability (no signature needed)", [], None, Text),
     op!("GET" "/metrics" "Metrics", "Prometheus metrics", [], None, Text),
     op!("GET" "/openapi.json" "OpenApi", "This document", [], None, Text),
@@ -178,6 +188,9 @@ fn build() -> OpenApi {
                         .build(),
                 ),
             Empty => ResponseBuilder::new().description("Done"),
+            Accepted => ResponseBuilder::new().description(
+                "Accepted; follow the work request named by the opc-work-request-id header",
+            ),
             Text => ResponseBuilder::new().description("Success"),
         };
         let status = if matches!(op.answer, Empty) {

@@ -15,7 +15,10 @@ use crate::app::{Principal, etag};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/20190801/workRequests", get(list))
-        .route("/20190801/workRequests/{work_request_id}", get(read))
+        .route(
+            "/20190801/workRequests/{work_request_id}",
+            get(read).delete(cancel),
+        )
         .route("/20190801/workRequests/{work_request_id}/logs", get(logs))
         .route(
             "/20190801/workRequests/{work_request_id}/errors",
@@ -57,6 +60,16 @@ async fn read(
         &osm_api::WorkRequest::from(&wr),
         &etag(&wr.id, version),
     ))
+}
+
+/// Cancel (an osm extension): `202`, then follow the work request to `CANCELED`.
+async fn cancel(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    s.app.work_request_cancel(&p, &id).await?;
+    Ok(super::actions::accepted(&id))
 }
 
 async fn logs(

@@ -39,6 +39,7 @@ fn work_request(
             entity_uri: format!("/20190801/managedInstances/{}", mi.id),
         }],
         children_ids: vec![],
+        action: None,
     }
 }
 
