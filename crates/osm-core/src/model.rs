@@ -251,11 +251,11 @@ pub struct WorkRequestResource {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum WorkAction {
-    InstallPackage { name: String },
-    RemovePackage { name: String },
-    UpdatePackage { name: String },
+    InstallPackage { names: Vec<String> },
+    RemovePackage { names: Vec<String> },
+    UpdatePackage { names: Vec<String> },
     UpdateAll { update_type: UpdateType },
-    InstallWindowsUpdate { name: String },
+    InstallWindowsUpdate { names: Vec<String> },
     InstallAllWindowsUpdates { update_type: UpdateType },
 }
 

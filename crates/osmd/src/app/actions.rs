@@ -30,15 +30,19 @@ fn operation(action: &WorkAction) -> OperationType {
 
 fn describe(action: &WorkAction, target: &str) -> String {
     match action {
-        WorkAction::InstallPackage { name } => format!("Install package {name} on {target}"),
-        WorkAction::RemovePackage { name } => format!("Remove package {name} from {target}"),
-        WorkAction::UpdatePackage { name } => format!("Update package {name} on {target}"),
+        WorkAction::InstallPackage { names } => format!("Install {} on {target}", packages(names)),
+        WorkAction::RemovePackage { names } => format!("Remove {} from {target}", packages(names)),
+        WorkAction::UpdatePackage { names } => format!("Update {} on {target}", packages(names)),
         WorkAction::UpdateAll { update_type } => format!(
             "Install all {} package updates on {target}",
             kind(*update_type)
         ),
-        WorkAction::InstallWindowsUpdate { name } => {
-            format!("Install Windows update {name} on {target}")
+        WorkAction::InstallWindowsUpdate { names } => {
+            format!(
+                "Install Windows update{} {} on {target}",
+                plural(names),
+                names.join(", ")
+            )
         }
         WorkAction::InstallAllWindowsUpdates { update_type } => {
             format!(
@@ -47,6 +51,15 @@ fn describe(action: &WorkAction, target: &str) -> String {
             )
         }
     }
+}
+
+/// "package bash" or "packages bash, curl".
+fn packages(names: &[String]) -> String {
+    format!("package{} {}", plural(names), names.join(", "))
+}
+
+fn plural(names: &[String]) -> &'static str {
+    if names.len() == 1 { "" } else { "s" }
 }
 
 fn kind(t: UpdateType) -> String {
@@ -66,14 +79,16 @@ fn is_windows_action(action: &WorkAction) -> bool {
 /// Checks the action's names before anything is stored.
 pub fn check_action(action: &WorkAction) -> ApiResult<()> {
     match action {
-        WorkAction::InstallPackage { name }
-        | WorkAction::RemovePackage { name }
-        | WorkAction::UpdatePackage { name } => {
-            check_package_name("softwarePackageName", name).map_err(ApiError::invalid)
-        }
-        WorkAction::InstallWindowsUpdate { name } => {
-            check_package_name("windowsUpdateName", name).map_err(ApiError::invalid)
-        }
+        WorkAction::InstallPackage { names }
+        | WorkAction::RemovePackage { names }
+        | WorkAction::UpdatePackage { names } => names
+            .iter()
+            .try_for_each(|n| check_package_name("softwarePackageName", n))
+            .map_err(ApiError::invalid),
+        WorkAction::InstallWindowsUpdate { names } => names
+            .iter()
+            .try_for_each(|n| check_package_name("windowsUpdateName", n))
+            .map_err(ApiError::invalid),
         WorkAction::UpdateAll { .. } | WorkAction::InstallAllWindowsUpdates { .. } => Ok(()),
     }
 }

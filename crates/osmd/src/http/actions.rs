@@ -81,7 +81,7 @@ async fn install_package(
         id,
         headers,
         "InstallPackage",
-        WorkAction::InstallPackage { name },
+        WorkAction::InstallPackage { names: vec![name] },
     )
     .await
 }
@@ -100,7 +100,7 @@ async fn remove_package(
         id,
         headers,
         "RemovePackage",
-        WorkAction::RemovePackage { name },
+        WorkAction::RemovePackage { names: vec![name] },
     )
     .await
 }
@@ -119,7 +119,7 @@ async fn update_package(
         id,
         headers,
         "UpdatePackage",
-        WorkAction::UpdatePackage { name },
+        WorkAction::UpdatePackage { names: vec![name] },
     )
     .await
 }
@@ -157,7 +157,7 @@ async fn install_windows_update(
         id,
         headers,
         "InstallWindowsUpdate",
-        WorkAction::InstallWindowsUpdate { name },
+        WorkAction::InstallWindowsUpdate { names: vec![name] },
     )
     .await
 }
