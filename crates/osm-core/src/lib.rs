@@ -13,6 +13,7 @@ pub mod page;
 pub mod schedule;
 pub mod time;
 pub mod validate;
+pub mod work;
 
 pub use enums::*;
 pub use model::*;

@@ -295,6 +295,39 @@ pub struct WorkRequestError {
     pub timestamp: Timestamp,
 }
 
+/// What became of one occurrence of a scheduled job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OccurrenceOutcome {
+    /// Its work requests were created.
+    Fired,
+    /// It came due while osmd was down, longer ago than the catch-up window: not run.
+    Missed,
+    /// An operator skipped it.
+    Skipped,
+    /// An extra occurrence an operator asked for (run now).
+    RunNow,
+}
+
+impl OccurrenceOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fired => "FIRED",
+            Self::Missed => "MISSED",
+            Self::Skipped => "SKIPPED",
+            Self::RunNow => "RUN_NOW",
+        }
+    }
+}
+
+/// One occurrence the scheduler handled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Occurrence {
+    pub job_id: String,
+    pub time: Timestamp,
+    pub outcome: OccurrenceOutcome,
+    pub work_request_ids: Vec<String>,
+}
+
 /// An `opc-retry-token` as remembered by the store: who sent it, for which operation and
 /// which request, and what it produced.
 #[derive(Debug, Clone, PartialEq)]

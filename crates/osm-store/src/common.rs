@@ -67,7 +67,7 @@ pub fn violates(e: &sqlx::Error, key: &UniqueKey) -> bool {
 }
 
 macro_rules! impl_store {
-    ($store:ty, $db:ty, $backend:expr, $name:literal, $for_update:literal, $for_share:literal) => {
+    ($store:ty, $db:ty, $backend:expr, $name:literal, $for_update:literal, $for_share:literal, $for_update_skip_locked:literal) => {
         mod store_impl {
             use super::*;
             use async_trait::async_trait;
@@ -87,6 +87,8 @@ macro_rules! impl_store {
             const FOR_UPDATE: &str = $for_update;
             /// Keeps the selected rows from changing until the transaction ends (PostgreSQL).
             const FOR_SHARE: &str = $for_share;
+            /// Locks due rows and lets another replica take the others (PostgreSQL).
+            const FOR_UPDATE_SKIP_LOCKED: &str = $for_update_skip_locked;
 
             fn timer(op: &'static str) -> QueryTimer {
                 QueryTimer::new(op, $name)
@@ -300,6 +302,18 @@ macro_rules! impl_store {
 
                 async fn count(tx: &mut Tx, sql: &'static str, id: &str) -> StoreResult<i64> {
                     Ok(sqlx::query(sql).bind(id).fetch_one(&mut **tx).await?.try_get::<i64, _>(0)?)
+                }
+
+                /// The instances a job reaches now: its instance targets and the current members of
+                /// its group targets, each once.
+                async fn expand_targets(tx: &mut Tx, j: &ScheduledJob) -> StoreResult<Vec<ManagedInstance>> {
+                    let rows = sqlx::query(
+                        "SELECT DISTINCT i.* FROM managed_instances i WHERE i.id IN (SELECT target_id FROM scheduled_job_targets WHERE job_id = $1 AND target_kind = 'instance') OR i.id IN (SELECT m.instance_id FROM managed_instance_group_members m JOIN scheduled_job_targets t ON t.target_id = m.group_id WHERE t.job_id = $1 AND t.target_kind = 'group') ORDER BY i.display_name, i.id",
+                    )
+                    .bind(&j.id)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                    rows.iter().map(instance).collect()
                 }
 
                 /// The version of a row inside a transaction, checked against the expected one.
@@ -965,6 +979,10 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(map_insert_error)?;
+                    sqlx::query("UPDATE scheduled_jobs SET recurrence_anchor = time_next_execution WHERE id = $1")
+                        .bind(&j.id)
+                        .execute(&mut *tx)
+                        .await?;
                     let targets: Vec<(&IdName, &str)> = j
                         .managed_instances
                         .iter()
@@ -1052,6 +1070,13 @@ macro_rules! impl_store {
                     let _t = timer("scheduled_job_replace");
                     let mut tx = self.write_tx().await?;
                     let version = Self::checked_version(&mut tx, "scheduled_jobs", &j.id, expected_version).await?;
+                    let before = sqlx::query("SELECT * FROM scheduled_jobs WHERE id = $1").bind(&j.id).fetch_one(&mut *tx).await?;
+                    let before = job(&before)?;
+                    let schedule_changed = before.time_next_execution != j.time_next_execution
+                        || before.schedule_type != j.schedule_type
+                        || before.interval_type != j.interval_type
+                        || before.interval_value != j.interval_value
+                        || before.time_zone != j.time_zone;
                     let done = sqlx::query(
                         "UPDATE scheduled_jobs SET display_name = $1, description = $2, schedule_type = $3, time_next_execution = $4, interval_type = $5, interval_value = $6, operation_type = $7, update_type = $8, package_names = $9, update_names = $10, freeform_tags = $11, defined_tags = $12, time_zone = $13, version = version + 1 WHERE id = $14 AND version = $15",
                     )
@@ -1074,6 +1099,13 @@ macro_rules! impl_store {
                     .await?;
                     if done.rows_affected() == 0 {
                         return Err(StoreError::VersionMismatch);
+                    }
+                    if schedule_changed {
+                        // A new schedule recurs from its new first occurrence.
+                        sqlx::query("UPDATE scheduled_jobs SET recurrence_anchor = time_next_execution WHERE id = $1")
+                            .bind(&j.id)
+                            .execute(&mut *tx)
+                            .await?;
                     }
                     // Read back inside the transaction: the caller gets exactly what was written.
                     let row = sqlx::query("SELECT * FROM scheduled_jobs WHERE id = $1").bind(&j.id).fetch_one(&mut *tx).await?;
@@ -1117,6 +1149,81 @@ macro_rules! impl_store {
                         .collect()
                 }
 
+                async fn scheduled_job_next_due(&self) -> StoreResult<Option<Timestamp>> {
+                    let _t = timer("scheduled_job_next_due");
+                    let row = sqlx::query(
+                        "SELECT min(time_next_execution) AS next FROM scheduled_jobs WHERE lifecycle_state = 'ACTIVE' AND time_next_execution IS NOT NULL",
+                    )
+                    .fetch_one(self.read())
+                    .await?;
+                    Ok(opt_ts(row.try_get("next")?))
+                }
+
+                async fn scheduled_job_fire_due(&self, now: Timestamp, catch_up: jiff::SignedDuration, limit: u32) -> StoreResult<Vec<Occurrence>> {
+                    let _t = timer("scheduled_job_fire_due");
+                    let mut tx = self.write_tx().await?;
+                    // Replicas take different due jobs (SKIP LOCKED); SQLite has one writer anyway.
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT * FROM scheduled_jobs WHERE lifecycle_state = 'ACTIVE' AND time_next_execution <= $1 ORDER BY time_next_execution, id LIMIT $2{FOR_UPDATE_SKIP_LOCKED}"
+                    )))
+                    .bind(micros(now))
+                    .bind(limit as i64)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let mut jobs = rows.iter().map(job).collect::<StoreResult<Vec<_>>>()?;
+                    attach_targets(&mut *tx, &mut jobs).await?;
+                    let mut fired = vec![];
+                    for j in &jobs {
+                        let anchor_row = sqlx::query("SELECT recurrence_anchor FROM scheduled_jobs WHERE id = $1").bind(&j.id).fetch_one(&mut *tx).await?;
+                        let anchor: Option<i64> = anchor_row.try_get("recurrence_anchor")?;
+                        let Some(occurrence) = j.time_next_execution else { continue };
+                        let outcome = if occurrence < now - catch_up { OccurrenceOutcome::Missed } else { OccurrenceOutcome::Fired };
+                        let recorded = sqlx::query(
+                            "INSERT INTO scheduled_job_occurrences (job_id, occurrence_time, outcome, time_recorded) VALUES ($1, $2, $3, $4)",
+                        )
+                        .bind(&j.id)
+                        .bind(micros(occurrence))
+                        .bind(outcome.as_str())
+                        .bind(micros(now))
+                        .execute(&mut *tx)
+                        .await;
+                        // Already recorded (a run-now at the same instant): advance without firing again.
+                        let first_time = match recorded {
+                            Ok(_) => true,
+                            Err(e) if is_unique_violation(&e) => false,
+                            Err(e) => return Err(e.into()),
+                        };
+                        let mut wr_ids = vec![];
+                        if first_time && outcome == OccurrenceOutcome::Fired {
+                            let instances = Self::expand_targets(&mut tx, j).await?;
+                            let (wrs, logs) = osm_core::work::occurrence_work(j, &instances, occurrence, now);
+                            insert_work_requests(&mut tx, &wrs, &logs).await?;
+                            wr_ids = wrs.into_iter().map(|w| w.id).collect();
+                        }
+                        let next = match (j.schedule_type, j.interval_type, j.interval_value) {
+                            (ScheduleType::Recurring, Some(it), Some(iv)) => {
+                                let anchor = anchor.map(ts).unwrap_or(occurrence);
+                                osm_core::schedule::Recurrence::new(anchor, it, iv, j.time_zone.as_deref())
+                                    .map(|r| r.next_after(occurrence).1)
+                                    .ok()
+                            }
+                            _ => None,
+                        };
+                        let last = if outcome == OccurrenceOutcome::Fired { Some(micros(occurrence)) } else { opt_micros(j.time_last_execution) };
+                        sqlx::query("UPDATE scheduled_jobs SET time_next_execution = $1, time_last_execution = $2, version = version + 1 WHERE id = $3")
+                            .bind(opt_micros(next))
+                            .bind(last)
+                            .bind(&j.id)
+                            .execute(&mut *tx)
+                            .await?;
+                        if first_time {
+                            fired.push(Occurrence { job_id: j.id.clone(), time: occurrence, outcome, work_request_ids: wr_ids });
+                        }
+                    }
+                    tx.commit().await?;
+                    Ok(fired)
+                }
+
                 async fn work_request_insert_many(&self, wrs: &[WorkRequest], logs: &[(String, WorkRequestLogEntry)]) -> StoreResult<()> {
                     self.work_request_submit(wrs, logs, None).await
                 }
@@ -1129,40 +1236,7 @@ macro_rules! impl_store {
                 ) -> StoreResult<()> {
                     let _t = timer("work_request_submit");
                     let mut tx = self.write_tx().await?;
-                    for chunk in wrs.chunks(1000) {
-                        let mut qb = QueryBuilder::<$db>::new(
-                            "INSERT INTO work_requests (id, compartment_id, operation_type, status, description, message, managed_instance_id, managed_instance_name, os_family, percent_complete, time_accepted, time_started, time_finished, parent_id, scheduled_job_id, resources, action) ",
-                        );
-                        qb.push_values(chunk, |mut b, w| {
-                            b.push_bind(w.id.clone())
-                                .push_bind(w.compartment_id.clone())
-                                .push_bind(w.operation_type.as_str())
-                                .push_bind(w.status.as_str())
-                                .push_bind(w.description.clone())
-                                .push_bind(w.message.clone())
-                                .push_bind(w.managed_instance.as_ref().map(|m| m.id.clone()))
-                                .push_bind(w.managed_instance.as_ref().map(|m| m.display_name.clone()))
-                                .push_bind(w.os_family.as_str())
-                                .push_bind(w.percent_complete as f64)
-                                .push_bind(micros(w.time_accepted))
-                                .push_bind(opt_micros(w.time_started))
-                                .push_bind(opt_micros(w.time_finished))
-                                .push_bind(w.parent_id.clone())
-                                .push_bind(w.scheduled_job_id.clone())
-                                .push_bind(to_json(&w.resources))
-                                .push_bind(w.action.as_ref().map(to_json));
-                        });
-                        qb.build().execute(&mut *tx).await.map_err(map_insert_error)?;
-                    }
-                    for chunk in logs.chunks(1000) {
-                        let mut qb = QueryBuilder::<$db>::new(
-                            "INSERT INTO work_request_logs (work_request_id, entry_id, message, time_created) ",
-                        );
-                        qb.push_values(chunk, |mut b, (wr, l)| {
-                            b.push_bind(wr.clone()).push_bind(entry_id()).push_bind(l.message.clone()).push_bind(micros(l.timestamp));
-                        });
-                        qb.build().execute(&mut *tx).await?;
-                    }
+                    insert_work_requests(&mut tx, wrs, logs).await?;
                     put_retry(&mut tx, retry).await?;
                     tx.commit().await?;
                     Ok(())
@@ -1474,6 +1548,45 @@ macro_rules! impl_store {
                 } else {
                     e.into()
                 }
+            }
+
+            /// Inserts work requests and log lines, many rows per statement.
+            async fn insert_work_requests(tx: &mut Tx, wrs: &[WorkRequest], logs: &[(String, WorkRequestLogEntry)]) -> StoreResult<()> {
+                    for chunk in wrs.chunks(1000) {
+                        let mut qb = QueryBuilder::<$db>::new(
+                            "INSERT INTO work_requests (id, compartment_id, operation_type, status, description, message, managed_instance_id, managed_instance_name, os_family, percent_complete, time_accepted, time_started, time_finished, parent_id, scheduled_job_id, resources, action) ",
+                        );
+                        qb.push_values(chunk, |mut b, w| {
+                            b.push_bind(w.id.clone())
+                                .push_bind(w.compartment_id.clone())
+                                .push_bind(w.operation_type.as_str())
+                                .push_bind(w.status.as_str())
+                                .push_bind(w.description.clone())
+                                .push_bind(w.message.clone())
+                                .push_bind(w.managed_instance.as_ref().map(|m| m.id.clone()))
+                                .push_bind(w.managed_instance.as_ref().map(|m| m.display_name.clone()))
+                                .push_bind(w.os_family.as_str())
+                                .push_bind(w.percent_complete as f64)
+                                .push_bind(micros(w.time_accepted))
+                                .push_bind(opt_micros(w.time_started))
+                                .push_bind(opt_micros(w.time_finished))
+                                .push_bind(w.parent_id.clone())
+                                .push_bind(w.scheduled_job_id.clone())
+                                .push_bind(to_json(&w.resources))
+                                .push_bind(w.action.as_ref().map(to_json));
+                        });
+                        qb.build().execute(&mut **tx).await.map_err(map_insert_error)?;
+                    }
+                    for chunk in logs.chunks(1000) {
+                        let mut qb = QueryBuilder::<$db>::new(
+                            "INSERT INTO work_request_logs (work_request_id, entry_id, message, time_created) ",
+                        );
+                        qb.push_values(chunk, |mut b, (wr, l)| {
+                            b.push_bind(wr.clone()).push_bind(entry_id()).push_bind(l.message.clone()).push_bind(micros(l.timestamp));
+                        });
+                        qb.build().execute(&mut **tx).await?;
+                    }
+                    Ok(())
             }
 
             async fn insert_compartment(tx: &mut Tx, c: &Compartment) -> StoreResult<()> {

@@ -288,6 +288,20 @@ pub trait Store: Send + Sync + 'static {
         expected_version: Option<i64>,
         retry: Option<&RetryRecord>,
     ) -> StoreResult<()>;
+    /// The earliest `timeNextExecution` of an active job (the scheduler sleeps until then).
+    async fn scheduled_job_next_due(&self) -> StoreResult<Option<Timestamp>>;
+    /// Handles the occurrences due at `now` of up to `limit` jobs, each in the same transaction:
+    /// records the occurrence (the `(job, time)` key makes it happen once across crashes and
+    /// replicas); if it is not older than `catch_up`, creates one work request per instance
+    /// the job reaches now (group members expanded at fire time), else records it as missed;
+    /// and advances `timeNextExecution` (none after a one-time job). Call again until it
+    /// returns nothing: each call advances each job by one occurrence.
+    async fn scheduled_job_fire_due(
+        &self,
+        now: Timestamp,
+        catch_up: jiff::SignedDuration,
+        limit: u32,
+    ) -> StoreResult<Vec<Occurrence>>;
     /// Work requests created by the job's occurrences, newest first.
     async fn scheduled_job_work_requests(&self, id: &str) -> StoreResult<Vec<IdName>>;
 

@@ -47,5 +47,6 @@ crate::common::impl_store!(
     Backend::Postgres,
     "postgres",
     " FOR UPDATE",
-    " FOR SHARE"
+    " FOR SHARE",
+    " FOR UPDATE SKIP LOCKED"
 );

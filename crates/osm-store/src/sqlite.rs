@@ -145,4 +145,12 @@ impl SqliteStore {
     }
 }
 
-crate::common::impl_store!(SqliteStore, sqlx::Sqlite, Backend::Sqlite, "sqlite", "", "");
+crate::common::impl_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    Backend::Sqlite,
+    "sqlite",
+    "",
+    "",
+    ""
+);

@@ -28,6 +28,11 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Region key reported by `GetTenancy`.
     pub home_region_key: String,
+    /// Run the scheduler in this process.
+    pub scheduler: bool,
+    /// Occurrences missed by less than this many seconds (osmd was down) still run on start;
+    /// older ones are recorded as missed.
+    pub catch_up_secs: u64,
 }
 
 impl Default for Settings {
@@ -39,6 +44,8 @@ impl Default for Settings {
             log_format: LogFormat::Human,
             max_body_bytes: 1024 * 1024,
             home_region_key: "LCL".into(),
+            scheduler: true,
+            catch_up_secs: 3600,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod fsutil;
 pub mod http;
+pub mod scheduler;
 pub mod server;
 pub mod telemetry;
 pub mod tls;
@@ -34,6 +35,7 @@ pub struct Server {
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
     upkeep: JoinHandle<()>,
+    scheduler: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -43,6 +45,9 @@ impl Server {
             let _ = tx.send(());
         }
         self.upkeep.abort();
+        if let Some(s) = &self.scheduler {
+            s.abort();
+        }
         (&mut self.task).await??;
         Ok(())
     }
@@ -91,6 +96,13 @@ pub async fn start_with_store(settings: Settings, store: Arc<dyn Store>) -> anyh
         settings: Arc::new(settings.clone()),
         metrics: metrics.clone(),
     };
+    let scheduler = settings.scheduler.then(|| {
+        tokio::spawn(scheduler::run(
+            store.clone(),
+            state.app.scheduler_wake.clone(),
+            jiff::SignedDuration::from_secs(settings.catch_up_secs as i64),
+        ))
+    });
     let router = http::router(state);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(server::serve(listener, tls, router, async {
@@ -122,6 +134,7 @@ pub async fn start_with_store(settings: Settings, store: Arc<dyn Store>) -> anyh
         shutdown: Some(tx),
         task,
         upkeep,
+        scheduler,
     })
 }
 

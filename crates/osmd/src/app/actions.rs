@@ -6,75 +6,15 @@ use jiff::Timestamp;
 use osm_core::enums::{OsFamily, UpdateType, WorkRequestActionType, WorkRequestStatus};
 use osm_core::ids::{ResourceKind, new_ocid};
 use osm_core::validate::check_package_name;
+use osm_core::work::{describe, is_windows_action, kind, work_request_for};
 use osm_core::{
-    IdName, ManagedInstance, OperationType, WorkAction, WorkRequest, WorkRequestLogEntry,
+    ManagedInstance, OperationType, WorkAction, WorkRequest, WorkRequestLogEntry,
     WorkRequestResource,
 };
 use osm_store::StoreError;
 
 use super::{App, Principal, RetryKey};
 use crate::http::error::{ApiError, ApiResult};
-
-fn operation(action: &WorkAction) -> OperationType {
-    match action {
-        WorkAction::InstallPackage { .. } | WorkAction::InstallWindowsUpdate { .. } => {
-            OperationType::Install
-        }
-        WorkAction::RemovePackage { .. } => OperationType::Remove,
-        WorkAction::UpdatePackage { .. } => OperationType::Update,
-        WorkAction::UpdateAll { .. } | WorkAction::InstallAllWindowsUpdates { .. } => {
-            OperationType::UpdateAll
-        }
-    }
-}
-
-fn describe(action: &WorkAction, target: &str) -> String {
-    match action {
-        WorkAction::InstallPackage { names } => format!("Install {} on {target}", packages(names)),
-        WorkAction::RemovePackage { names } => format!("Remove {} from {target}", packages(names)),
-        WorkAction::UpdatePackage { names } => format!("Update {} on {target}", packages(names)),
-        WorkAction::UpdateAll { update_type } => format!(
-            "Install all {} package updates on {target}",
-            kind(*update_type)
-        ),
-        WorkAction::InstallWindowsUpdate { names } => {
-            format!(
-                "Install Windows update{} {} on {target}",
-                plural(names),
-                names.join(", ")
-            )
-        }
-        WorkAction::InstallAllWindowsUpdates { update_type } => {
-            format!(
-                "Install all {} Windows updates on {target}",
-                kind(*update_type)
-            )
-        }
-    }
-}
-
-/// "package bash" or "packages bash, curl".
-fn packages(names: &[String]) -> String {
-    format!("package{} {}", plural(names), names.join(", "))
-}
-
-fn plural(names: &[String]) -> &'static str {
-    if names.len() == 1 { "" } else { "s" }
-}
-
-fn kind(t: UpdateType) -> String {
-    match t {
-        UpdateType::All => "available".into(),
-        other => other.as_str().to_lowercase(),
-    }
-}
-
-fn is_windows_action(action: &WorkAction) -> bool {
-    matches!(
-        action,
-        WorkAction::InstallWindowsUpdate { .. } | WorkAction::InstallAllWindowsUpdates { .. }
-    )
-}
 
 /// Checks the action's names before anything is stored.
 pub fn check_action(action: &WorkAction) -> ApiResult<()> {
@@ -99,34 +39,7 @@ fn child(
     parent: Option<&str>,
     now: Timestamp,
 ) -> WorkRequest {
-    WorkRequest {
-        id: new_ocid(ResourceKind::WorkRequest),
-        compartment_id: mi.compartment_id.clone(),
-        operation_type: operation(action),
-        status: WorkRequestStatus::Accepted,
-        description: Some(describe(action, &mi.display_name)),
-        message: None,
-        managed_instance: Some(IdName {
-            id: mi.id.clone(),
-            display_name: mi.display_name.clone(),
-        }),
-        os_family: mi.os_family,
-        percent_complete: 0.0,
-        time_accepted: now,
-        time_started: None,
-        time_finished: None,
-        parent_id: parent.map(str::to_string),
-        scheduled_job_id: None,
-        resources: vec![WorkRequestResource {
-            entity_type: "MANAGED_INSTANCE".into(),
-            action_type: WorkRequestActionType::InProgress,
-            identifier: mi.id.clone(),
-            name: Some(mi.display_name.clone()),
-            entity_uri: format!("/20190801/managedInstances/{}", mi.id),
-        }],
-        children_ids: vec![],
-        action: Some(action.clone()),
-    }
+    work_request_for(mi, action, parent, None, now)
 }
 
 impl App {

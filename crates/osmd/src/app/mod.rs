@@ -96,6 +96,8 @@ impl Tree {
 
 pub struct App {
     pub store: Arc<dyn Store>,
+    /// Wakes the scheduler when a job changes.
+    pub scheduler_wake: Arc<tokio::sync::Notify>,
     pub tenancy_id: String,
     pub home_region_key: String,
     caches: Mutex<Caches>,
@@ -105,6 +107,7 @@ impl App {
     pub fn new(store: Arc<dyn Store>, tenancy_id: String, home_region_key: String) -> Self {
         App {
             store,
+            scheduler_wake: Arc::new(tokio::sync::Notify::new()),
             tenancy_id,
             home_region_key,
             caches: Mutex::new(Caches::default()),

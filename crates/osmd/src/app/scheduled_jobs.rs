@@ -178,7 +178,10 @@ impl App {
         job.managed_instance_groups = groups;
         let record = retry.as_ref().map(|k| k.record(p, &job.id));
         match self.store.scheduled_job_create(&job, record.as_ref()).await {
-            Ok(()) => Ok((job, vec![])),
+            Ok(()) => {
+                self.scheduler_wake.notify_one();
+                Ok((job, vec![]))
+            }
             Err(StoreError::MissingReference(m)) => Err(ApiError::related_not_found(m)),
             Err(e) => {
                 let id = self.retry_after_race(p, retry.as_ref(), e).await?;
@@ -238,6 +241,7 @@ impl App {
                 )),
                 (e, _) => version_error(e, id),
             })?;
+        self.scheduler_wake.notify_one();
         let wrs = self.store.scheduled_job_work_requests(id).await?;
         Ok((job, wrs))
     }

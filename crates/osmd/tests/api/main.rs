@@ -10,6 +10,7 @@ mod identity;
 mod instances;
 mod operations;
 mod scheduled_jobs;
+mod scheduler;
 mod security;
 mod work_requests;
 

@@ -1,0 +1,178 @@
+//! The scheduler, driven with an injected clock: occurrences fire exactly once, create one
+//! work request per reached instance (groups expanded at fire time), advance the job, and
+//! occurrences missed longer ago than the catch-up window are recorded, not run.
+
+use jiff::{SignedDuration, Timestamp};
+use osm_core::{OccurrenceOutcome, OsFamily};
+use serde_json::{Value, json};
+
+use crate::{Backend, both_backends, instance, spawn_app};
+
+both_backends!(occurrences_fire_once_and_advance);
+
+fn rfc(t: Timestamp) -> String {
+    osm_core::time::format_rfc3339(t)
+}
+
+async fn occurrences_fire_once_and_advance(b: Backend) {
+    let app = spawn_app(b).await;
+    let t = app.tenancy.clone();
+    let g = app.group(&t, "fleet").await;
+    let hosts: Vec<_> = (0..2)
+        .map(|i| instance(&t, &format!("h{i}"), OsFamily::Linux))
+        .collect();
+    let lone = instance(&t, "lone", OsFamily::Linux);
+    let mut all = hosts.clone();
+    all.push(lone.clone());
+    app.store.managed_instance_insert_many(&all).await.unwrap();
+    for h in &hosts {
+        let r = app
+            .post(&format!("/20190801/managedInstanceGroups/{g}/actions/attachManagedInstance?managedInstanceId={}", h.id), None)
+            .await;
+        assert_eq!(r.status, 204);
+    }
+    // Whole seconds in the future, so the store's microseconds compare exactly.
+    let first = Timestamp::from_second(Timestamp::now().as_second() + 3600).unwrap();
+    let recurring: Value = app
+        .post(
+            "/20190801/scheduledJobs",
+            Some(&json!({"compartmentId": t, "displayName": "daily", "scheduleType": "RECURRING",
+                "timeNextExecution": rfc(first), "intervalType": "DAY", "intervalValue": "1",
+                "managedInstanceGroups": [{"id": g}], "operationType": "UPDATEALL", "updateType": "SECURITY"})),
+        )
+        .await
+        .json();
+    let once: Value = app
+        .post(
+            "/20190801/scheduledJobs",
+            Some(
+                &json!({"compartmentId": t, "displayName": "once", "scheduleType": "ONETIME",
+                "timeNextExecution": rfc(first), "managedInstances": [{"id": lone.id}],
+                "operationType": "INSTALL", "packageNames": [{"name": "bash"}, {"name": "curl"}]}),
+            ),
+        )
+        .await
+        .json();
+    let rid = recurring["id"].as_str().unwrap();
+    let oid = once["id"].as_str().unwrap();
+    let hour = SignedDuration::from_hours(1);
+
+    // Not due yet: nothing happens.
+    assert!(
+        osmd::scheduler::run_once(
+            app.store.as_ref(),
+            first - SignedDuration::from_secs(1),
+            hour
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    );
+
+    let fired = osmd::scheduler::run_once(
+        app.store.as_ref(),
+        first + SignedDuration::from_secs(2),
+        hour,
+    )
+    .await
+    .unwrap();
+    assert_eq!(fired.len(), 2);
+    assert!(
+        fired
+            .iter()
+            .all(|o| o.outcome == OccurrenceOutcome::Fired && o.time == first)
+    );
+    // Exactly once: the same instant again fires nothing.
+    assert!(
+        osmd::scheduler::run_once(
+            app.store.as_ref(),
+            first + SignedDuration::from_secs(3),
+            hour
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    );
+
+    let job: Value = app
+        .get(&format!("/20190801/scheduledJobs/{rid}"))
+        .await
+        .json();
+    assert_eq!(job["timeLastExecution"], rfc(first));
+    assert_eq!(
+        job["timeNextExecution"],
+        rfc(first + SignedDuration::from_hours(24))
+    );
+    let wrs = job["workRequests"].as_array().unwrap();
+    assert_eq!(wrs.len(), 2, "one per group member");
+    let wr: Value = app
+        .get(&format!(
+            "/20190801/workRequests/{}",
+            wrs[0]["id"].as_str().unwrap()
+        ))
+        .await
+        .json();
+    assert_eq!(wr["operationType"], "UPDATEALL");
+    assert_eq!(wr["status"], "ACCEPTED");
+    let once_job: Value = app
+        .get(&format!("/20190801/scheduledJobs/{oid}"))
+        .await
+        .json();
+    assert!(
+        once_job.get("timeNextExecution").is_none(),
+        "a one-time job does not come back: {once_job}"
+    );
+    let once_wrs = once_job["workRequests"].as_array().unwrap();
+    assert_eq!(once_wrs.len(), 1);
+    assert_eq!(
+        once_wrs[0]["displayName"],
+        "Install packages bash, curl on lone"
+    );
+
+    // A member joins: the next occurrence reaches it (groups are expanded at fire time).
+    let late = instance(&t, "late", OsFamily::Linux);
+    app.store.managed_instance_insert(&late).await.unwrap();
+    app.post(&format!("/20190801/managedInstanceGroups/{g}/actions/attachManagedInstance?managedInstanceId={}", late.id), None)
+        .await;
+    // osmd was down for two days: the occurrence of day 1 is older than the catch-up window
+    // and is recorded as missed; day 2's, 30 minutes old, still runs.
+    let now = first + SignedDuration::from_hours(48) + SignedDuration::from_mins(30);
+    let handled = osmd::scheduler::run_once(app.store.as_ref(), now, hour)
+        .await
+        .unwrap();
+    let outcomes: Vec<_> = handled.iter().map(|o| (o.outcome, o.time)).collect();
+    assert_eq!(
+        outcomes,
+        [
+            (
+                OccurrenceOutcome::Missed,
+                first + SignedDuration::from_hours(24)
+            ),
+            (
+                OccurrenceOutcome::Fired,
+                first + SignedDuration::from_hours(48)
+            ),
+        ]
+    );
+    assert_eq!(handled[1].work_request_ids.len(), 3);
+    let job: Value = app
+        .get(&format!("/20190801/scheduledJobs/{rid}"))
+        .await
+        .json();
+    assert_eq!(job["workRequests"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        job["timeNextExecution"],
+        rfc(first + SignedDuration::from_hours(72))
+    );
+
+    // Deleted jobs never fire.
+    app.delete(&format!("/20190801/scheduledJobs/{rid}"), None)
+        .await;
+    let later = first + SignedDuration::from_hours(72) + SignedDuration::from_secs(1);
+    assert!(
+        osmd::scheduler::run_once(app.store.as_ref(), later, hour)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
