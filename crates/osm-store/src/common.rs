@@ -1200,15 +1200,7 @@ macro_rules! impl_store {
                             insert_work_requests(&mut tx, &wrs, &logs).await?;
                             wr_ids = wrs.into_iter().map(|w| w.id).collect();
                         }
-                        let next = match (j.schedule_type, j.interval_type, j.interval_value) {
-                            (ScheduleType::Recurring, Some(it), Some(iv)) => {
-                                let anchor = anchor.map(ts).unwrap_or(occurrence);
-                                osm_core::schedule::Recurrence::new(anchor, it, iv, j.time_zone.as_deref())
-                                    .map(|r| r.next_after(occurrence).1)
-                                    .ok()
-                            }
-                            _ => None,
-                        };
+                        let next = next_occurrence(j, anchor, occurrence);
                         let last = if outcome == OccurrenceOutcome::Fired { Some(micros(occurrence)) } else { opt_micros(j.time_last_execution) };
                         sqlx::query("UPDATE scheduled_jobs SET time_next_execution = $1, time_last_execution = $2, version = version + 1 WHERE id = $3")
                             .bind(opt_micros(next))
@@ -1222,6 +1214,82 @@ macro_rules! impl_store {
                     }
                     tx.commit().await?;
                     Ok(fired)
+                }
+
+                async fn scheduled_job_run_now(&self, id: &str, now: Timestamp, retry: Option<&RetryRecord>) -> StoreResult<Occurrence> {
+                    let _t = timer("scheduled_job_run_now");
+                    let mut tx = self.write_tx().await?;
+                    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM scheduled_jobs WHERE id = $1{FOR_UPDATE}")))
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or(StoreError::NotFound)?;
+                    let mut j = job(&row)?;
+                    if j.lifecycle_state != LifecycleState::Active {
+                        return Err(StoreError::Conflict(format!("scheduled job {id} is {}", j.lifecycle_state)));
+                    }
+                    attach_targets(&mut *tx, std::slice::from_mut(&mut j)).await?;
+                    let recorded = sqlx::query(
+                        "INSERT INTO scheduled_job_occurrences (job_id, occurrence_time, outcome, time_recorded) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(id)
+                    .bind(micros(now))
+                    .bind(OccurrenceOutcome::RunNow.as_str())
+                    .bind(micros(now))
+                    .execute(&mut *tx)
+                    .await;
+                    match recorded {
+                        Ok(_) => {}
+                        Err(e) if is_unique_violation(&e) => {
+                            return Err(StoreError::Conflict(format!("scheduled job {id} already ran at this instant")));
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                    let instances = Self::expand_targets(&mut tx, &j).await?;
+                    let (wrs, logs) = osm_core::work::occurrence_work(&j, &instances, now, now);
+                    insert_work_requests(&mut tx, &wrs, &logs).await?;
+                    // The recurrence stays as it was; only the last execution moves.
+                    sqlx::query("UPDATE scheduled_jobs SET time_last_execution = $1, version = version + 1 WHERE id = $2")
+                        .bind(micros(now))
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    put_retry(&mut tx, retry).await?;
+                    tx.commit().await?;
+                    Ok(Occurrence { job_id: id.to_string(), time: now, outcome: OccurrenceOutcome::RunNow, work_request_ids: wrs.into_iter().map(|w| w.id).collect() })
+                }
+
+                async fn scheduled_job_skip_next(&self, id: &str, now: Timestamp, expected_version: Option<i64>, retry: Option<&RetryRecord>) -> StoreResult<Occurrence> {
+                    let _t = timer("scheduled_job_skip_next");
+                    let mut tx = self.write_tx().await?;
+                    Self::checked_version(&mut tx, "scheduled_jobs", id, expected_version).await?;
+                    let row = sqlx::query("SELECT * FROM scheduled_jobs WHERE id = $1").bind(id).fetch_one(&mut *tx).await?;
+                    let j = job(&row)?;
+                    let anchor: Option<i64> = row.try_get("recurrence_anchor")?;
+                    if j.lifecycle_state != LifecycleState::Active {
+                        return Err(StoreError::Conflict(format!("scheduled job {id} is {}", j.lifecycle_state)));
+                    }
+                    if j.schedule_type != ScheduleType::Recurring {
+                        return Err(StoreError::Conflict(format!("scheduled job {id} runs once; only a recurring job can skip its next run (delete it instead)")));
+                    }
+                    let Some(skipped) = j.time_next_execution else {
+                        return Err(StoreError::Conflict(format!("scheduled job {id} has no next run")));
+                    };
+                    sqlx::query("INSERT INTO scheduled_job_occurrences (job_id, occurrence_time, outcome, time_recorded) VALUES ($1, $2, $3, $4)")
+                        .bind(id)
+                        .bind(micros(skipped))
+                        .bind(OccurrenceOutcome::Skipped.as_str())
+                        .bind(micros(now))
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("UPDATE scheduled_jobs SET time_next_execution = $1, version = version + 1 WHERE id = $2")
+                        .bind(opt_micros(next_occurrence(&j, anchor, skipped)))
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    put_retry(&mut tx, retry).await?;
+                    tx.commit().await?;
+                    Ok(Occurrence { job_id: id.to_string(), time: skipped, outcome: OccurrenceOutcome::Skipped, work_request_ids: vec![] })
                 }
 
                 async fn work_request_insert_many(&self, wrs: &[WorkRequest], logs: &[(String, WorkRequestLogEntry)]) -> StoreResult<()> {
@@ -1547,6 +1615,19 @@ macro_rules! impl_store {
                     StoreError::MissingReference("a referenced resource does not exist".into())
                 } else {
                     e.into()
+                }
+            }
+
+            /// The occurrence after `occurrence` of a recurring job (none for a one-time job).
+            fn next_occurrence(j: &ScheduledJob, anchor: Option<i64>, occurrence: Timestamp) -> Option<Timestamp> {
+                match (j.schedule_type, j.interval_type, j.interval_value) {
+                    (ScheduleType::Recurring, Some(it), Some(iv)) => {
+                        let anchor = anchor.map(ts).unwrap_or(occurrence);
+                        osm_core::schedule::Recurrence::new(anchor, it, iv, j.time_zone.as_deref())
+                            .map(|r| r.next_after(occurrence).1)
+                            .ok()
+                    }
+                    _ => None,
                 }
             }
 

@@ -302,6 +302,23 @@ pub trait Store: Send + Sync + 'static {
         catch_up: jiff::SignedDuration,
         limit: u32,
     ) -> StoreResult<Vec<Occurrence>>;
+    /// Fires an extra occurrence at `now` (work requests for every instance the job reaches);
+    /// the recurrence does not move. `Conflict` for a job that is not active.
+    async fn scheduled_job_run_now(
+        &self,
+        id: &str,
+        now: Timestamp,
+        retry: Option<&RetryRecord>,
+    ) -> StoreResult<Occurrence>;
+    /// Records the next occurrence of a recurring job as skipped and advances past it.
+    /// `Conflict` for a one-time or inactive job.
+    async fn scheduled_job_skip_next(
+        &self,
+        id: &str,
+        now: Timestamp,
+        expected_version: Option<i64>,
+        retry: Option<&RetryRecord>,
+    ) -> StoreResult<Occurrence>;
     /// Work requests created by the job's occurrences, newest first.
     async fn scheduled_job_work_requests(&self, id: &str) -> StoreResult<Vec<IdName>>;
 

@@ -260,6 +260,77 @@ impl App {
             .map_err(|e| version_error(e, id))
     }
 
+    /// Fires an extra occurrence now; the recurrence stays as it is.
+    pub async fn job_run_now(
+        &self,
+        p: &Principal,
+        id: &str,
+        if_match: Option<&str>,
+        retry: Option<RetryKey>,
+    ) -> ApiResult<osm_core::Occurrence> {
+        let current = self.job_live(p, id).await?;
+        check_if_match(if_match, WHAT, id, current.version)?;
+        if self.retry_replay(p, retry.as_ref()).await?.is_some() {
+            return Ok(osm_core::Occurrence {
+                job_id: id.into(),
+                time: Timestamp::now(),
+                outcome: osm_core::OccurrenceOutcome::RunNow,
+                work_request_ids: vec![],
+            });
+        }
+        let record = retry.as_ref().map(|k| k.record(p, id));
+        match self
+            .store
+            .scheduled_job_run_now(id, Timestamp::now(), record.as_ref())
+            .await
+        {
+            Ok(o) => Ok(o),
+            Err(StoreError::Conflict(m)) => Err(ApiError::incorrect_state(m)),
+            Err(e @ StoreError::RetryTokenUsed) => {
+                self.retry_after_race(p, retry.as_ref(), e).await?;
+                Ok(osm_core::Occurrence {
+                    job_id: id.into(),
+                    time: Timestamp::now(),
+                    outcome: osm_core::OccurrenceOutcome::RunNow,
+                    work_request_ids: vec![],
+                })
+            }
+            Err(e) => Err(version_error(e, id)),
+        }
+    }
+
+    /// Skips the next occurrence of a recurring job (409 for a one-time job).
+    pub async fn job_skip_next(
+        &self,
+        p: &Principal,
+        id: &str,
+        if_match: Option<&str>,
+        retry: Option<RetryKey>,
+    ) -> ApiResult<()> {
+        let current = self.job_live(p, id).await?;
+        let expected = check_if_match(if_match, WHAT, id, current.version)?;
+        if self.retry_replay(p, retry.as_ref()).await?.is_some() {
+            return Ok(());
+        }
+        let record = retry.as_ref().map(|k| k.record(p, id));
+        match self
+            .store
+            .scheduled_job_skip_next(id, Timestamp::now(), expected, record.as_ref())
+            .await
+        {
+            Ok(_) => {
+                self.scheduler_wake.notify_one();
+                Ok(())
+            }
+            Err(StoreError::Conflict(m)) => Err(ApiError::incorrect_state(m)),
+            Err(e @ StoreError::RetryTokenUsed) => self
+                .retry_after_race(p, retry.as_ref(), e)
+                .await
+                .map(|_| ()),
+            Err(e) => Err(version_error(e, id)),
+        }
+    }
+
     pub async fn job_change_compartment(
         &self,
         p: &Principal,

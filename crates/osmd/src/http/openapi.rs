@@ -80,6 +80,8 @@ pub const OPERATIONS: &[Operation] = &[
     op!("PUT" "/20190801/scheduledJobs/{scheduledJobId}" "UpdateScheduledJob", "Update a scheduled job", [], Some("UpdateScheduledJobDetails"), Object("ScheduledJob")),
     op!("DELETE" "/20190801/scheduledJobs/{scheduledJobId}" "DeleteScheduledJob", "Delete a scheduled job (its history stays)", [], None, Empty),
     op!("POST" "/20190801/scheduledJobs/{scheduledJobId}/actions/changeCompartment" "ChangeScheduledJobCompartment", "Move a scheduled job to another compartment", [], Some("ChangeScheduledJobCompartmentDetails"), Empty),
+    op!("POST" "/20190801/scheduledJobs/{scheduledJobId}/actions/runNow" "RunScheduledJobNow", "Fire an extra occurrence now (the recurrence does not move)", [], None, Empty),
+    op!("POST" "/20190801/scheduledJobs/{scheduledJobId}/actions/skipNextExecution" "SkipNextScheduledJobExecution", "Skip the next occurrence of a recurring job", [], None, Empty),
     op!("GET" "/20190801/workRequests" "ListWorkRequests", "List work requests",
         ["compartmentId" true, "displayName" false, "managedInstanceId" false, "limit" false, "page" false, "sortOrder" false, "sortBy" false, "osFamily" false], None, List("WorkRequestSummary")),
     op!("GET" "/20190801/workRequests/{workRequestId}" "GetWorkRequest", "Get a work request", [], None, Object("WorkRequest")),

@@ -27,6 +27,14 @@ pub fn routes() -> Router<AppState> {
             &format!("{BASE}/{{scheduled_job_id}}/actions/changeCompartment"),
             post(change_compartment),
         )
+        .route(
+            &format!("{BASE}/{{scheduled_job_id}}/actions/runNow"),
+            post(run_now),
+        )
+        .route(
+            &format!("{BASE}/{{scheduled_job_id}}/actions/skipNextExecution"),
+            post(skip_next),
+        )
 }
 
 fn respond(job: &osm_core::ScheduledJob, work_requests: Vec<osm_core::IdName>) -> Response {
@@ -162,4 +170,49 @@ async fn change_compartment(
         )
         .await?;
     Ok(no_content())
+}
+
+async fn run_now(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let retry = RetryKey::new(
+        retry_token(&headers)?,
+        format!("RunScheduledJobNow:{id}"),
+        &[],
+    );
+    s.app
+        .job_run_now(&p, &id, if_match(&headers)?.as_deref(), retry)
+        .await?;
+    let (job, _) = s.app.job_get(&p, &id).await?;
+    Ok(with_etag(&job))
+}
+
+async fn skip_next(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let retry = RetryKey::new(
+        retry_token(&headers)?,
+        format!("SkipNextScheduledJobExecution:{id}"),
+        &[],
+    );
+    s.app
+        .job_skip_next(&p, &id, if_match(&headers)?.as_deref(), retry)
+        .await?;
+    let (job, _) = s.app.job_get(&p, &id).await?;
+    Ok(with_etag(&job))
+}
+
+/// `204` with the job's new etag (the actions answer no body).
+fn with_etag(job: &osm_core::ScheduledJob) -> Response {
+    let mut resp = no_content();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&etag(&job.id, job.version)) {
+        resp.headers_mut().insert(axum::http::header::ETAG, v);
+    }
+    resp
 }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::{Backend, both_backends, instance, spawn_app};
 
-both_backends!(occurrences_fire_once_and_advance);
+both_backends!(occurrences_fire_once_and_advance, run_now_and_skip_next);
 
 fn rfc(t: Timestamp) -> String {
     osm_core::time::format_rfc3339(t)
@@ -175,4 +175,103 @@ async fn occurrences_fire_once_and_advance(b: Backend) {
             .unwrap()
             .is_empty()
     );
+}
+
+async fn run_now_and_skip_next(b: Backend) {
+    let app = spawn_app(b).await;
+    let t = app.tenancy.clone();
+    let mi = instance(&t, "host", OsFamily::Linux);
+    app.store.managed_instance_insert(&mi).await.unwrap();
+    let first = Timestamp::from_second(Timestamp::now().as_second() + 7200).unwrap();
+    let mk = |name: &str, kind: &str| {
+        let mut body = json!({"compartmentId": t, "displayName": name, "scheduleType": kind,
+            "timeNextExecution": rfc(first), "managedInstances": [{"id": mi.id}], "operationType": "UPDATEALL"});
+        if kind == "RECURRING" {
+            body["intervalType"] = json!("WEEK");
+            body["intervalValue"] = json!("1");
+        }
+        body
+    };
+    let weekly: Value = app
+        .post("/20190801/scheduledJobs", Some(&mk("weekly", "RECURRING")))
+        .await
+        .json();
+    let once: Value = app
+        .post("/20190801/scheduledJobs", Some(&mk("once", "ONETIME")))
+        .await
+        .json();
+    let wid = weekly["id"].as_str().unwrap();
+    let oid = once["id"].as_str().unwrap();
+
+    // Run now: an extra occurrence, the recurrence untouched.
+    let r = app
+        .post(
+            &format!("/20190801/scheduledJobs/{wid}/actions/runNow"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert!(r.header("etag").is_some());
+    let job: Value = app
+        .get(&format!("/20190801/scheduledJobs/{wid}"))
+        .await
+        .json();
+    assert_eq!(job["workRequests"].as_array().unwrap().len(), 1);
+    assert_eq!(job["timeNextExecution"], rfc(first));
+    assert!(job["timeLastExecution"].is_string());
+
+    // Skip next: the next occurrence is recorded as skipped and the job moves a week on.
+    let r = app
+        .post(
+            &format!("/20190801/scheduledJobs/{wid}/actions/skipNextExecution"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    let job: Value = app
+        .get(&format!("/20190801/scheduledJobs/{wid}"))
+        .await
+        .json();
+    assert_eq!(
+        job["timeNextExecution"],
+        rfc(first + SignedDuration::from_hours(24 * 7))
+    );
+    // Nothing fires at the skipped time.
+    let at_skipped = first + SignedDuration::from_secs(1);
+    let fired = osmd::scheduler::run_once(
+        app.store.as_ref(),
+        at_skipped,
+        SignedDuration::from_hours(1),
+    )
+    .await
+    .unwrap();
+    assert!(fired.iter().all(|o| o.job_id != wid), "{fired:?}");
+
+    // A one-time job cannot skip (409); a stale etag is refused (412).
+    let r = app
+        .post(
+            &format!("/20190801/scheduledJobs/{oid}/actions/skipNextExecution"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(r.json::<Value>()["code"], "IncorrectState");
+    let r = app
+        .post_with(
+            &format!("/20190801/scheduledJobs/{wid}/actions/runNow"),
+            None,
+            &[("if-match", "\"stale\"")],
+        )
+        .await;
+    assert_eq!(r.status, 412);
+    // Deleted jobs cannot run.
+    app.delete(&format!("/20190801/scheduledJobs/{wid}"), None)
+        .await;
+    let r = app
+        .post(
+            &format!("/20190801/scheduledJobs/{wid}/actions/runNow"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 404);
 }
