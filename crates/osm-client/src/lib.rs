@@ -365,3 +365,119 @@ mod tests {
         );
     }
 }
+
+/// A client for the agent protocol (`/agent/v1/…`): enrols with an install key, then signs
+/// every call with HMAC-SHA256 and the secret enrolment returned.
+#[derive(Clone)]
+pub struct AgentClient {
+    http: reqwest::Client,
+    base: String,
+    pub instance_id: String,
+    secret: String,
+}
+
+impl AgentClient {
+    fn http(ca_pem: Option<&[u8]>) -> Result<reqwest::Client, ClientError> {
+        let mut builder = reqwest::Client::builder().pool_max_idle_per_host(4);
+        if let Some(ca) = ca_pem {
+            let cert = reqwest::Certificate::from_pem(ca)
+                .map_err(|e| ClientError::Invalid(format!("CA bundle: {e}")))?;
+            builder = builder.tls_certs_only([cert]);
+        }
+        Ok(builder.build()?)
+    }
+
+    /// Enrols a host; returns the client and the server's answer (instance id, compartment).
+    pub async fn enroll(
+        endpoint: &str,
+        ca_pem: Option<&[u8]>,
+        install_key: &str,
+        body: &serde_json::Value,
+    ) -> Result<(AgentClient, serde_json::Value), ClientError> {
+        let http = Self::http(ca_pem)?;
+        let base = endpoint.trim_end_matches('/').to_string();
+        let resp = http
+            .post(format!("{base}/agent/v1/enroll"))
+            .header("authorization", format!("OsmInstallKey {install_key}"))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await?;
+        let status = resp.status();
+        let answer: serde_json::Value = resp.json().await?;
+        if !status.is_success() {
+            return Err(ClientError::Invalid(format!(
+                "enrolment refused ({status}): {}",
+                answer["message"]
+            )));
+        }
+        let field = |k: &str| {
+            answer[k]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| ClientError::Invalid(format!("enrolment answer lacks {k}")))
+        };
+        Ok((
+            AgentClient {
+                http,
+                base,
+                instance_id: field("instanceId")?,
+                secret: field("secret")?,
+            },
+            answer,
+        ))
+    }
+
+    /// A client for an instance that enrolled earlier (its identity kept on disk).
+    pub fn resume(
+        endpoint: &str,
+        ca_pem: Option<&[u8]>,
+        instance_id: &str,
+        secret: &str,
+    ) -> Result<AgentClient, ClientError> {
+        Ok(AgentClient {
+            http: Self::http(ca_pem)?,
+            base: endpoint.trim_end_matches('/').to_string(),
+            instance_id: instance_id.to_string(),
+            secret: secret.to_string(),
+        })
+    }
+
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+
+    /// A signed POST of `body` to `path` (e.g. `/agent/v1/heartbeat`).
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<ApiResponse, ClientError> {
+        let bytes = body.to_string().into_bytes();
+        let date = httpsig::imf_fixdate(Timestamp::now());
+        let digest = httpsig::body_digest(&bytes);
+        let message = format!("{date}\npost {path}\n{digest}");
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, self.secret.as_bytes());
+        use base64::Engine;
+        let signature = base64::engine::general_purpose::STANDARD
+            .encode(aws_lc_rs::hmac::sign(&key, message.as_bytes()).as_ref());
+        let resp = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .header(
+                "authorization",
+                format!("OsmAgent {}:{signature}", self.instance_id),
+            )
+            .header("date", date)
+            .header("x-content-sha256", digest)
+            .header("content-type", "application/json")
+            .body(bytes)
+            .send()
+            .await?;
+        Ok(ApiResponse {
+            status: resp.status().as_u16(),
+            headers: resp.headers().clone(),
+            body: resp.bytes().await?.to_vec(),
+        })
+    }
+}

@@ -295,6 +295,40 @@ pub struct WorkRequestError {
     pub timestamp: Timestamp,
 }
 
+/// A key agents enrol with; it places their instance in `compartment_id`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstallKey {
+    pub id: String,
+    pub compartment_id: String,
+    pub display_name: String,
+    pub time_created: Timestamp,
+    pub time_revoked: Option<Timestamp>,
+}
+
+/// What an agent reports about its host at each heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentFacts {
+    pub os_name: Option<String>,
+    pub os_version: Option<String>,
+    pub os_kernel_version: Option<String>,
+    pub last_boot: Option<Timestamp>,
+    #[serde(default)]
+    pub is_reboot_required: bool,
+    /// Available updates by type, when the agent has scanned.
+    pub updates: Option<UpdateCountsWire>,
+}
+
+/// Update counts as agents send them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateCountsWire {
+    pub security: i64,
+    pub bug: i64,
+    pub enhancement: i64,
+    pub other: i64,
+}
+
 /// What became of one occurrence of a scheduled job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OccurrenceOutcome {

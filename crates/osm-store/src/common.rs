@@ -1292,6 +1292,319 @@ macro_rules! impl_store {
                     Ok(Occurrence { job_id: id.to_string(), time: skipped, outcome: OccurrenceOutcome::Skipped, work_request_ids: vec![] })
                 }
 
+                async fn work_request_claim(&self, instance_id: &str, now: Timestamp, lease: jiff::SignedDuration, limit: u32) -> StoreResult<Vec<WorkRequest>> {
+                    let _t = timer("work_request_claim");
+                    let mut tx = self.write_tx().await?;
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT id FROM work_requests WHERE managed_instance_id = $1 AND status = 'ACCEPTED' AND action IS NOT NULL ORDER BY time_accepted, id LIMIT $2{FOR_UPDATE_SKIP_LOCKED}"
+                    )))
+                    .bind(instance_id)
+                    .bind(limit as i64)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let ids: Vec<String> = rows.iter().map(|r| r.try_get::<String, _>("id")).collect::<Result<_, _>>()?;
+                    if ids.is_empty() {
+                        return Ok(vec![]);
+                    }
+                    let mut qb = QueryBuilder::<$db>::new("UPDATE work_requests SET status = 'IN_PROGRESS', time_started = ");
+                    qb.push_bind(micros(now));
+                    qb.push(", lease_expires = ");
+                    qb.push_bind(micros(now + lease));
+                    qb.push(" WHERE status = 'ACCEPTED' AND id IN (");
+                    let mut sep = qb.separated(", ");
+                    for id in &ids {
+                        sep.push_bind(id.clone());
+                    }
+                    qb.push(")");
+                    qb.build().execute(&mut *tx).await?;
+                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO work_request_logs (work_request_id, entry_id, message, time_created) ");
+                    qb.push_values(&ids, |mut b, id| {
+                        b.push_bind(id.clone()).push_bind(entry_id()).push_bind("Started by the agent").push_bind(micros(now));
+                    });
+                    qb.build().execute(&mut *tx).await?;
+                    let mut claimed = vec![];
+                    let mut parents = std::collections::BTreeSet::new();
+                    for id in &ids {
+                        let row = sqlx::query("SELECT * FROM work_requests WHERE id = $1").bind(id).fetch_one(&mut *tx).await?;
+                        let wr = work_request(&row)?;
+                        if let Some(p) = &wr.parent_id {
+                            parents.insert(p.clone());
+                        }
+                        claimed.push(wr);
+                    }
+                    for parent in parents {
+                        rederive_parent(&mut tx, &parent, now).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(claimed)
+                }
+
+                async fn work_request_renew_leases(&self, instance_id: &str, now: Timestamp, lease: jiff::SignedDuration) -> StoreResult<Vec<(String, WorkRequestStatus)>> {
+                    let _t = timer("work_request_renew_leases");
+                    let mut tx = self.write_tx().await?;
+                    sqlx::query("UPDATE work_requests SET lease_expires = $1 WHERE managed_instance_id = $2 AND status IN ('IN_PROGRESS', 'CANCELLING')")
+                        .bind(micros(now + lease))
+                        .bind(instance_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    let rows = sqlx::query("SELECT id, status FROM work_requests WHERE managed_instance_id = $1 AND status IN ('IN_PROGRESS', 'CANCELLING') ORDER BY time_accepted, id")
+                        .bind(instance_id)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    rows.iter()
+                        .map(|r| Ok((r.try_get("id")?, parse_enum("status", &r.try_get::<String, _>("status")?)?)))
+                        .collect()
+                }
+
+                async fn work_request_log_append(&self, id: &str, lines: &[WorkRequestLogEntry]) -> StoreResult<()> {
+                    let _t = timer("work_request_log_append");
+                    if lines.is_empty() {
+                        return Ok(());
+                    }
+                    let mut tx = self.write_tx().await?;
+                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO work_request_logs (work_request_id, entry_id, message, time_created) ");
+                    qb.push_values(lines, |mut b, l| {
+                        b.push_bind(id.to_string()).push_bind(entry_id()).push_bind(l.message.clone()).push_bind(micros(l.timestamp));
+                    });
+                    qb.build().execute(&mut *tx).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn work_request_errors_add(&self, id: &str, errors: &[WorkRequestError]) -> StoreResult<()> {
+                    let _t = timer("work_request_errors_add");
+                    if errors.is_empty() {
+                        return Ok(());
+                    }
+                    let mut tx = self.write_tx().await?;
+                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO work_request_errors (work_request_id, entry_id, code, message, time_created) ");
+                    qb.push_values(errors, |mut b, e| {
+                        b.push_bind(id.to_string()).push_bind(entry_id()).push_bind(e.code.clone()).push_bind(e.message.clone()).push_bind(micros(e.timestamp));
+                    });
+                    qb.build().execute(&mut *tx).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn work_request_expire_leases(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<String>> {
+                    let _t = timer("work_request_expire_leases");
+                    let mut tx = self.write_tx().await?;
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT id, managed_instance_name, lease_expires, parent_id FROM work_requests WHERE status IN ('IN_PROGRESS', 'CANCELLING') AND lease_expires < $1 ORDER BY lease_expires LIMIT $2{FOR_UPDATE_SKIP_LOCKED}"
+                    )))
+                    .bind(micros(now))
+                    .bind(limit as i64)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let mut expired = vec![];
+                    let mut parents = std::collections::BTreeSet::new();
+                    for r in &rows {
+                        let id: String = r.try_get("id")?;
+                        let host: Option<String> = r.try_get("managed_instance_name")?;
+                        let lease: Option<i64> = r.try_get("lease_expires")?;
+                        let message = format!(
+                            "the agent on {} stopped reporting; its lease on this work request expired at {}. Check that the agent runs and reaches osmd, then retry the action",
+                            host.as_deref().unwrap_or("the instance"),
+                            lease.map(|l| osm_core::time::format_rfc3339(ts(l))).unwrap_or_default()
+                        );
+                        sqlx::query("UPDATE work_requests SET status = 'FAILED', time_finished = $1, percent_complete = 100, message = $2, lease_expires = NULL WHERE id = $3")
+                            .bind(micros(now))
+                            .bind(&message)
+                            .bind(&id)
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query("INSERT INTO work_request_errors (work_request_id, entry_id, code, message, time_created) VALUES ($1, $2, $3, $4, $5)")
+                            .bind(&id)
+                            .bind(entry_id())
+                            .bind("LeaseExpired")
+                            .bind(&message)
+                            .bind(micros(now))
+                            .execute(&mut *tx)
+                            .await?;
+                        if let Some(p) = r.try_get::<Option<String>, _>("parent_id")? {
+                            parents.insert(p);
+                        }
+                        expired.push(id);
+                    }
+                    for parent in parents {
+                        rederive_parent(&mut tx, &parent, now).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(expired)
+                }
+
+                async fn work_request_purge(&self, before: Timestamp, limit: u32) -> StoreResult<u64> {
+                    let _t = timer("work_request_purge");
+                    let mut tx = self.write_tx().await?;
+                    // Parents go with their children only once every child is terminal and old.
+                    let rows = sqlx::query(
+                        "SELECT id FROM work_requests w WHERE status IN ('SUCCEEDED', 'FAILED', 'CANCELED') AND time_finished < $1 AND NOT EXISTS (SELECT 1 FROM work_requests c WHERE c.parent_id = w.id AND NOT (c.status IN ('SUCCEEDED', 'FAILED', 'CANCELED') AND c.time_finished < $1)) ORDER BY time_finished LIMIT $2",
+                    )
+                    .bind(micros(before))
+                    .bind(limit as i64)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let ids: Vec<String> = rows.iter().map(|r| r.try_get::<String, _>("id")).collect::<Result<_, _>>()?;
+                    if ids.is_empty() {
+                        return Ok(0);
+                    }
+                    for table in ["work_request_logs", "work_request_errors"] {
+                        let mut qb = QueryBuilder::<$db>::new(format!("DELETE FROM {table} WHERE work_request_id IN ("));
+                        let mut sep = qb.separated(", ");
+                        for id in &ids {
+                            sep.push_bind(id.clone());
+                        }
+                        qb.push(")");
+                        qb.build().execute(&mut *tx).await?;
+                    }
+                    let mut qb = QueryBuilder::<$db>::new("DELETE FROM work_requests WHERE status IN ('SUCCEEDED', 'FAILED', 'CANCELED') AND id IN (");
+                    let mut sep = qb.separated(", ");
+                    for id in &ids {
+                        sep.push_bind(id.clone());
+                    }
+                    qb.push(")");
+                    let done = qb.build().execute(&mut *tx).await?;
+                    tx.commit().await?;
+                    Ok(done.rows_affected())
+                }
+
+                async fn install_key_create(&self, key: &InstallKey, secret_hash: &str) -> StoreResult<()> {
+                    let _t = timer("install_key_create");
+                    let mut tx = self.write_tx().await?;
+                    sqlx::query("INSERT INTO install_keys (id, compartment_id, display_name, secret_hash, time_created, time_revoked) VALUES ($1, $2, $3, $4, $5, $6)")
+                        .bind(&key.id)
+                        .bind(&key.compartment_id)
+                        .bind(&key.display_name)
+                        .bind(secret_hash)
+                        .bind(micros(key.time_created))
+                        .bind(opt_micros(key.time_revoked))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_insert_error)?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn install_key_find(&self, secret_hash: &str) -> StoreResult<Option<InstallKey>> {
+                    let _t = timer("install_key_find");
+                    let row = sqlx::query("SELECT * FROM install_keys WHERE secret_hash = $1 AND time_revoked IS NULL")
+                        .bind(secret_hash)
+                        .fetch_optional(self.read())
+                        .await?;
+                    row.as_ref().map(install_key).transpose()
+                }
+
+                async fn install_key_list(&self, compartment_id: &str) -> StoreResult<Vec<InstallKey>> {
+                    let _t = timer("install_key_list");
+                    let rows = sqlx::query("SELECT * FROM install_keys WHERE compartment_id = $1 ORDER BY time_created, id")
+                        .bind(compartment_id)
+                        .fetch_all(self.read())
+                        .await?;
+                    rows.iter().map(install_key).collect()
+                }
+
+                async fn install_key_revoke(&self, id: &str, now: Timestamp) -> StoreResult<()> {
+                    let _t = timer("install_key_revoke");
+                    let mut tx = self.write_tx().await?;
+                    let done = sqlx::query("UPDATE install_keys SET time_revoked = COALESCE(time_revoked, $1) WHERE id = $2")
+                        .bind(micros(now))
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::NotFound);
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn agent_enroll(&self, mi: &ManagedInstance, secret: &str) -> StoreResult<()> {
+                    let _t = timer("agent_enroll");
+                    let mut tx = self.write_tx().await?;
+                    Self::live_compartment(&mut tx, &mi.compartment_id).await?;
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "INSERT INTO managed_instances (id, compartment_id, display_name, description, os_name, os_version, os_kernel_version, os_family, status, last_checkin, last_boot, is_reboot_required, notification_topic_id, is_data_collection_authorized, security_updates, bug_updates, enhancement_updates, other_updates, time_created, version) ",
+                    );
+                    qb.push_values(std::slice::from_ref(mi), |mut b, mi| {
+                        b.push_bind(mi.id.clone())
+                            .push_bind(mi.compartment_id.clone())
+                            .push_bind(mi.display_name.clone())
+                            .push_bind(mi.description.clone())
+                            .push_bind(mi.os_name.clone())
+                            .push_bind(mi.os_version.clone())
+                            .push_bind(mi.os_kernel_version.clone())
+                            .push_bind(mi.os_family.as_str())
+                            .push_bind(mi.status.as_str())
+                            .push_bind(opt_micros(mi.last_checkin))
+                            .push_bind(opt_micros(mi.last_boot))
+                            .push_bind(mi.is_reboot_required)
+                            .push_bind(mi.notification_topic_id.clone())
+                            .push_bind(mi.is_data_collection_authorized)
+                            .push_bind(mi.updates.security)
+                            .push_bind(mi.updates.bug)
+                            .push_bind(mi.updates.enhancement)
+                            .push_bind(mi.updates.other)
+                            .push_bind(micros(mi.time_created))
+                            .push_bind(mi.version);
+                    });
+                    qb.build().execute(&mut *tx).await.map_err(map_insert_error)?;
+                    sqlx::query("INSERT INTO agent_credentials (instance_id, secret, time_created) VALUES ($1, $2, $3)")
+                        .bind(&mi.id)
+                        .bind(secret)
+                        .bind(micros(mi.time_created))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_insert_error)?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn agent_secret(&self, instance_id: &str) -> StoreResult<Option<String>> {
+                    let _t = timer("agent_secret");
+                    let row = sqlx::query("SELECT secret FROM agent_credentials WHERE instance_id = $1")
+                        .bind(instance_id)
+                        .fetch_optional(self.read())
+                        .await?;
+                    Ok(row.map(|r| r.try_get("secret")).transpose()?)
+                }
+
+                async fn agent_report(&self, instance_id: &str, facts: &AgentFacts, now: Timestamp) -> StoreResult<()> {
+                    let _t = timer("agent_report");
+                    let mut tx = self.write_tx().await?;
+                    let mut qb = QueryBuilder::<$db>::new("UPDATE managed_instances SET status = 'NORMAL', last_checkin = ");
+                    qb.push_bind(micros(now));
+                    qb.push(", is_reboot_required = ");
+                    qb.push_bind(facts.is_reboot_required);
+                    for (col, value) in [("os_name", &facts.os_name), ("os_version", &facts.os_version), ("os_kernel_version", &facts.os_kernel_version)] {
+                        if let Some(v) = value {
+                            qb.push(format!(", {col} = "));
+                            qb.push_bind(v.clone());
+                        }
+                    }
+                    if let Some(b) = facts.last_boot {
+                        qb.push(", last_boot = ");
+                        qb.push_bind(micros(b));
+                    }
+                    if let Some(u) = facts.updates {
+                        qb.push(", security_updates = ");
+                        qb.push_bind(u.security);
+                        qb.push(", bug_updates = ");
+                        qb.push_bind(u.bug);
+                        qb.push(", enhancement_updates = ");
+                        qb.push_bind(u.enhancement);
+                        qb.push(", other_updates = ");
+                        qb.push_bind(u.other);
+                    }
+                    qb.push(" WHERE id = ");
+                    qb.push_bind(instance_id.to_string());
+                    if qb.build().execute(&mut *tx).await?.rows_affected() == 0 {
+                        return Err(StoreError::NotFound);
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                }
+
                 async fn work_request_insert_many(&self, wrs: &[WorkRequest], logs: &[(String, WorkRequestLogEntry)]) -> StoreResult<()> {
                     self.work_request_submit(wrs, logs, None).await
                 }
@@ -1365,32 +1678,7 @@ macro_rules! impl_store {
                         .await?
                         .try_get("parent_id")?;
                     if let Some(parent) = parent {
-                        // Lock the parent so concurrent children re-derive it one at a time.
-                        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT id FROM work_requests WHERE id = $1{FOR_UPDATE}")))
-                            .bind(&parent)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        let rows = sqlx::query("SELECT status FROM work_requests WHERE parent_id = $1")
-                            .bind(&parent)
-                            .fetch_all(&mut *tx)
-                            .await?;
-                        let statuses = rows
-                            .iter()
-                            .map(|r| parse_enum::<WorkRequestStatus>("status", &r.try_get::<String, _>("status")?))
-                            .collect::<StoreResult<Vec<_>>>()?;
-                        let (status, percent) = osm_core::lifecycle::parent_status(&statuses);
-                        let started = (status != WorkRequestStatus::Accepted).then(|| micros(now));
-                        let finished = status.is_terminal().then(|| micros(now));
-                        sqlx::query(
-                            "UPDATE work_requests SET status = $1, percent_complete = $2, time_started = COALESCE(time_started, $3), time_finished = COALESCE(time_finished, $4) WHERE id = $5",
-                        )
-                        .bind(status.as_str())
-                        .bind(percent as f64)
-                        .bind(started)
-                        .bind(finished)
-                        .bind(&parent)
-                        .execute(&mut *tx)
-                        .await?;
+                        rederive_parent(&mut tx, &parent, now).await?;
                     }
                     tx.commit().await?;
                     self.work_request_get(id).await?.ok_or(StoreError::NotFound)
@@ -1616,6 +1904,44 @@ macro_rules! impl_store {
                 } else {
                     e.into()
                 }
+            }
+
+            /// Re-derives a parent work request's status and progress from all its children
+            /// (locking the parent so concurrent children do it one at a time).
+            async fn rederive_parent(tx: &mut Tx, parent: &str, now: Timestamp) -> StoreResult<()> {
+                sqlx::query(sqlx::AssertSqlSafe(format!("SELECT id FROM work_requests WHERE id = $1{FOR_UPDATE}")))
+                    .bind(parent)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                let rows = sqlx::query("SELECT status FROM work_requests WHERE parent_id = $1").bind(parent).fetch_all(&mut **tx).await?;
+                let statuses = rows
+                    .iter()
+                    .map(|r| parse_enum::<WorkRequestStatus>("status", &r.try_get::<String, _>("status")?))
+                    .collect::<StoreResult<Vec<_>>>()?;
+                let (status, percent) = osm_core::lifecycle::parent_status(&statuses);
+                let started = (status != WorkRequestStatus::Accepted).then(|| micros(now));
+                let finished = status.is_terminal().then(|| micros(now));
+                sqlx::query(
+                    "UPDATE work_requests SET status = $1, percent_complete = $2, time_started = COALESCE(time_started, $3), time_finished = COALESCE(time_finished, $4) WHERE id = $5",
+                )
+                .bind(status.as_str())
+                .bind(percent as f64)
+                .bind(started)
+                .bind(finished)
+                .bind(parent)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            fn install_key(r: &DbRow) -> StoreResult<InstallKey> {
+                Ok(InstallKey {
+                    id: r.try_get("id")?,
+                    compartment_id: r.try_get("compartment_id")?,
+                    display_name: r.try_get("display_name")?,
+                    time_created: ts(r.try_get("time_created")?),
+                    time_revoked: opt_ts(r.try_get("time_revoked")?),
+                })
             }
 
             /// The occurrence after `occurrence` of a recurring job (none for a one-time job).

@@ -350,6 +350,65 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         log: Option<&str>,
     ) -> StoreResult<WorkRequest>;
+    /// Work requests of `instance_id` waiting to run, oldest first, now `IN_PROGRESS` under a
+    /// lease until `now + lease` (one statement per batch; PostgreSQL skips rows another
+    /// replica is claiming).
+    async fn work_request_claim(
+        &self,
+        instance_id: &str,
+        now: Timestamp,
+        lease: jiff::SignedDuration,
+        limit: u32,
+    ) -> StoreResult<Vec<WorkRequest>>;
+    /// Extends the leases of the instance's running work requests to `now + lease`; returns
+    /// the ids and states of those still in flight (`CANCELLING` ones are to be stopped).
+    async fn work_request_renew_leases(
+        &self,
+        instance_id: &str,
+        now: Timestamp,
+        lease: jiff::SignedDuration,
+    ) -> StoreResult<Vec<(String, WorkRequestStatus)>>;
+    /// Appends log lines to a work request.
+    async fn work_request_log_append(
+        &self,
+        id: &str,
+        lines: &[WorkRequestLogEntry],
+    ) -> StoreResult<()>;
+    /// Records errors of a work request.
+    async fn work_request_errors_add(
+        &self,
+        id: &str,
+        errors: &[WorkRequestError],
+    ) -> StoreResult<()>;
+    /// Fails running work requests whose lease ran out before `now`, with an error naming the
+    /// cause; returns their ids.
+    async fn work_request_expire_leases(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<String>>;
+    /// Deletes up to `limit` terminal work requests finished before `before`, with their logs
+    /// and errors; never an `ACCEPTED`, `IN_PROGRESS` or `CANCELLING` one.
+    async fn work_request_purge(&self, before: Timestamp, limit: u32) -> StoreResult<u64>;
+
+    // --- agents -----------------------------------------------------------------------
+
+    async fn install_key_create(&self, key: &InstallKey, secret_hash: &str) -> StoreResult<()>;
+    /// The unrevoked key with this secret hash.
+    async fn install_key_find(&self, secret_hash: &str) -> StoreResult<Option<InstallKey>>;
+    async fn install_key_list(&self, compartment_id: &str) -> StoreResult<Vec<InstallKey>>;
+    async fn install_key_revoke(&self, id: &str, now: Timestamp) -> StoreResult<()>;
+    /// Creates the enrolled instance and its agent's credential in one transaction.
+    async fn agent_enroll(&self, mi: &ManagedInstance, secret: &str) -> StoreResult<()>;
+    async fn agent_secret(&self, instance_id: &str) -> StoreResult<Option<String>>;
+    /// Records a heartbeat: facts, `lastCheckin`, status back to `NORMAL`.
+    async fn agent_report(
+        &self,
+        instance_id: &str,
+        facts: &AgentFacts,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+
     /// With `children_ids` filled.
     async fn work_request_get(&self, id: &str) -> StoreResult<Option<WorkRequest>>;
     async fn work_request_list(

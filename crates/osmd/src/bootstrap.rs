@@ -121,6 +121,7 @@ pub async fn ensure(
         admin_group,
     };
     if store.bootstrap(&bootstrap).await? {
+        write_install_key(store, data_dir, &tenancy.id).await?;
         return Ok(Outcome {
             tenancy_id: tenancy.id,
             created: true,
@@ -139,6 +140,37 @@ pub async fn ensure(
         tenancy_id: tenancy.id,
         created: false,
     })
+}
+
+/// Creates an agent install key for the root compartment and writes it to
+/// `<data-dir>/admin/install-key` (mode 0600).
+async fn write_install_key(
+    store: &dyn Store,
+    data_dir: &Path,
+    tenancy_id: &str,
+) -> anyhow::Result<()> {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| anyhow::anyhow!("no system randomness"))?;
+    use base64::Engine;
+    let secret = format!(
+        "osmik_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
+    let key = osm_core::InstallKey {
+        id: new_ocid(ResourceKind::InstallKey),
+        compartment_id: tenancy_id.to_string(),
+        display_name: "root compartment (first start)".into(),
+        time_created: Timestamp::now(),
+        time_revoked: None,
+    };
+    store
+        .install_key_create(&key, &crate::app::agents::hash_secret(&secret))
+        .await?;
+    write_private(
+        &data_dir.join("admin").join("install-key"),
+        format!("{secret}\n").as_bytes(),
+    )?;
+    Ok(())
 }
 
 /// Keeps the administrator's config pointing at the address osmd listens on now.

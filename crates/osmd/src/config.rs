@@ -33,6 +33,8 @@ pub struct Settings {
     /// Occurrences missed by less than this many seconds (osmd was down) still run on start;
     /// older ones are recorded as missed.
     pub catch_up_secs: u64,
+    /// Terminal work requests older than this many days are purged with their logs.
+    pub retention_days: u64,
 }
 
 impl Default for Settings {
@@ -46,6 +48,7 @@ impl Default for Settings {
             home_region_key: "LCL".into(),
             scheduler: true,
             catch_up_secs: 3600,
+            retention_days: 14,
         }
     }
 }

@@ -100,6 +100,7 @@ pub async fn start_with_store(settings: Settings, store: Arc<dyn Store>) -> anyh
         tokio::spawn(scheduler::run(
             store.clone(),
             state.app.scheduler_wake.clone(),
+            state.app.work_signal.clone(),
             jiff::SignedDuration::from_secs(settings.catch_up_secs as i64),
         ))
     });
@@ -109,12 +110,44 @@ pub async fn start_with_store(settings: Settings, store: Arc<dyn Store>) -> anyh
         let _ = rx.await;
     }));
     let purge_store = store.clone();
+    let retention_days = settings.retention_days;
     let upkeep = tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
         let mut ticks: u64 = 0;
         loop {
             tick.tick().await;
             metrics.run_upkeep();
+            // Leases that ran out: the agent went silent; fail its work with the cause.
+            match purge_store
+                .work_request_expire_leases(jiff::Timestamp::now(), 1000)
+                .await
+            {
+                Ok(expired) if !expired.is_empty() => {
+                    metrics::counter!("osm_work_requests_lease_expired_total")
+                        .increment(expired.len() as u64);
+                    tracing::warn!(
+                        count = expired.len(),
+                        "work requests failed: their agent's lease expired"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "expiring leases failed"),
+            }
+            // Retention: terminal work requests older than the retention period, in batches.
+            if ticks.is_multiple_of(12) {
+                let before = jiff::Timestamp::now()
+                    - jiff::SignedDuration::from_hours(24 * retention_days as i64);
+                loop {
+                    match purge_store.work_request_purge(before, 1000).await {
+                        Ok(0) => break,
+                        Ok(n) => metrics::counter!("osm_work_requests_purged_total").increment(n),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "purging old work requests failed");
+                            break;
+                        }
+                    }
+                }
+            }
             // Retry tokens are valid for 24 hours; forget older ones every ten minutes.
             if ticks.is_multiple_of(120) {
                 let cutoff = jiff::Timestamp::now() - app::RETRY_TOKEN_LIFETIME;

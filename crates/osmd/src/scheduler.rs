@@ -45,12 +45,23 @@ pub async fn run_once(
 }
 
 /// Runs until the task is aborted.
-pub async fn run(store: Arc<dyn Store>, wake: Arc<Notify>, catch_up: SignedDuration) {
+pub async fn run(
+    store: Arc<dyn Store>,
+    wake: Arc<Notify>,
+    work: Arc<Notify>,
+    catch_up: SignedDuration,
+) {
     loop {
-        if let Err(e) = run_once(store.as_ref(), Timestamp::now(), catch_up).await {
-            tracing::error!(error = %e, "scheduler pass failed; retrying");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
+        match run_once(store.as_ref(), Timestamp::now(), catch_up).await {
+            Ok(fired) if fired.iter().any(|o| !o.work_request_ids.is_empty()) => {
+                work.notify_waiters()
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "scheduler pass failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
         }
         let sleep = match store.scheduled_job_next_due().await {
             Ok(Some(next)) => {

@@ -89,7 +89,10 @@ impl App {
             .work_request_submit(std::slice::from_ref(&wr), &[log], record.as_ref())
             .await
         {
-            Ok(()) => Ok(wr.id),
+            Ok(()) => {
+                self.work_signal.notify_waiters();
+                Ok(wr.id)
+            }
             Err(e) => self.retry_after_race(p, retry.as_ref(), e).await,
         }
     }
@@ -177,7 +180,10 @@ impl App {
             .work_request_submit(&wrs, &logs, record.as_ref())
             .await
         {
-            Ok(()) => Ok(parent_id),
+            Ok(()) => {
+                self.work_signal.notify_waiters();
+                Ok(parent_id)
+            }
             Err(e) => self.retry_after_race(p, retry.as_ref(), e).await,
         }
     }

@@ -3,6 +3,7 @@
 //! returns; it never sees HTTP types other than the error it answers with.
 
 pub mod actions;
+pub mod agents;
 pub mod compartments;
 mod groups;
 pub mod instances;
@@ -98,6 +99,8 @@ pub struct App {
     pub store: Arc<dyn Store>,
     /// Wakes the scheduler when a job changes.
     pub scheduler_wake: Arc<tokio::sync::Notify>,
+    /// Wakes long-polling agents when work is queued.
+    pub work_signal: Arc<tokio::sync::Notify>,
     pub tenancy_id: String,
     pub home_region_key: String,
     caches: Mutex<Caches>,
@@ -108,6 +111,7 @@ impl App {
         App {
             store,
             scheduler_wake: Arc::new(tokio::sync::Notify::new()),
+            work_signal: Arc::new(tokio::sync::Notify::new()),
             tenancy_id,
             home_region_key,
             caches: Mutex::new(Caches::default()),

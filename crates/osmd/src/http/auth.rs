@@ -23,7 +23,9 @@ impl HeaderSource for Headers<'_> {
 
 /// Paths that answer without a signature.
 pub fn is_public(method: &Method, path: &str) -> bool {
-    path == "/healthz" && (method == Method::GET || method == Method::HEAD)
+    (path == "/healthz" && (method == Method::GET || method == Method::HEAD))
+        // Agents authenticate with their own scheme (see http::agent).
+        || path.starts_with("/agent/v1/")
 }
 
 pub async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {

@@ -3,6 +3,7 @@
 //! convert; errors leave as [`error::ApiError`].
 
 mod actions;
+pub mod agent;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -37,6 +38,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(actions::routes())
+        .merge(agent::routes(state.clone()))
         .merge(identity::routes())
         .merge(groups::routes())
         .merge(instances::routes())

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod actions;
+mod agent_protocol;
 mod bad_input;
 mod groups;
 mod identity;

@@ -1,0 +1,319 @@
+//! The agent protocol (`/agent/v1/…`, osm's own; see docs/agent-protocol.md). Agents do not
+//! hold user API keys: enrolment authenticates with an install key, every later call with an
+//! HMAC-SHA256 signature made with the secret enrolment returned.
+//!
+//! `Authorization: OsmAgent <instance OCID>:<base64 HMAC>` over the string
+//! `"<date>\n<method> <path?query>\n<x-content-sha256>"`; `date` must be within 5 minutes and
+//! `x-content-sha256` must match the body.
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use jiff::Timestamp;
+use osm_core::httpsig::{body_digest, parse_imf_fixdate};
+use osm_core::{AgentFacts, OsFamily};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use super::extract::parse_json;
+use crate::app::agents::{HEARTBEAT_SECS, LEASE, Outcome};
+
+/// The enrolled instance a request comes from.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub instance_id: String,
+}
+
+pub fn routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/agent/v1/enroll", post(enroll))
+        .route("/agent/v1/heartbeat", post(heartbeat))
+        .route("/agent/v1/work/poll", post(poll))
+        .route("/agent/v1/work/{work_request_id}/log", post(log))
+        .route("/agent/v1/work/{work_request_id}/complete", post(complete))
+        .route_layer(axum::middleware::from_fn_with_state(state, authenticate))
+}
+
+/// The string an agent signs.
+pub fn signing_string(date: &str, method: &str, target: &str, digest: &str) -> String {
+    format!("{date}\n{} {target}\n{digest}", method.to_ascii_lowercase())
+}
+
+/// HMAC-SHA256 of `message` with the agent's secret, base64.
+pub fn sign(secret: &str, message: &str) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes());
+    B64.encode(aws_lc_rs::hmac::sign(&key, message.as_bytes()).as_ref())
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    match verify(&state, req).await {
+        Ok(req) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn verify(state: &AppState, req: Request) -> ApiResult<Request> {
+    let (mut parts, body) = req.into_parts();
+    let limit = state.settings.max_body_bytes;
+    let bytes: Bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::too_large(limit))?;
+    let auth = header(&parts.headers, "authorization")
+        .ok_or_else(|| ApiError::not_authenticated("the Authorization header is missing"))?;
+    if parts.uri.path() == "/agent/v1/enroll" {
+        let key = auth.strip_prefix("OsmInstallKey ").ok_or_else(|| {
+            ApiError::not_authenticated(
+                "enrolment needs 'Authorization: OsmInstallKey <install key>'",
+            )
+        })?;
+        parts
+            .extensions
+            .insert(InstallKeyHeader(key.trim().to_string()));
+        return Ok(Request::from_parts(parts, Body::from(bytes)));
+    }
+    let value = auth.strip_prefix("OsmAgent ").ok_or_else(|| {
+        ApiError::not_authenticated(
+            "agent calls need 'Authorization: OsmAgent <instance>:<signature>'",
+        )
+    })?;
+    let (instance_id, signature) = value.split_once(':').ok_or_else(|| {
+        ApiError::not_authenticated("the OsmAgent credential must be <instance>:<signature>")
+    })?;
+    let date = header(&parts.headers, "date")
+        .ok_or_else(|| ApiError::not_authenticated("the date header is missing"))?;
+    let when = parse_imf_fixdate(date)
+        .ok_or_else(|| ApiError::not_authenticated("the date header is not an HTTP date"))?;
+    if (Timestamp::now() - when).abs() > osm_core::httpsig::MAX_SKEW {
+        return Err(ApiError::not_authenticated(
+            "the date header is more than 5 minutes away from the server's clock",
+        ));
+    }
+    let digest = header(&parts.headers, "x-content-sha256")
+        .ok_or_else(|| ApiError::not_authenticated("the x-content-sha256 header is missing"))?;
+    if digest != body_digest(&bytes) {
+        return Err(ApiError::not_authenticated(
+            "x-content-sha256 does not match the request body",
+        ));
+    }
+    let unknown = || {
+        ApiError::not_authenticated(
+            "unknown agent or wrong signature; enrol again if the instance was removed",
+        )
+    };
+    let secret = state
+        .app
+        .store
+        .agent_secret(instance_id)
+        .await?
+        .ok_or_else(unknown)?;
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/");
+    let expected = sign(
+        &secret,
+        &signing_string(date, parts.method.as_str(), target, digest),
+    );
+    let matches = aws_lc_rs::constant_time::verify_slices_are_equal(
+        expected.as_bytes(),
+        signature.as_bytes(),
+    )
+    .is_ok();
+    if !matches {
+        return Err(unknown());
+    }
+    parts.extensions.insert(Agent {
+        instance_id: instance_id.to_string(),
+    });
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+#[derive(Clone)]
+struct InstallKeyHeader(String);
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EnrollRequest {
+    hostname: String,
+    os_family: OsFamily,
+    #[serde(default)]
+    facts: AgentFacts,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EnrollResponse {
+    instance_id: String,
+    compartment_id: String,
+    secret: String,
+    heartbeat_seconds: u64,
+    lease_seconds: i64,
+}
+
+async fn enroll(
+    State(s): State<AppState>,
+    Extension(key): Extension<InstallKeyHeader>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let req: EnrollRequest = parse_json(&body)?;
+    let e = s
+        .app
+        .agent_enroll(&key.0, &req.hostname, req.os_family, &req.facts)
+        .await?;
+    let resp = EnrollResponse {
+        instance_id: e.instance.id,
+        compartment_id: e.instance.compartment_id,
+        secret: e.secret,
+        heartbeat_seconds: HEARTBEAT_SECS,
+        lease_seconds: LEASE.as_secs(),
+    };
+    Ok((StatusCode::OK, Json(resp)).into_response())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InFlight {
+    id: String,
+    status: osm_core::WorkRequestStatus,
+}
+
+async fn heartbeat(
+    State(s): State<AppState>,
+    Extension(a): Extension<Agent>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let facts: AgentFacts = if body.is_empty() {
+        AgentFacts::default()
+    } else {
+        parse_json(&body)?
+    };
+    let in_flight = s.app.agent_heartbeat(&a.instance_id, &facts).await?;
+    let items: Vec<InFlight> = in_flight
+        .into_iter()
+        .map(|(id, status)| InFlight { id, status })
+        .collect();
+    Ok(
+        Json(serde_json::json!({ "inFlight": items, "heartbeatSeconds": HEARTBEAT_SECS }))
+            .into_response(),
+    )
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct PollRequest {
+    #[serde(default)]
+    wait_seconds: u64,
+    #[serde(default)]
+    max: Option<u32>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Work {
+    id: String,
+    description: Option<String>,
+    action: Option<osm_core::WorkAction>,
+    lease_seconds: i64,
+}
+
+async fn poll(
+    State(s): State<AppState>,
+    Extension(a): Extension<Agent>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let req: PollRequest = if body.is_empty() {
+        PollRequest::default()
+    } else {
+        parse_json(&body)?
+    };
+    let claimed = s
+        .app
+        .agent_poll(
+            &a.instance_id,
+            req.max.unwrap_or(10),
+            Duration::from_secs(req.wait_seconds.min(30)),
+        )
+        .await?;
+    let work: Vec<Work> = claimed
+        .into_iter()
+        .map(|w| Work {
+            id: w.id,
+            description: w.description,
+            action: w.action,
+            lease_seconds: LEASE.as_secs(),
+        })
+        .collect();
+    Ok(Json(work).into_response())
+}
+
+#[derive(Deserialize)]
+struct LogRequest {
+    lines: Vec<String>,
+}
+
+async fn log(
+    State(s): State<AppState>,
+    Extension(a): Extension<Agent>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let req: LogRequest = parse_json(&body)?;
+    if req.lines.len() > 1000 || req.lines.iter().any(|l| l.len() > 8192) {
+        return Err(ApiError::invalid(
+            "send at most 1000 lines of at most 8192 bytes each per call",
+        ));
+    }
+    s.app.agent_log(&a.instance_id, &id, req.lines).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+struct ErrorEntry {
+    code: String,
+    message: String,
+}
+
+#[derive(Deserialize)]
+struct CompleteRequest {
+    outcome: Outcome,
+    #[serde(default)]
+    errors: Vec<ErrorEntry>,
+}
+
+async fn complete(
+    State(s): State<AppState>,
+    Extension(a): Extension<Agent>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let req: CompleteRequest = parse_json(&body)?;
+    if req.outcome == Outcome::Failed && req.errors.is_empty() {
+        return Err(ApiError::invalid(
+            "a FAILED outcome needs at least one error saying what went wrong",
+        ));
+    }
+    let errors = req
+        .errors
+        .into_iter()
+        .map(|e| (e.code, e.message))
+        .collect();
+    let wr = s
+        .app
+        .agent_complete(&a.instance_id, &id, req.outcome, errors)
+        .await?;
+    Ok(Json(serde_json::json!({ "id": wr.id, "status": wr.status })).into_response())
+}

@@ -1,0 +1,403 @@
+//! The agent protocol end to end against a real osmd: enrolment with the install key first
+//! start wrote, claiming work under a lease, logs and outcomes, cancel at every stage, lease
+//! expiry and retention.
+
+use std::time::{Duration, Instant};
+
+use jiff::{SignedDuration, Timestamp};
+use osm_client::AgentClient;
+use osm_core::ids::{ResourceKind, new_ocid};
+use osm_core::{IdName, OperationType, OsFamily, WorkRequest, WorkRequestStatus};
+use serde_json::{Value, json};
+
+use crate::{Backend, TestApp, both_backends, spawn_app};
+
+both_backends!(
+    enrol_claim_log_complete,
+    cancel_and_lease_expiry,
+    retention_boundaries
+);
+
+async fn enrol(app: &TestApp, hostname: &str) -> AgentClient {
+    let key = std::fs::read_to_string(app.dir.path().join("admin/install-key")).unwrap();
+    let ca = std::fs::read(app.ca_file()).unwrap();
+    let body = json!({"hostname": hostname, "osFamily": "LINUX",
+        "facts": {"osName": "Debian GNU/Linux", "osVersion": "12", "osKernelVersion": "6.1.0", "isRebootRequired": false,
+                  "updates": {"security": 3, "bug": 1, "enhancement": 0, "other": 0}}});
+    let (agent, answer) = AgentClient::enroll(&app.base, Some(&ca), key.trim(), &body)
+        .await
+        .expect("enrols");
+    assert_eq!(answer["compartmentId"], app.tenancy.as_str());
+    agent
+}
+
+async fn poll(agent: &AgentClient, wait: u64) -> Vec<Value> {
+    let r = agent
+        .post("/agent/v1/work/poll", &json!({"waitSeconds": wait}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+}
+
+async fn wr(app: &TestApp, id: &str) -> Value {
+    app.get(&format!("/20190801/workRequests/{id}"))
+        .await
+        .json()
+}
+
+async fn install(app: &TestApp, instance: &str, package: &str) -> String {
+    let r = app
+        .post(&format!("/20190801/managedInstances/{instance}/actions/packages/install?softwarePackageName={package}"), None)
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    r.header("opc-work-request-id").unwrap().to_string()
+}
+
+async fn enrol_claim_log_complete(b: Backend) {
+    let app = spawn_app(b).await;
+    let agent = enrol(&app, "web-01").await;
+    let mi: Value = app
+        .get(&format!("/20190801/managedInstances/{}", agent.instance_id))
+        .await
+        .json();
+    assert_eq!(mi["displayName"], "web-01");
+    assert_eq!(mi["securityUpdatesAvailable"], 3);
+    assert_eq!(mi["status"], "NORMAL");
+
+    // Wrong credentials are refused.
+    let ca = std::fs::read(app.ca_file()).unwrap();
+    assert!(
+        AgentClient::enroll(
+            &app.base,
+            Some(&ca),
+            "osmik_wrong",
+            &json!({"hostname": "x", "osFamily": "LINUX"})
+        )
+        .await
+        .is_err()
+    );
+    let impostor =
+        AgentClient::resume(&app.base, Some(&ca), &agent.instance_id, "not-the-secret").unwrap();
+    assert_eq!(
+        impostor
+            .post("/agent/v1/heartbeat", &json!({}))
+            .await
+            .unwrap()
+            .status,
+        401
+    );
+
+    // Nothing queued: a short poll returns empty after waiting.
+    let started = Instant::now();
+    assert!(poll(&agent, 1).await.is_empty());
+    assert!(started.elapsed() >= Duration::from_millis(900));
+
+    // A long poll wakes as soon as work is queued.
+    let waiting = {
+        let agent = agent.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            (poll(&agent, 20).await, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id = install(&app, &agent.instance_id, "bash").await;
+    let (work, waited) = waiting.await.unwrap();
+    assert!(waited < Duration::from_secs(5), "woke after {waited:?}");
+    assert_eq!(work.len(), 1);
+    assert_eq!(work[0]["id"], id.as_str());
+    assert_eq!(
+        work[0]["action"],
+        json!({"kind": "install_package", "names": ["bash"]})
+    );
+    assert_eq!(wr(&app, &id).await["status"], "IN_PROGRESS");
+    assert!(
+        poll(&agent, 0).await.is_empty(),
+        "claimed work is not handed out twice"
+    );
+
+    // Another agent cannot touch it.
+    let other = enrol(&app, "db-01").await;
+    let r = other
+        .post(
+            &format!("/agent/v1/work/{id}/complete"),
+            &json!({"outcome": "SUCCEEDED"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+
+    let r = agent
+        .post(
+            &format!("/agent/v1/work/{id}/log"),
+            &json!({"lines": ["Reading package lists...", "Setting up bash (5.2-1)"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 204, "{}", r.text());
+    let r = agent
+        .post(
+            &format!("/agent/v1/work/{id}/complete"),
+            &json!({"outcome": "FAILED"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "a failure must say why");
+    let r = agent
+        .post(
+            &format!("/agent/v1/work/{id}/complete"),
+            &json!({"outcome": "SUCCEEDED"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let done = wr(&app, &id).await;
+    assert_eq!(done["status"], "SUCCEEDED");
+    assert_eq!(done["percentComplete"], 100.0);
+    assert!(done["timeFinished"].is_string());
+    let logs: Vec<String> = app
+        .list_all(&format!(
+            "/20190801/workRequests/{id}/logs?sortOrder=ASC&limit=50"
+        ))
+        .await
+        .iter()
+        .map(|l| l["message"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        logs,
+        [
+            "Accepted: Install package bash on web-01",
+            "Started by the agent",
+            "Reading package lists...",
+            "Setting up bash (5.2-1)",
+            "Succeeded"
+        ]
+    );
+    let r = agent
+        .post(
+            &format!("/agent/v1/work/{id}/complete"),
+            &json!({"outcome": "FAILED", "errors": [{"code": "x", "message": "y"}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 409, "a finished request stays finished");
+
+    // A failure carries errors a person can act on.
+    let id = install(&app, &agent.instance_id, "nosuchpackage").await;
+    assert_eq!(poll(&agent, 5).await.len(), 1);
+    let r = agent
+        .post(&format!("/agent/v1/work/{id}/complete"), &json!({"outcome": "FAILED", "errors": [{"code": "PackageNotFound", "message": "apt cannot find package nosuchpackage; check the name and the host's sources"}]}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(wr(&app, &id).await["status"], "FAILED");
+    let errors = app
+        .list_all(&format!("/20190801/workRequests/{id}/errors?limit=5"))
+        .await;
+    assert_eq!(errors[0]["code"], "PackageNotFound");
+}
+
+async fn cancel_and_lease_expiry(b: Backend) {
+    let app = spawn_app(b).await;
+    let agent = enrol(&app, "web-01").await;
+
+    // Cancel while running: the agent hears it in its heartbeat and stops.
+    let id = install(&app, &agent.instance_id, "bash").await;
+    assert_eq!(poll(&agent, 5).await.len(), 1);
+    assert_eq!(
+        app.delete(&format!("/20190801/workRequests/{id}"), None)
+            .await
+            .status,
+        202
+    );
+    assert_eq!(wr(&app, &id).await["status"], "CANCELLING");
+    let hb: Value = agent
+        .post("/agent/v1/heartbeat", &json!({"isRebootRequired": true}))
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(hb["inFlight"], json!([{"id": id, "status": "CANCELLING"}]));
+    let r = agent
+        .post(
+            &format!("/agent/v1/work/{id}/complete"),
+            &json!({"outcome": "CANCELED"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(wr(&app, &id).await["status"], "CANCELED");
+    let mi: Value = app
+        .get(&format!("/20190801/managedInstances/{}", agent.instance_id))
+        .await
+        .json();
+    assert_eq!(mi["isRebootRequired"], true);
+
+    // A cancel that comes too late: the work finished anyway, and the log says so.
+    let id = install(&app, &agent.instance_id, "curl").await;
+    assert_eq!(poll(&agent, 5).await.len(), 1);
+    app.delete(&format!("/20190801/workRequests/{id}"), None)
+        .await;
+    agent
+        .post(
+            &format!("/agent/v1/work/{id}/complete"),
+            &json!({"outcome": "SUCCEEDED"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(wr(&app, &id).await["status"], "SUCCEEDED");
+    let logs = app
+        .list_all(&format!("/20190801/workRequests/{id}/logs?limit=50"))
+        .await;
+    assert!(
+        logs.iter().any(|l| l["message"]
+            .as_str()
+            .unwrap()
+            .contains("cancel came too late")),
+        "{logs:?}"
+    );
+    // CANCELED is only for requests being cancelled.
+    let id = install(&app, &agent.instance_id, "vim").await;
+    assert_eq!(poll(&agent, 5).await.len(), 1);
+    let r = agent
+        .post(
+            &format!("/agent/v1/work/{id}/complete"),
+            &json!({"outcome": "CANCELED"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 409);
+
+    // The agent goes silent: once the lease runs out the work fails, saying why.
+    let later = Timestamp::now() + SignedDuration::from_mins(3);
+    let expired = app
+        .store
+        .work_request_expire_leases(later, 100)
+        .await
+        .unwrap();
+    assert_eq!(expired, vec![id.clone()]);
+    let failed = wr(&app, &id).await;
+    assert_eq!(failed["status"], "FAILED");
+    let errors = app
+        .list_all(&format!("/20190801/workRequests/{id}/errors?limit=5"))
+        .await;
+    assert_eq!(errors[0]["code"], "LeaseExpired");
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("web-01 stopped reporting"),
+        "{errors:?}"
+    );
+    assert!(
+        app.store
+            .work_request_expire_leases(later, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn finished(
+    compartment: &str,
+    status: WorkRequestStatus,
+    finished: Option<Timestamp>,
+) -> WorkRequest {
+    WorkRequest {
+        id: new_ocid(ResourceKind::WorkRequest),
+        compartment_id: compartment.into(),
+        operation_type: OperationType::UpdateAll,
+        status,
+        description: Some("old".into()),
+        message: None,
+        managed_instance: Some(IdName {
+            id: "ocid1.instance.oc1..gone".into(),
+            display_name: "gone".into(),
+        }),
+        os_family: OsFamily::Linux,
+        percent_complete: 100.0,
+        time_accepted: finished.unwrap_or_else(Timestamp::now) - SignedDuration::from_hours(1),
+        time_started: None,
+        time_finished: finished,
+        parent_id: None,
+        scheduled_job_id: None,
+        resources: vec![],
+        children_ids: vec![],
+        action: None,
+    }
+}
+
+async fn retention_boundaries(b: Backend) {
+    let app = spawn_app(b).await;
+    let t = app.tenancy.clone();
+    let now = Timestamp::now();
+    let day = SignedDuration::from_hours(24);
+    let kept = finished(
+        &t,
+        WorkRequestStatus::Succeeded,
+        Some(now - day * 13 - SignedDuration::from_hours(23)),
+    );
+    let purged = finished(
+        &t,
+        WorkRequestStatus::Failed,
+        Some(now - day * 14 - SignedDuration::from_mins(1)),
+    );
+    let canceled = finished(&t, WorkRequestStatus::Canceled, Some(now - day * 30));
+    let queued = finished(&t, WorkRequestStatus::Accepted, None);
+    let mut running = finished(&t, WorkRequestStatus::InProgress, None);
+    running.time_accepted = now - day * 40;
+    let mut cancelling = finished(&t, WorkRequestStatus::Cancelling, None);
+    cancelling.time_accepted = now - day * 40;
+    let all = [
+        kept.clone(),
+        purged.clone(),
+        canceled.clone(),
+        queued.clone(),
+        running.clone(),
+        cancelling.clone(),
+    ];
+    let logs: Vec<_> = all
+        .iter()
+        .map(|w| {
+            (
+                w.id.clone(),
+                osm_core::WorkRequestLogEntry {
+                    message: "x".into(),
+                    timestamp: now - day * 40,
+                },
+            )
+        })
+        .collect();
+    app.store
+        .work_request_insert_many(&all, &logs)
+        .await
+        .unwrap();
+    // Batches of one until nothing is left (osmd's own cleaner may take some first).
+    loop {
+        let n = app
+            .store
+            .work_request_purge(now - day * 14, 1)
+            .await
+            .unwrap();
+        assert!(n <= 1, "a batch never exceeds its limit");
+        if n == 0 {
+            break;
+        }
+    }
+    for w in [&purged, &canceled] {
+        assert!(app.store.work_request_get(&w.id).await.unwrap().is_none());
+        assert!(
+            app.get(&format!("/20190801/workRequests/{}/logs", w.id))
+                .await
+                .status
+                == 404
+        );
+    }
+    for w in [&kept, &queued, &running, &cancelling] {
+        assert!(
+            app.store.work_request_get(&w.id).await.unwrap().is_some(),
+            "{:?} must stay",
+            w.status
+        );
+    }
+}
