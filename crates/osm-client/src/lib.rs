@@ -394,7 +394,21 @@ impl AgentClient {
         install_key: &str,
         body: &serde_json::Value,
     ) -> Result<(AgentClient, serde_json::Value), ClientError> {
-        let http = Self::http(ca_pem)?;
+        Self::enroll_with(Self::http(ca_pem)?, endpoint, install_key, body).await
+    }
+
+    /// The HTTP client agents of one process can share (one connection pool).
+    pub fn shared_http(ca_pem: Option<&[u8]>) -> Result<reqwest::Client, ClientError> {
+        Self::http(ca_pem)
+    }
+
+    /// [`AgentClient::enroll`] over an existing HTTP client.
+    pub async fn enroll_with(
+        http: reqwest::Client,
+        endpoint: &str,
+        install_key: &str,
+        body: &serde_json::Value,
+    ) -> Result<(AgentClient, serde_json::Value), ClientError> {
         let base = endpoint.trim_end_matches('/').to_string();
         let resp = http
             .post(format!("{base}/agent/v1/enroll"))

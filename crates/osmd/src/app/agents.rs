@@ -106,6 +106,7 @@ impl App {
         install_key: &str,
         hostname: &str,
         os_family: OsFamily,
+        compartment_id: Option<&str>,
         facts: &AgentFacts,
     ) -> ApiResult<Enrolment> {
         let key = self
@@ -119,11 +120,29 @@ impl App {
         if os_family == OsFamily::All {
             return Err(ApiError::invalid("osFamily must be LINUX or WINDOWS"));
         }
+        let compartment = match compartment_id {
+            None => key.compartment_id.clone(),
+            Some(c) => {
+                check_ocid("compartmentId", c).map_err(|e| ApiError::invalid(e.to_string()))?;
+                if !self
+                    .tree()
+                    .await?
+                    .subtree(&key.compartment_id)
+                    .iter()
+                    .any(|id| id == c)
+                {
+                    return Err(ApiError::invalid(format!(
+                        "compartment {c} is not in the install key's compartment or below it"
+                    )));
+                }
+                c.to_string()
+            }
+        };
         let now = Timestamp::now();
         let updates = facts.updates.unwrap_or_default();
         let instance = ManagedInstance {
             id: new_ocid(ResourceKind::ManagedInstance),
-            compartment_id: key.compartment_id,
+            compartment_id: compartment,
             display_name: hostname.to_string(),
             description: None,
             os_name: facts.os_name.clone(),

@@ -150,6 +150,9 @@ struct InstallKeyHeader(String);
 struct EnrollRequest {
     hostname: String,
     os_family: OsFamily,
+    /// A compartment in the install key's subtree (the key's own when absent).
+    #[serde(default)]
+    compartment_id: Option<String>,
     #[serde(default)]
     facts: AgentFacts,
 }
@@ -172,7 +175,13 @@ async fn enroll(
     let req: EnrollRequest = parse_json(&body)?;
     let e = s
         .app
-        .agent_enroll(&key.0, &req.hostname, req.os_family, &req.facts)
+        .agent_enroll(
+            &key.0,
+            &req.hostname,
+            req.os_family,
+            req.compartment_id.as_deref(),
+            &req.facts,
+        )
         .await?;
     let resp = EnrollResponse {
         instance_id: e.instance.id,

@@ -1,0 +1,242 @@
+//! `osm-sim`: enrols N simulated instances against a running osmd and serves their work
+//! through the real agent protocol until stopped (Ctrl-C / SIGTERM).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use osm_client::AgentClient;
+use rand::RngExt;
+use serde_json::{Value, json};
+
+#[derive(Parser, Debug, Clone)]
+#[command(name = "osm-sim", version, about = "Simulated fleet of osm agents", long_about = None)]
+struct Args {
+    /// osmd's URL, e.g. https://127.0.0.1:9443
+    #[arg(long)]
+    server: String,
+    /// CA bundle that osmd's certificate chains to (<data-dir>/tls/ca.pem)
+    #[arg(long)]
+    ca: std::path::PathBuf,
+    /// An install key (the text of <data-dir>/admin/install-key, or the file's path)
+    #[arg(long)]
+    install_key: String,
+    /// How many instances to simulate
+    #[arg(long)]
+    instances: usize,
+    /// Enrol into this compartment (in the install key's subtree) instead of the key's own
+    #[arg(long)]
+    compartment: Option<String>,
+    /// Share of instances that miss security updates
+    #[arg(long, default_value_t = 0.2)]
+    security_ratio: f64,
+    /// Available updates per instance
+    #[arg(long, default_value_t = 10)]
+    updates_per_instance: i64,
+    /// Share of Windows instances
+    #[arg(long, default_value_t = 0.0)]
+    windows_ratio: f64,
+    /// Share of actions that fail
+    #[arg(long, default_value_t = 0.0)]
+    fail_ratio: f64,
+    /// How long each action takes, in milliseconds
+    #[arg(long, default_value_t = 200)]
+    action_ms: u64,
+    /// First instance number (hostnames sim-00001…)
+    #[arg(long, default_value_t = 1)]
+    first: usize,
+}
+
+#[derive(Default)]
+struct Counters {
+    enrolled: AtomicU64,
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if !(0.0..=1.0).contains(&args.security_ratio)
+        || !(0.0..=1.0).contains(&args.windows_ratio)
+        || !(0.0..=1.0).contains(&args.fail_ratio)
+    {
+        anyhow::bail!(
+            "--security-ratio, --windows-ratio and --fail-ratio are shares between 0 and 1"
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let ca = std::fs::read(&args.ca).with_context(|| format!("reading {}", args.ca.display()))?;
+    let key = match std::fs::read_to_string(&args.install_key) {
+        Ok(text) => text.trim().to_string(),
+        Err(_) => args.install_key.trim().to_string(),
+    };
+    let http = AgentClient::shared_http(Some(&ca))?;
+    let counters = Arc::new(Counters::default());
+    let args = Arc::new(args);
+    let mut tasks = vec![];
+    for n in args.first..args.first + args.instances {
+        let (http, key, args, counters) =
+            (http.clone(), key.clone(), args.clone(), counters.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = simulate(n, http, &key, &args, &counters).await {
+                eprintln!("sim-{n:05}: {e:#}");
+            }
+        }));
+        // Enrol in waves so a large fleet does not stampede osmd.
+        if n % 200 == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let report = {
+        let counters = counters.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                println!(
+                    "osm-sim: {} enrolled, {} work requests succeeded, {} failed",
+                    counters.enrolled.load(Ordering::Relaxed),
+                    counters.succeeded.load(Ordering::Relaxed),
+                    counters.failed.load(Ordering::Relaxed)
+                );
+            }
+        })
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    report.abort();
+    for t in tasks {
+        t.abort();
+    }
+    println!(
+        "osm-sim: stopped; {} work requests succeeded, {} failed",
+        counters.succeeded.load(Ordering::Relaxed),
+        counters.failed.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
+
+fn facts(args: &Args, vulnerable: bool) -> Value {
+    let security = if vulnerable {
+        (args.updates_per_instance / 3).max(1)
+    } else {
+        0
+    };
+    let rest = (args.updates_per_instance - security).max(0);
+    json!({"osName": "Simulated Linux", "osVersion": "1.0", "osKernelVersion": "6.1.0-sim",
+           "isRebootRequired": false,
+           "updates": {"security": security, "bug": rest / 2, "enhancement": rest - rest / 2, "other": 0}})
+}
+
+async fn simulate(
+    n: usize,
+    http: reqwest::Client,
+    key: &str,
+    args: &Args,
+    counters: &Counters,
+) -> anyhow::Result<()> {
+    let (windows, mut vulnerable) = {
+        let mut rng = rand::rng();
+        (
+            rng.random_bool(args.windows_ratio),
+            rng.random_bool(args.security_ratio),
+        )
+    };
+    let mut body = json!({"hostname": format!("sim-{n:05}"), "osFamily": if windows { "WINDOWS" } else { "LINUX" },
+                          "facts": facts(args, vulnerable)});
+    if let Some(c) = &args.compartment {
+        body["compartmentId"] = json!(c);
+    }
+    let mut delay = Duration::from_millis(200);
+    let agent = loop {
+        match AgentClient::enroll_with(http.clone(), &args.server, key, &body).await {
+            Ok((agent, _)) => break agent,
+            Err(e) if delay < Duration::from_secs(30) => {
+                eprintln!("sim-{n:05}: enrolment failed ({e}); retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    counters.enrolled.fetch_add(1, Ordering::Relaxed);
+    let mut last_heartbeat = tokio::time::Instant::now();
+    loop {
+        if last_heartbeat.elapsed() > Duration::from_secs(25) {
+            agent
+                .post("/agent/v1/heartbeat", &facts(args, vulnerable))
+                .await
+                .ok();
+            last_heartbeat = tokio::time::Instant::now();
+        }
+        let work: Vec<Value> = match agent
+            .post(
+                "/agent/v1/work/poll",
+                &json!({"waitSeconds": 20, "max": 10}),
+            )
+            .await
+        {
+            Ok(r) if r.status == 200 => serde_json::from_slice(&r.body).unwrap_or_default(),
+            _ => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        for w in work {
+            let id = w["id"].as_str().unwrap_or_default().to_string();
+            tokio::time::sleep(Duration::from_millis(args.action_ms)).await;
+            let description = w["description"].as_str().unwrap_or("work");
+            agent
+                .post(
+                    &format!("/agent/v1/work/{id}/log"),
+                    &json!({"lines": [format!("simulated: {description}"), "simulated: done"]}),
+                )
+                .await
+                .ok();
+            let fail = rand::rng().random_bool(args.fail_ratio);
+            let outcome = if fail {
+                json!({"outcome": "FAILED", "errors": [{"code": "SimulatedFailure", "message": "the simulator was asked to fail this share of actions (--fail-ratio)"}]})
+            } else {
+                json!({"outcome": "SUCCEEDED"})
+            };
+            let done = agent
+                .post(&format!("/agent/v1/work/{id}/complete"), &outcome)
+                .await;
+            match done {
+                Ok(r) if r.status == 200 && fail => counters.failed.fetch_add(1, Ordering::Relaxed),
+                Ok(r) if r.status == 200 => counters.succeeded.fetch_add(1, Ordering::Relaxed),
+                // A cancel took effect meanwhile: stop as asked.
+                Ok(r) if r.status == 409 => {
+                    agent
+                        .post(
+                            &format!("/agent/v1/work/{id}/complete"),
+                            &json!({"outcome": "CANCELED"}),
+                        )
+                        .await
+                        .ok();
+                    0
+                }
+                _ => 0,
+            };
+            if !fail
+                && w["action"]["kind"]
+                    .as_str()
+                    .is_some_and(|k| k.contains("all"))
+            {
+                // Updates installed: the instance reports none pending.
+                vulnerable = false;
+                agent.post("/agent/v1/heartbeat", &json!({"updates": {"security": 0, "bug": 0, "enhancement": 0, "other": 0}})).await.ok();
+            }
+        }
+    }
+}
