@@ -1469,6 +1469,31 @@ macro_rules! impl_store {
                     Ok(done.rows_affected())
                 }
 
+                async fn work_request_stats(&self) -> StoreResult<Vec<(WorkRequestStatus, OperationType, i64)>> {
+                    let _t = timer("work_request_stats");
+                    let rows = sqlx::query("SELECT status, operation_type, count(*) AS n FROM work_requests GROUP BY status, operation_type")
+                        .fetch_all(self.read())
+                        .await?;
+                    rows.iter()
+                        .map(|r| {
+                            Ok((
+                                parse_enum("status", &r.try_get::<String, _>("status")?)?,
+                                parse_enum("operation_type", &r.try_get::<String, _>("operation_type")?)?,
+                                r.try_get("n")?,
+                            ))
+                        })
+                        .collect()
+                }
+
+                async fn agents_seen_since(&self, since: Timestamp) -> StoreResult<i64> {
+                    let _t = timer("agents_seen_since");
+                    let row = sqlx::query("SELECT count(*) AS n FROM managed_instances WHERE last_checkin >= $1")
+                        .bind(micros(since))
+                        .fetch_one(self.read())
+                        .await?;
+                    Ok(row.try_get("n")?)
+                }
+
                 async fn install_key_create(&self, key: &InstallKey, secret_hash: &str) -> StoreResult<()> {
                     let _t = timer("install_key_create");
                     let mut tx = self.write_tx().await?;

@@ -391,6 +391,12 @@ pub trait Store: Send + Sync + 'static {
     /// and errors; never an `ACCEPTED`, `IN_PROGRESS` or `CANCELLING` one.
     async fn work_request_purge(&self, before: Timestamp, limit: u32) -> StoreResult<u64>;
 
+    /// Work requests by `(status, operationType)`, with their counts (for `/metrics`).
+    async fn work_request_stats(&self)
+    -> StoreResult<Vec<(WorkRequestStatus, OperationType, i64)>>;
+    /// Instances whose agent checked in at or after `since`.
+    async fn agents_seen_since(&self, since: Timestamp) -> StoreResult<i64>;
+
     // --- agents -----------------------------------------------------------------------
 
     async fn install_key_create(&self, key: &InstallKey, secret_hash: &str) -> StoreResult<()>;

@@ -65,6 +65,30 @@ async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) ->
 }
 
 async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    // Gauges that describe the store are read when scraped.
+    if let Ok(stats) = state.app.store.work_request_stats().await {
+        // Every pair is set each time, so a count that drops to zero shows as zero.
+        for status in osm_core::WorkRequestStatus::ALL {
+            for op in osm_core::OperationType::ALL {
+                let n = stats
+                    .iter()
+                    .find(|(s, o, _)| s == status && o == op)
+                    .map_or(0, |(_, _, n)| *n);
+                metrics::gauge!("osm_work_requests", "status" => status.as_str(), "operation" => op.as_str()).set(n as f64);
+            }
+        }
+        let queued: i64 = stats
+            .iter()
+            .filter(|(s, _, _)| *s == osm_core::WorkRequestStatus::Accepted)
+            .map(|(_, _, n)| n)
+            .sum();
+        metrics::gauge!("osm_work_request_queue_depth").set(queued as f64);
+    }
+    let recent = jiff::Timestamp::now()
+        - jiff::SignedDuration::from_secs(2 * crate::app::agents::HEARTBEAT_SECS as i64 + 30);
+    if let Ok(n) = state.app.store.agents_seen_since(recent).await {
+        metrics::gauge!("osm_agents_connected").set(n as f64);
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

@@ -94,6 +94,15 @@ async fn instance_actions_create_work_requests(b: Backend) {
         .list_all(&format!("/20190801/workRequests?compartmentId={t}"))
         .await;
     assert_eq!(all.len(), 6);
+    let metrics = app.get("/metrics").await.text();
+    assert!(
+        metrics.contains("osm_work_request_queue_depth 6"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("osm_work_requests{status=\"ACCEPTED\",operation=\"UPDATEALL\"} 2"),
+        "{metrics}"
+    );
     let view: Value = app
         .get(&format!("/20190801/managedInstances/{}", mi.id))
         .await

@@ -51,6 +51,12 @@ async fn health_metrics_and_openapi(b: Backend) {
     );
     assert!(text.contains("osm_store_query_seconds"), "{text}");
     assert!(text.contains("osm_http_open_connections"), "{text}");
+    assert!(text.contains("osm_work_request_queue_depth 0"), "{text}");
+    assert!(
+        text.contains("osm_work_requests{status=\"ACCEPTED\",operation=\"INSTALL\"} 0"),
+        "{text}"
+    );
+    assert!(text.contains("osm_agents_connected"), "{text}");
 
     let r = app.get("/openapi.json").await;
     assert_eq!(r.status, 200);
