@@ -6,6 +6,7 @@ mod helpers;
 mod actions;
 mod agent_protocol;
 mod bad_input;
+mod crash;
 mod groups;
 mod identity;
 mod instances;
