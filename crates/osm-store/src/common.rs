@@ -1529,6 +1529,12 @@ macro_rules! impl_store {
                     rows.iter().map(install_key).collect()
                 }
 
+                async fn install_key_get(&self, id: &str) -> StoreResult<Option<InstallKey>> {
+                    let _t = timer("install_key_get");
+                    let row = sqlx::query("SELECT * FROM install_keys WHERE id = $1").bind(id).fetch_optional(self.read()).await?;
+                    row.as_ref().map(install_key).transpose()
+                }
+
                 async fn install_key_revoke(&self, id: &str, now: Timestamp) -> StoreResult<()> {
                     let _t = timer("install_key_revoke");
                     let mut tx = self.write_tx().await?;

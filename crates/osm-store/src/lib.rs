@@ -403,6 +403,7 @@ pub trait Store: Send + Sync + 'static {
     /// The unrevoked key with this secret hash.
     async fn install_key_find(&self, secret_hash: &str) -> StoreResult<Option<InstallKey>>;
     async fn install_key_list(&self, compartment_id: &str) -> StoreResult<Vec<InstallKey>>;
+    async fn install_key_get(&self, id: &str) -> StoreResult<Option<InstallKey>>;
     async fn install_key_revoke(&self, id: &str, now: Timestamp) -> StoreResult<()>;
     /// Creates the enrolled instance and its agent's credential in one transaction.
     async fn agent_enroll(&self, mi: &ManagedInstance, secret: &str) -> StoreResult<()>;

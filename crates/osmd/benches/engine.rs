@@ -20,9 +20,15 @@ const AGENTS: usize = 64;
 const WORK_PER_AGENT: usize = 100;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let want = |b: &str| args.is_empty() || args.iter().any(|a| a == b);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     for backend in ["sqlite", "postgres"] {
         if want(backend) {
             rt.block_on(run(backend));
@@ -34,11 +40,19 @@ async fn db_url(backend: &str, dir: &std::path::Path) -> String {
     if backend == "sqlite" {
         return format!("sqlite://{}", dir.join("osm.db").display());
     }
-    let admin = std::env::var("OSM_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin = std::env::var("OSM_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL reachable (set OSM_TEST_PG_URL)");
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("PostgreSQL reachable (set OSM_TEST_PG_URL)");
     let name = format!("osm_bench_{}", uuid::Uuid::new_v4().simple());
-    sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
+    sqlx::Executor::execute(
+        &mut conn,
+        sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
+    )
+    .await
+    .unwrap();
     format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
 }
 
@@ -96,9 +110,15 @@ async fn run(backend: &str) {
         version: 1,
         member_count: 0,
     };
-    store.managed_instance_group_create(&group, None).await.unwrap();
+    store
+        .managed_instance_group_create(&group, None)
+        .await
+        .unwrap();
     for h in &hosts {
-        store.managed_instance_group_attach(&group.id, &h.id, None).await.unwrap();
+        store
+            .managed_instance_group_attach(&group.id, &h.id, None)
+            .await
+            .unwrap();
     }
     let due = Timestamp::now();
     let job = ScheduledJob {
@@ -112,7 +132,10 @@ async fn run(backend: &str) {
         interval_type: None,
         interval_value: None,
         managed_instances: vec![],
-        managed_instance_groups: vec![IdName { id: group.id.clone(), display_name: group.display_name.clone() }],
+        managed_instance_groups: vec![IdName {
+            id: group.id.clone(),
+            display_name: group.display_name.clone(),
+        }],
         operation_type: OperationType::UpdateAll,
         update_type: Some(UpdateType::Security),
         package_names: vec![],
@@ -128,10 +151,19 @@ async fn run(backend: &str) {
     };
     store.scheduled_job_create(&job, None).await.unwrap();
     let started = Instant::now();
-    let fired = osmd::scheduler::run_once(store.as_ref(), Timestamp::now(), SignedDuration::from_hours(1)).await.unwrap();
+    let fired = osmd::scheduler::run_once(
+        store.as_ref(),
+        Timestamp::now(),
+        SignedDuration::from_hours(1),
+    )
+    .await
+    .unwrap();
     let elapsed = started.elapsed();
     assert_eq!(fired[0].work_request_ids.len(), FLEET);
-    println!("[{backend}] fan-out: one job on a {FLEET}-instance group -> {FLEET} work requests committed in {:.0} ms", elapsed.as_secs_f64() * 1e3);
+    println!(
+        "[{backend}] fan-out: one job on a {FLEET}-instance group -> {FLEET} work requests committed in {:.0} ms",
+        elapsed.as_secs_f64() * 1e3
+    );
 
     // Dispatch: enrol agents, queue no-op work for each, drain it through the protocol.
     let key = std::fs::read_to_string(dir.path().join("admin/install-key")).unwrap();
@@ -141,13 +173,30 @@ async fn run(backend: &str) {
     let mut agents = vec![];
     for i in 0..AGENTS {
         let body = json!({"hostname": format!("agent-{i:03}"), "osFamily": "LINUX"});
-        agents.push(AgentClient::enroll_with(http.clone(), &base, key.trim(), &body).await.unwrap().0);
+        agents.push(
+            AgentClient::enroll_with(http.clone(), &base, key.trim(), &body)
+                .await
+                .unwrap()
+                .0,
+        );
     }
     let mut wrs = vec![];
     for a in &agents {
-        let mi = store.managed_instance_get(&a.instance_id).await.unwrap().unwrap();
+        let mi = store
+            .managed_instance_get(&a.instance_id)
+            .await
+            .unwrap()
+            .unwrap();
         for _ in 0..WORK_PER_AGENT {
-            wrs.push(osm_core::work::work_request_for(&mi, &WorkAction::UpdateAll { update_type: UpdateType::All }, None, None, Timestamp::now()));
+            wrs.push(osm_core::work::work_request_for(
+                &mi,
+                &WorkAction::UpdateAll {
+                    update_type: UpdateType::All,
+                },
+                None,
+                None,
+                Timestamp::now(),
+            ));
         }
     }
     store.work_request_insert_many(&wrs, &[]).await.unwrap();
@@ -158,11 +207,23 @@ async fn run(backend: &str) {
         tasks.push(tokio::spawn(async move {
             let mut done = 0;
             while done < WORK_PER_AGENT {
-                let r = a.post("/agent/v1/work/poll", &json!({"waitSeconds": 1, "max": 100})).await.unwrap();
+                let r = a
+                    .post(
+                        "/agent/v1/work/poll",
+                        &json!({"waitSeconds": 1, "max": 100}),
+                    )
+                    .await
+                    .unwrap();
                 let work: Vec<serde_json::Value> = serde_json::from_slice(&r.body).unwrap();
                 for w in work {
                     let id = w["id"].as_str().unwrap();
-                    let r = a.post(&format!("/agent/v1/work/{id}/complete"), &json!({"outcome": "SUCCEEDED"})).await.unwrap();
+                    let r = a
+                        .post(
+                            &format!("/agent/v1/work/{id}/complete"),
+                            &json!({"outcome": "SUCCEEDED"}),
+                        )
+                        .await
+                        .unwrap();
                     assert_eq!(r.status, 200);
                     done += 1;
                 }

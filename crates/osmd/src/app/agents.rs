@@ -86,18 +86,13 @@ impl App {
         Ok(self.store.install_key_list(compartment_id).await?)
     }
 
-    pub async fn install_key_revoke(
-        &self,
-        p: &Principal,
-        compartment_id: &str,
-        id: &str,
-    ) -> ApiResult<()> {
-        self.authorize(p, compartment_id)?;
-        let keys = self.store.install_key_list(compartment_id).await?;
-        if !keys.iter().any(|k| k.id == id) {
-            return Err(ApiError::not_found("install key", id));
+    pub async fn install_key_revoke(&self, p: &Principal, id: &str) -> ApiResult<()> {
+        match self.store.install_key_get(id).await? {
+            Some(k) if p.reaches(&k.compartment_id) => {
+                Ok(self.store.install_key_revoke(id, Timestamp::now()).await?)
+            }
+            _ => Err(ApiError::not_found("install key", id)),
         }
-        Ok(self.store.install_key_revoke(id, Timestamp::now()).await?)
     }
 
     /// Enrols a host with an install key: a new managed instance in the key's compartment.

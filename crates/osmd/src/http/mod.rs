@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 mod groups;
 mod identity;
+mod install_keys;
 mod instances;
 mod observe;
 pub mod openapi;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .merge(identity::routes())
         .merge(groups::routes())
         .merge(instances::routes())
+        .merge(install_keys::routes())
         .merge(scheduled_jobs::routes())
         .merge(work_requests::routes())
         .route("/healthz", get(healthz))

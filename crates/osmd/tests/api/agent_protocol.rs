@@ -401,3 +401,69 @@ async fn retention_boundaries(b: Backend) {
         );
     }
 }
+
+async fn install_keys(b: Backend) {
+    let app = spawn_app(b).await;
+    let team = app.compartment(&app.tenancy, "team").await;
+    let r = app
+        .post(
+            "/osm/v1/installKeys",
+            Some(&json!({"compartmentId": team, "displayName": "team hosts"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let created: Value = r.json();
+    let secret = created["key"].as_str().unwrap().to_string();
+    let key_id = created["id"].as_str().unwrap().to_string();
+    let listed = app
+        .get(&format!("/osm/v1/installKeys?compartmentId={team}"))
+        .await
+        .json::<Vec<Value>>();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].get("key").is_none(), "the secret is shown once");
+
+    let ca = std::fs::read(app.ca_file()).unwrap();
+    let body = json!({"hostname": "team-01", "osFamily": "LINUX"});
+    let (agent, answer) = AgentClient::enroll(&app.base, Some(&ca), &secret, &body)
+        .await
+        .unwrap();
+    assert_eq!(answer["compartmentId"], team.as_str());
+    let mi: Value = app
+        .get(&format!("/20190801/managedInstances/{}", agent.instance_id))
+        .await
+        .json();
+    assert_eq!(mi["compartmentId"], team.as_str());
+    // A key cannot place hosts outside its compartment.
+    let outside = json!({"hostname": "x", "osFamily": "LINUX", "compartmentId": app.tenancy});
+    assert!(
+        AgentClient::enroll(&app.base, Some(&ca), &secret, &outside)
+            .await
+            .is_err()
+    );
+
+    assert_eq!(
+        app.delete(&format!("/osm/v1/installKeys/{key_id}"), None)
+            .await
+            .status,
+        204
+    );
+    assert!(
+        AgentClient::enroll(&app.base, Some(&ca), &secret, &body)
+            .await
+            .is_err(),
+        "a revoked key enrols nothing"
+    );
+    assert_eq!(
+        app.delete("/osm/v1/installKeys/ocid1.osmsinstallkey.oc1..none", None)
+            .await
+            .status,
+        404
+    );
+    let r = app
+        .post(
+            "/osm/v1/installKeys",
+            Some(&json!({"compartmentId": "ocid1.compartment.oc1..none"})),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+}
