@@ -15,7 +15,8 @@ use crate::{Backend, TestApp, both_backends, spawn_app};
 both_backends!(
     enrol_claim_log_complete,
     cancel_and_lease_expiry,
-    retention_boundaries
+    retention_boundaries,
+    install_keys
 );
 
 async fn enrol(app: &TestApp, hostname: &str) -> AgentClient {
