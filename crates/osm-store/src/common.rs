@@ -1553,33 +1553,7 @@ macro_rules! impl_store {
                 async fn agent_enroll(&self, mi: &ManagedInstance, secret: &str) -> StoreResult<()> {
                     let _t = timer("agent_enroll");
                     let mut tx = self.write_tx().await?;
-                    Self::live_compartment(&mut tx, &mi.compartment_id).await?;
-                    let mut qb = QueryBuilder::<$db>::new(
-                        "INSERT INTO managed_instances (id, compartment_id, display_name, description, os_name, os_version, os_kernel_version, os_family, status, last_checkin, last_boot, is_reboot_required, notification_topic_id, is_data_collection_authorized, security_updates, bug_updates, enhancement_updates, other_updates, time_created, version) ",
-                    );
-                    qb.push_values(std::slice::from_ref(mi), |mut b, mi| {
-                        b.push_bind(mi.id.clone())
-                            .push_bind(mi.compartment_id.clone())
-                            .push_bind(mi.display_name.clone())
-                            .push_bind(mi.description.clone())
-                            .push_bind(mi.os_name.clone())
-                            .push_bind(mi.os_version.clone())
-                            .push_bind(mi.os_kernel_version.clone())
-                            .push_bind(mi.os_family.as_str())
-                            .push_bind(mi.status.as_str())
-                            .push_bind(opt_micros(mi.last_checkin))
-                            .push_bind(opt_micros(mi.last_boot))
-                            .push_bind(mi.is_reboot_required)
-                            .push_bind(mi.notification_topic_id.clone())
-                            .push_bind(mi.is_data_collection_authorized)
-                            .push_bind(mi.updates.security)
-                            .push_bind(mi.updates.bug)
-                            .push_bind(mi.updates.enhancement)
-                            .push_bind(mi.updates.other)
-                            .push_bind(micros(mi.time_created))
-                            .push_bind(mi.version);
-                    });
-                    qb.build().execute(&mut *tx).await.map_err(map_insert_error)?;
+                    Self::insert_instances_in(&mut tx, std::slice::from_ref(mi)).await?;
                     sqlx::query("INSERT INTO agent_credentials (instance_id, secret, time_created) VALUES ($1, $2, $3)")
                         .bind(&mi.id)
                         .bind(secret)
@@ -1831,9 +1805,16 @@ macro_rules! impl_store {
             impl $store {
                 async fn insert_instances(&self, mis: &[ManagedInstance]) -> StoreResult<()> {
                     let mut tx = self.write_tx().await?;
+                    Self::insert_instances_in(&mut tx, mis).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                /// Inserts instances (many per statement) whose compartments must be live.
+                async fn insert_instances_in(tx: &mut Tx, mis: &[ManagedInstance]) -> StoreResult<()> {
                     let compartments: std::collections::BTreeSet<&str> = mis.iter().map(|m| m.compartment_id.as_str()).collect();
                     for c in compartments {
-                        Self::live_compartment(&mut tx, c).await?;
+                        Self::live_compartment(tx, c).await?;
                     }
                     for chunk in mis.chunks(500) {
                         let mut qb = QueryBuilder::<$db>::new(
@@ -1861,9 +1842,8 @@ macro_rules! impl_store {
                                 .push_bind(micros(mi.time_created))
                                 .push_bind(mi.version);
                         });
-                        qb.build().execute(&mut *tx).await.map_err(map_insert_error)?;
+                        qb.build().execute(&mut **tx).await.map_err(map_insert_error)?;
                     }
-                    tx.commit().await?;
                     Ok(())
                 }
             }
