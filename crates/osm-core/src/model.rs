@@ -82,6 +82,20 @@ pub struct UpdateCounts {
     pub other: i64,
 }
 
+/// An agent silent for longer than this is shown `UNREACHABLE`.
+pub const UNREACHABLE_AFTER: jiff::SignedDuration = jiff::SignedDuration::from_secs(5 * 60);
+
+impl ManagedInstance {
+    /// The status as seen at `now`: a host whose agent has been silent for more than
+    /// [`UNREACHABLE_AFTER`] is `UNREACHABLE`, whatever it last reported.
+    pub fn status_at(&self, now: Timestamp) -> ManagedInstanceStatus {
+        match self.last_checkin {
+            Some(t) if now - t <= UNREACHABLE_AFTER => self.status,
+            _ => ManagedInstanceStatus::Unreachable,
+        }
+    }
+}
+
 impl UpdateCounts {
     pub fn total(&self) -> i64 {
         self.security + self.bug + self.enhancement + self.other
@@ -375,4 +389,38 @@ pub struct RetryRecord {
     /// Id of the resource the first request created or acted on.
     pub resource_id: String,
     pub time_created: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silent_agents_are_unreachable() {
+        let now = Timestamp::from_second(1_900_000_000).unwrap();
+        let mut mi = ManagedInstance {
+            id: "i".into(),
+            compartment_id: "c".into(),
+            display_name: "h".into(),
+            description: None,
+            os_name: None,
+            os_version: None,
+            os_kernel_version: None,
+            os_family: OsFamily::Linux,
+            status: ManagedInstanceStatus::Warning,
+            last_checkin: Some(now - jiff::SignedDuration::from_secs(60)),
+            last_boot: None,
+            is_reboot_required: false,
+            notification_topic_id: None,
+            is_data_collection_authorized: false,
+            updates: UpdateCounts::default(),
+            time_created: now,
+            version: 1,
+        };
+        assert_eq!(mi.status_at(now), ManagedInstanceStatus::Warning);
+        mi.last_checkin = Some(now - UNREACHABLE_AFTER - jiff::SignedDuration::from_secs(1));
+        assert_eq!(mi.status_at(now), ManagedInstanceStatus::Unreachable);
+        mi.last_checkin = None;
+        assert_eq!(mi.status_at(now), ManagedInstanceStatus::Unreachable);
+    }
 }

@@ -30,7 +30,8 @@ impl App {
         }
     }
 
-    async fn instance_view(&self, instance: ManagedInstance) -> ApiResult<InstanceView> {
+    async fn instance_view(&self, mut instance: ManagedInstance) -> ApiResult<InstanceView> {
+        instance.status = instance.status_at(jiff::Timestamp::now());
         let groups = self.store.managed_instance_groups_of(&instance.id).await?;
         let (scheduled_job_count, work_request_count) =
             self.store.managed_instance_counts(&instance.id).await?;
@@ -54,7 +55,15 @@ impl App {
         page: &PageRequest,
     ) -> ApiResult<Page<ManagedInstance>> {
         self.authorize(p, &filter.compartment_id)?;
-        Ok(self.store.managed_instance_list(filter, page).await?)
+        let now = jiff::Timestamp::now();
+        Ok(self
+            .store
+            .managed_instance_list(filter, page)
+            .await?
+            .map(|mut mi| {
+                mi.status = mi.status_at(now);
+                mi
+            }))
     }
 
     pub async fn instance_update(
