@@ -45,6 +45,23 @@ pub fn transition(from: WorkRequestStatus, event: Event) -> Option<WorkRequestSt
     }
 }
 
+/// The log line recorded when an agent's report moves a work request that was `from` on
+/// `event`; it tells a cancel that came too late apart from an ordinary finish.
+pub fn finish_note(from: WorkRequestStatus, event: Event) -> &'static str {
+    match (from, event) {
+        (Cancelling, Event::Succeed) => {
+            "Succeeded: the cancel came too late, the work had already finished"
+        }
+        (Cancelling, Event::Fail) => "Failed before the cancel took effect",
+        (_, Event::Stopped) => "Canceled: the agent stopped at a safe point",
+        (_, Event::Succeed) => "Succeeded",
+        (_, Event::Fail) => "Failed",
+        (_, Event::LeaseExpired) => "Failed: the agent's lease expired",
+        (_, Event::Claim) => "Started by the agent",
+        (_, Event::Cancel) => "Cancel requested",
+    }
+}
+
 /// The status and `percentComplete` of a parent work request, derived from its children:
 /// finished children count towards progress; the parent is terminal only when every child is,
 /// `FAILED` if any child failed, `CANCELED` if the rest were canceled, else `SUCCEEDED`.
@@ -120,6 +137,14 @@ mod tests {
                 "{terminal} is final"
             );
         }
+    }
+
+    #[test]
+    fn a_late_cancel_is_noted() {
+        assert_eq!(finish_note(InProgress, Event::Succeed), "Succeeded");
+        assert!(finish_note(Cancelling, Event::Succeed).contains("too late"));
+        assert!(finish_note(Cancelling, Event::Fail).contains("before the cancel"));
+        assert!(finish_note(Cancelling, Event::Stopped).starts_with("Canceled"));
     }
 
     #[test]

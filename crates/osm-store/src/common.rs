@@ -90,6 +90,9 @@ macro_rules! impl_store {
             /// Locks due rows and lets another replica take the others (PostgreSQL).
             const FOR_UPDATE_SKIP_LOCKED: &str = $for_update_skip_locked;
 
+            /// Rows per multi-row statement: well under SQLite's and PostgreSQL's bind limits.
+            const BATCH_ROWS: usize = 1000;
+
             fn timer(op: &'static str) -> QueryTimer {
                 QueryTimer::new(op, $name)
             }
@@ -1295,14 +1298,14 @@ macro_rules! impl_store {
                 async fn work_request_claim(&self, instance_id: &str, now: Timestamp, lease: jiff::SignedDuration, limit: u32) -> StoreResult<Vec<WorkRequest>> {
                     let _t = timer("work_request_claim");
                     let mut tx = self.write_tx().await?;
-                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    let queued = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "SELECT id FROM work_requests WHERE managed_instance_id = $1 AND status = 'ACCEPTED' AND action IS NOT NULL ORDER BY time_accepted, id LIMIT $2{FOR_UPDATE_SKIP_LOCKED}"
                     )))
                     .bind(instance_id)
                     .bind(limit as i64)
                     .fetch_all(&mut *tx)
                     .await?;
-                    let ids: Vec<String> = rows.iter().map(|r| r.try_get::<String, _>("id")).collect::<Result<_, _>>()?;
+                    let ids: Vec<String> = queued.iter().map(|r| r.try_get::<String, _>("id")).collect::<Result<_, _>>()?;
                     if ids.is_empty() {
                         return Ok(vec![]);
                     }
@@ -1322,21 +1325,120 @@ macro_rules! impl_store {
                         b.push_bind(id.clone()).push_bind(entry_id()).push_bind("Started by the agent").push_bind(micros(now));
                     });
                     qb.build().execute(&mut *tx).await?;
-                    let mut claimed = vec![];
-                    let mut parents = std::collections::BTreeSet::new();
+                    let mut qb = QueryBuilder::<$db>::new("SELECT * FROM work_requests WHERE id IN (");
+                    let mut sep = qb.separated(", ");
                     for id in &ids {
-                        let row = sqlx::query("SELECT * FROM work_requests WHERE id = $1").bind(id).fetch_one(&mut *tx).await?;
-                        let wr = work_request(&row)?;
-                        if let Some(p) = &wr.parent_id {
-                            parents.insert(p.clone());
-                        }
-                        claimed.push(wr);
+                        sep.push_bind(id.clone());
                     }
+                    qb.push(") ORDER BY time_accepted, id");
+                    let claimed = rows(qb.build().fetch_all(&mut *tx).await?, work_request)?;
+                    let parents: std::collections::BTreeSet<String> = claimed.iter().filter_map(|w| w.parent_id.clone()).collect();
                     for parent in parents {
                         rederive_parent(&mut tx, &parent, now).await?;
                     }
                     tx.commit().await?;
                     Ok(claimed)
+                }
+
+                async fn work_request_complete(
+                    &self,
+                    instance_id: &str,
+                    items: &[Completion],
+                    now: Timestamp,
+                ) -> StoreResult<Vec<Result<Completed, CompletionRefused>>> {
+                    use osm_core::lifecycle::{Event, finish_note, transition};
+                    let _t = timer("work_request_complete");
+                    if items.is_empty() {
+                        return Ok(vec![]);
+                    }
+                    let mut tx = self.write_tx().await?;
+                    let mut ids: Vec<&str> = items.iter().map(|c| c.id.as_str()).collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    // Rows locked in id order, so replicas completing overlapping batches cannot deadlock.
+                    let mut current = std::collections::HashMap::with_capacity(ids.len());
+                    for chunk in ids.chunks(BATCH_ROWS) {
+                        let mut qb = QueryBuilder::<$db>::new(
+                            "SELECT id, status, operation_type, time_started, parent_id FROM work_requests WHERE managed_instance_id = ",
+                        );
+                        qb.push_bind(instance_id.to_string());
+                        qb.push(" AND id IN (");
+                        let mut sep = qb.separated(", ");
+                        for id in chunk {
+                            sep.push_bind(id.to_string());
+                        }
+                        qb.push(") ORDER BY id");
+                        qb.push(FOR_UPDATE);
+                        for r in qb.build().fetch_all(&mut *tx).await? {
+                            let status: WorkRequestStatus = parse_enum("status", &r.try_get::<String, _>("status")?)?;
+                            let operation: OperationType = parse_enum("operation_type", &r.try_get::<String, _>("operation_type")?)?;
+                            let started = opt_ts(r.try_get("time_started")?);
+                            let parent: Option<String> = r.try_get("parent_id")?;
+                            current.insert(r.try_get::<String, _>("id")?, (status, operation, started, parent));
+                        }
+                    }
+                    let mut results = Vec::with_capacity(items.len());
+                    let mut moves: std::collections::BTreeMap<&'static str, Vec<&str>> = Default::default();
+                    let mut logs: Vec<(&str, String)> = vec![];
+                    let mut errors: Vec<(&str, &str, &str)> = vec![];
+                    let mut parents = std::collections::BTreeSet::new();
+                    for c in items {
+                        let Some((status, operation, started, parent)) = current.get_mut(c.id.as_str()) else {
+                            results.push(Err(CompletionRefused::NotFound));
+                            continue;
+                        };
+                        let agent_event = matches!(c.event, Event::Succeed | Event::Fail | Event::Stopped);
+                        let Some(to) = transition(*status, c.event).filter(|_| agent_event) else {
+                            results.push(Err(CompletionRefused::WrongState(*status)));
+                            continue;
+                        };
+                        logs.extend(c.log.iter().map(|l| (c.id.as_str(), l.clone())));
+                        logs.push((c.id.as_str(), finish_note(*status, c.event).to_string()));
+                        errors.extend(c.errors.iter().map(|(code, message)| (c.id.as_str(), code.as_str(), message.as_str())));
+                        moves.entry(to.as_str()).or_default().push(c.id.as_str());
+                        if let Some(p) = parent.as_ref() {
+                            parents.insert(p.clone());
+                        }
+                        // A second report for the same request in this batch sees the new state.
+                        *status = to;
+                        results.push(Ok(Completed { id: c.id.clone(), status: to, operation_type: *operation, time_started: started.or(Some(now)) }));
+                    }
+                    for (to, ids) in &moves {
+                        for chunk in ids.chunks(BATCH_ROWS) {
+                            let mut qb = QueryBuilder::<$db>::new("UPDATE work_requests SET status = ");
+                            qb.push_bind(*to);
+                            qb.push(", time_started = COALESCE(time_started, ");
+                            qb.push_bind(micros(now));
+                            qb.push("), time_finished = ");
+                            qb.push_bind(micros(now));
+                            qb.push(", percent_complete = 100, lease_expires = NULL WHERE id IN (");
+                            let mut sep = qb.separated(", ");
+                            for id in chunk {
+                                sep.push_bind(id.to_string());
+                            }
+                            qb.push(")");
+                            qb.build().execute(&mut *tx).await?;
+                        }
+                    }
+                    for chunk in logs.chunks(BATCH_ROWS) {
+                        let mut qb = QueryBuilder::<$db>::new("INSERT INTO work_request_logs (work_request_id, entry_id, message, time_created) ");
+                        qb.push_values(chunk, |mut b, (id, message)| {
+                            b.push_bind(id.to_string()).push_bind(entry_id()).push_bind(message.clone()).push_bind(micros(now));
+                        });
+                        qb.build().execute(&mut *tx).await?;
+                    }
+                    for chunk in errors.chunks(BATCH_ROWS) {
+                        let mut qb = QueryBuilder::<$db>::new("INSERT INTO work_request_errors (work_request_id, entry_id, code, message, time_created) ");
+                        qb.push_values(chunk, |mut b, (id, code, message)| {
+                            b.push_bind(id.to_string()).push_bind(entry_id()).push_bind(code.to_string()).push_bind(message.to_string()).push_bind(micros(now));
+                        });
+                        qb.build().execute(&mut *tx).await?;
+                    }
+                    for parent in parents {
+                        rederive_parent(&mut tx, &parent, now).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(results)
                 }
 
                 async fn work_request_renew_leases(&self, instance_id: &str, now: Timestamp, lease: jiff::SignedDuration) -> StoreResult<Vec<(String, WorkRequestStatus)>> {

@@ -26,6 +26,36 @@ pub mod postgres;
 mod rows;
 pub mod sqlite;
 
+/// How an agent ended one work request.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub id: String,
+    /// `Succeed`, `Fail` or `Stopped`.
+    pub event: osm_core::lifecycle::Event,
+    /// `(code, message)` pairs.
+    pub errors: Vec<(String, String)>,
+    /// Lines to log before the closing note.
+    pub log: Vec<String>,
+}
+
+/// A work request an agent ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completed {
+    pub id: String,
+    pub status: WorkRequestStatus,
+    pub operation_type: OperationType,
+    pub time_started: Option<Timestamp>,
+}
+
+/// Why one completion was not applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompletionRefused {
+    /// No such work request on this instance.
+    NotFound,
+    /// The work request is in a state this outcome cannot leave.
+    WrongState(WorkRequestStatus),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The row to act on does not exist.
@@ -350,6 +380,16 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         log: Option<&str>,
     ) -> StoreResult<WorkRequest>;
+    /// Ends work requests of `instance_id` as its agent reported, all in one transaction: each
+    /// item moves by its event if the request is the instance's and the state machine allows
+    /// it there, with its errors, log lines and a closing note; parents are re-derived once.
+    /// An item that is refused leaves the others untouched.
+    async fn work_request_complete(
+        &self,
+        instance_id: &str,
+        items: &[Completion],
+        now: Timestamp,
+    ) -> StoreResult<Vec<Result<Completed, CompletionRefused>>>;
     /// Work requests of `instance_id` waiting to run, oldest first, now `IN_PROGRESS` under a
     /// lease until `now + lease` (one statement per batch; PostgreSQL skips rows another
     /// replica is claiming).

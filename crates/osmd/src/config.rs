@@ -26,6 +26,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Largest request body accepted, in bytes (larger ones get 413).
     pub max_body_bytes: usize,
+    /// Largest agent request body (inventory uploads, batched completions), in bytes.
+    pub agent_max_body_bytes: usize,
     /// Region key reported by `GetTenancy`.
     pub home_region_key: String,
     /// Run the scheduler in this process.
@@ -45,6 +47,7 @@ impl Default for Settings {
             db: None,
             log_format: LogFormat::Human,
             max_body_bytes: 1024 * 1024,
+            agent_max_body_bytes: 32 * 1024 * 1024,
             home_region_key: "LCL".into(),
             scheduler: true,
             catch_up_secs: 3600,

@@ -7,12 +7,13 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
 use jiff::{SignedDuration, Timestamp};
 use osm_core::ids::{ResourceKind, check_ocid, new_ocid};
+use osm_core::lifecycle::Event;
 use osm_core::validate::check_name;
 use osm_core::{
     AgentFacts, InstallKey, ManagedInstance, ManagedInstanceStatus, OsFamily, UpdateCounts,
-    WorkRequest, WorkRequestError, WorkRequestLogEntry, WorkRequestStatus,
+    WorkRequest, WorkRequestLogEntry, WorkRequestStatus,
 };
-use osm_store::StoreError;
+use osm_store::{Completed, Completion, CompletionRefused, StoreError};
 
 use super::{App, Principal};
 use crate::http::error::{ApiError, ApiResult};
@@ -40,6 +41,17 @@ pub fn hash_secret(secret: &str) -> String {
 pub struct Enrolment {
     pub instance: ManagedInstance,
     pub secret: String,
+}
+
+/// What an agent reports at the end of one work request.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub id: String,
+    pub outcome: Outcome,
+    /// `(code, message)` pairs; a `FAILED` outcome has at least one.
+    pub errors: Vec<(String, String)>,
+    /// Last log lines, recorded before the outcome.
+    pub log: Vec<String>,
 }
 
 /// How an agent ended a work request.
@@ -255,59 +267,58 @@ impl App {
         Ok(self.store.work_request_log_append(id, &entries).await?)
     }
 
+    /// Ends work requests of this agent's instance as it reports, in one store transaction;
+    /// each item answers on its own (the others go ahead when one is refused).
     pub async fn agent_complete(
         &self,
         instance_id: &str,
-        id: &str,
-        outcome: Outcome,
-        errors: Vec<(String, String)>,
-    ) -> ApiResult<WorkRequest> {
-        let wr = self.own_work(instance_id, id).await?;
+        reports: Vec<Report>,
+    ) -> ApiResult<Vec<ApiResult<Completed>>> {
         let now = Timestamp::now();
-        let running = [WorkRequestStatus::InProgress, WorkRequestStatus::Cancelling];
-        let (from, to, log): (&[WorkRequestStatus], _, String) = match outcome {
-            Outcome::Succeeded if wr.status == WorkRequestStatus::Cancelling => (
-                &running,
-                WorkRequestStatus::Succeeded,
-                "Succeeded: the cancel came too late, the work had already finished".into(),
-            ),
-            Outcome::Failed if wr.status == WorkRequestStatus::Cancelling => (
-                &running,
-                WorkRequestStatus::Failed,
-                "Failed before the cancel took effect".into(),
-            ),
-            Outcome::Succeeded => (&running, WorkRequestStatus::Succeeded, "Succeeded".into()),
-            Outcome::Failed => (&running, WorkRequestStatus::Failed, "Failed".into()),
-            Outcome::Canceled => (
-                &[WorkRequestStatus::Cancelling],
-                WorkRequestStatus::Canceled,
-                "Canceled: the agent stopped at a safe point".into(),
-            ),
-        };
-        if !errors.is_empty() {
-            let errors: Vec<WorkRequestError> = errors
-                .into_iter()
-                .map(|(code, message)| WorkRequestError {
-                    code,
-                    message,
-                    timestamp: now,
-                })
-                .collect();
-            self.store.work_request_errors_add(id, &errors).await?;
-        }
-        let done = self
+        let items: Vec<Completion> = reports
+            .into_iter()
+            .map(|r| Completion {
+                id: r.id,
+                event: match r.outcome {
+                    Outcome::Succeeded => Event::Succeed,
+                    Outcome::Failed => Event::Fail,
+                    Outcome::Canceled => Event::Stopped,
+                },
+                errors: r.errors,
+                log: r.log,
+            })
+            .collect();
+        let results = self
             .store
-            .work_request_transition(id, from, to, now, Some(&log))
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict(m) => ApiError::incorrect_state(m),
-                other => other.into(),
-            })?;
-        if let Some(started) = done.time_started {
-            metrics::histogram!("osm_work_request_claim_to_finish_seconds")
-                .record((now - started).as_secs_f64().max(0.0));
-        }
-        metrics::counter!("osm_work_requests_finished_total", "status" => to.as_str(), "operation" => done.operation_type.as_str()).increment(1);
-        Ok(done)
+            .work_request_complete(instance_id, &items, now)
+            .await?;
+        Ok(items
+            .iter()
+            .zip(results)
+            .map(|(item, result)| match result {
+                Ok(done) => {
+                    if let Some(started) = done.time_started {
+                        metrics::histogram!("osm_work_request_claim_to_finish_seconds")
+                            .record((now - started).as_secs_f64().max(0.0));
+                    }
+                    metrics::counter!("osm_work_requests_finished_total", "status" => done.status.as_str(), "operation" => done.operation_type.as_str()).increment(1);
+                    Ok(done)
+                }
+                Err(CompletionRefused::NotFound) => {
+                    Err(ApiError::not_found("work request", &item.id))
+                }
+                Err(CompletionRefused::WrongState(status)) => {
+                    Err(ApiError::incorrect_state(format!(
+                        "work request {} is {status}{}",
+                        item.id,
+                        if status == WorkRequestStatus::InProgress && item.event == Event::Stopped {
+                            "; only work being cancelled can end CANCELED"
+                        } else {
+                            ""
+                        }
+                    )))
+                }
+            })
+            .collect())
     }
 }

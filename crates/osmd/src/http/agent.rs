@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::parse_json;
-use crate::app::agents::{HEARTBEAT_SECS, LEASE, Outcome};
+use crate::app::agents::{HEARTBEAT_SECS, LEASE, Outcome, Report};
 
 /// The enrolled instance a request comes from.
 #[derive(Debug, Clone)]
@@ -40,6 +40,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/agent/v1/work/poll", post(poll))
         .route("/agent/v1/work/{work_request_id}/log", post(log))
         .route("/agent/v1/work/{work_request_id}/complete", post(complete))
+        .route("/agent/v1/work/complete", post(complete_batch))
         .route_layer(axum::middleware::from_fn_with_state(state, authenticate))
 }
 
@@ -67,7 +68,7 @@ async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -
 
 async fn verify(state: &AppState, req: Request) -> ApiResult<Request> {
     let (mut parts, body) = req.into_parts();
-    let limit = state.settings.max_body_bytes;
+    let limit = state.settings.agent_max_body_bytes;
     let bytes: Bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::too_large(limit))?;
@@ -296,11 +297,61 @@ struct ErrorEntry {
     message: String,
 }
 
+/// The end of one work request, as an agent reports it.
 #[derive(Deserialize)]
-struct CompleteRequest {
+#[serde(deny_unknown_fields)]
+struct CompleteItem {
+    /// Present in a batch; the path names it in the single-item call.
+    #[serde(default)]
+    id: Option<String>,
     outcome: Outcome,
     #[serde(default)]
     errors: Vec<ErrorEntry>,
+    #[serde(default)]
+    log: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompleteBatch {
+    items: Vec<CompleteItem>,
+}
+
+/// Most reports in one batched completion.
+const MAX_BATCH: usize = 1000;
+
+/// Checks one report; bad input fails the whole call before anything changes.
+fn report(item: CompleteItem, id: String) -> ApiResult<Report> {
+    if item.outcome == Outcome::Failed && item.errors.is_empty() {
+        return Err(ApiError::invalid(format!(
+            "work request {id}: a FAILED outcome needs at least one error saying what went wrong"
+        )));
+    }
+    if item.errors.len() > 100
+        || item
+            .errors
+            .iter()
+            .any(|e| e.code.is_empty() || e.code.len() > 255 || e.message.len() > 8192)
+    {
+        return Err(ApiError::invalid(format!(
+            "work request {id}: send at most 100 errors, each with a code of 1 to 255 bytes and a message of at most 8192 bytes"
+        )));
+    }
+    if item.log.len() > 1000 || item.log.iter().any(|l| l.len() > 8192) {
+        return Err(ApiError::invalid(format!(
+            "work request {id}: send at most 1000 log lines of at most 8192 bytes each"
+        )));
+    }
+    Ok(Report {
+        id,
+        outcome: item.outcome,
+        errors: item
+            .errors
+            .into_iter()
+            .map(|e| (e.code, e.message))
+            .collect(),
+        log: item.log,
+    })
 }
 
 async fn complete(
@@ -309,20 +360,55 @@ async fn complete(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let req: CompleteRequest = parse_json(&body)?;
-    if req.outcome == Outcome::Failed && req.errors.is_empty() {
-        return Err(ApiError::invalid(
-            "a FAILED outcome needs at least one error saying what went wrong",
-        ));
+    let item: CompleteItem = parse_json(&body)?;
+    if item.id.as_ref().is_some_and(|i| *i != id) {
+        return Err(ApiError::invalid("the body's id differs from the path's"));
     }
-    let errors = req
-        .errors
-        .into_iter()
-        .map(|e| (e.code, e.message))
-        .collect();
-    let wr = s
+    let report = report(item, id)?;
+    let done = s
         .app
-        .agent_complete(&a.instance_id, &id, req.outcome, errors)
-        .await?;
-    Ok(Json(serde_json::json!({ "id": wr.id, "status": wr.status })).into_response())
+        .agent_complete(&a.instance_id, vec![report])
+        .await?
+        .pop()
+        .expect("one answer per report")?;
+    Ok(Json(serde_json::json!({ "id": done.id, "status": done.status })).into_response())
+}
+
+/// Many completions in one call and one transaction; each item answers on its own.
+async fn complete_batch(
+    State(s): State<AppState>,
+    Extension(a): Extension<Agent>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let batch: CompleteBatch = parse_json(&body)?;
+    if batch.items.is_empty() || batch.items.len() > MAX_BATCH {
+        return Err(ApiError::invalid(format!(
+            "send between 1 and {MAX_BATCH} items per call"
+        )));
+    }
+    let reports = batch
+        .items
+        .into_iter()
+        .enumerate()
+        .map(|(n, item)| {
+            let id = item
+                .id
+                .clone()
+                .ok_or_else(|| ApiError::missing(&format!("items[{n}].id")))?;
+            report(item, id)
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let ids: Vec<String> = reports.iter().map(|r| r.id.clone()).collect();
+    let answers = s.app.agent_complete(&a.instance_id, reports).await?;
+    let body: Vec<serde_json::Value> = ids
+        .into_iter()
+        .zip(answers)
+        .map(|(id, answer)| match answer {
+            Ok(done) => serde_json::json!({ "id": id, "status": done.status }),
+            Err(e) => {
+                serde_json::json!({ "id": id, "error": { "code": e.code, "message": e.message } })
+            }
+        })
+        .collect();
+    Ok(Json(body).into_response())
 }

@@ -14,6 +14,7 @@ use crate::{Backend, TestApp, both_backends, spawn_app};
 
 both_backends!(
     enrol_claim_log_complete,
+    batched_completion,
     cancel_and_lease_expiry,
     retention_boundaries,
     install_keys
@@ -197,6 +198,107 @@ async fn enrol_claim_log_complete(b: Backend) {
         .list_all(&format!("/20190801/workRequests/{id}/errors?limit=5"))
         .await;
     assert_eq!(errors[0]["code"], "PackageNotFound");
+}
+
+async fn complete_batch(agent: &AgentClient, items: Value) -> (u16, Value) {
+    let r = agent
+        .post("/agent/v1/work/complete", &json!({ "items": items }))
+        .await
+        .unwrap();
+    let body = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    (r.status, body)
+}
+
+async fn batched_completion(b: Backend) {
+    let app = spawn_app(b).await;
+    let agent = enrol(&app, "web-01").await;
+    let other = enrol(&app, "web-02").await;
+    let ids: Vec<String> = {
+        let mut ids = vec![];
+        for p in ["a", "b", "c", "d"] {
+            ids.push(install(&app, &agent.instance_id, p).await);
+        }
+        ids
+    };
+    let foreign = install(&app, &other.instance_id, "e").await;
+    assert_eq!(poll(&agent, 5).await.len(), 4);
+    assert_eq!(poll(&other, 5).await.len(), 1);
+
+    // Bad batches are refused whole: nothing changes.
+    for bad in [
+        json!([]),
+        json!([{"id": ids[0], "outcome": "SUCCEEDED"}, {"id": ids[1], "outcome": "FAILED"}]),
+        json!([{"outcome": "SUCCEEDED"}]),
+        json!([{"id": ids[0], "outcome": "DONE"}]),
+        json!([{"id": ids[0], "outcome": "SUCCEEDED", "log": ["x".repeat(9000)]}]),
+        Value::Array(vec![json!({"id": ids[0], "outcome": "SUCCEEDED"}); 1001]),
+    ] {
+        let (status, body) = complete_batch(&agent, bad).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    for id in &ids {
+        assert_eq!(wr(&app, id).await["status"], "IN_PROGRESS");
+    }
+
+    // One call, one transaction; each item answers on its own.
+    let (status, answers) = complete_batch(
+        &agent,
+        json!([
+            {"id": ids[0], "outcome": "SUCCEEDED", "log": ["Setting up a (1.0)"]},
+            {"id": ids[1], "outcome": "FAILED", "errors": [{"code": "PackageNotFound", "message": "no package b"}]},
+            {"id": foreign, "outcome": "SUCCEEDED"},
+            {"id": "ocid1.osmsworkrequest.oc1..aaaaaaaanosuchthing", "outcome": "SUCCEEDED"},
+            {"id": ids[0], "outcome": "FAILED", "errors": [{"code": "x", "message": "y"}]},
+            {"id": ids[2], "outcome": "CANCELED"},
+            {"id": ids[3], "outcome": "SUCCEEDED"},
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200, "{answers}");
+    let answers = answers.as_array().unwrap();
+    assert_eq!(answers.len(), 7);
+    assert_eq!(answers[0], json!({"id": ids[0], "status": "SUCCEEDED"}));
+    assert_eq!(answers[1], json!({"id": ids[1], "status": "FAILED"}));
+    assert_eq!(answers[2]["error"]["code"], "NotAuthorizedOrNotFound");
+    assert_eq!(answers[3]["error"]["code"], "NotAuthorizedOrNotFound");
+    assert_eq!(
+        answers[4]["error"]["code"], "IncorrectState",
+        "a request already ended in this batch stays ended"
+    );
+    assert_eq!(answers[5]["error"]["code"], "IncorrectState");
+    assert_eq!(answers[6], json!({"id": ids[3], "status": "SUCCEEDED"}));
+
+    assert_eq!(wr(&app, &ids[0]).await["status"], "SUCCEEDED");
+    assert_eq!(wr(&app, &ids[1]).await["status"], "FAILED");
+    assert_eq!(wr(&app, &ids[2]).await["status"], "IN_PROGRESS");
+    assert_eq!(wr(&app, &foreign).await["status"], "IN_PROGRESS");
+    let logs: Vec<String> = app
+        .list_all(&format!(
+            "/20190801/workRequests/{}/logs?sortOrder=ASC&limit=50",
+            ids[0]
+        ))
+        .await
+        .iter()
+        .map(|l| l["message"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        &logs[1..],
+        ["Started by the agent", "Setting up a (1.0)", "Succeeded"]
+    );
+    let errors = app
+        .list_all(&format!("/20190801/workRequests/{}/errors", ids[1]))
+        .await;
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0]["code"], "PackageNotFound");
+
+    // A cancel in flight: the batch ends it CANCELED as the agent stopped.
+    let r = app
+        .delete(&format!("/20190801/workRequests/{}", ids[2]), None)
+        .await;
+    assert!(r.status < 300, "{}", r.text());
+    let (_, answers) = complete_batch(&agent, json!([{"id": ids[2], "outcome": "CANCELED"}])).await;
+    assert_eq!(answers[0], json!({"id": ids[2], "status": "CANCELED"}));
 }
 
 async fn cancel_and_lease_expiry(b: Backend) {
