@@ -9,6 +9,7 @@ pub mod httpsig;
 pub mod ids;
 pub mod lifecycle;
 pub mod model;
+pub mod osv;
 pub mod page;
 pub mod schedule;
 pub mod time;
