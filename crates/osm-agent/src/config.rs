@@ -66,35 +66,35 @@ impl Default for Settings {
 #[derive(Debug, Clone, Default, Serialize, clap::Args)]
 pub struct Overrides {
     /// osmd's URL [env: OSM_AGENT_SERVER]
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
     /// CA bundle of osmd's certificate [env: OSM_AGENT_CA]
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca: Option<PathBuf>,
     /// Install key, or a file holding it [env: OSM_AGENT_INSTALL_KEY]
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub install_key: Option<String>,
     /// Compartment to enrol into [env: OSM_AGENT_COMPARTMENT_ID]
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compartment_id: Option<String>,
     /// Instance name [env: OSM_AGENT_HOSTNAME] [default: the host name]
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
     /// State directory [env: OSM_AGENT_STATE_DIR] [default: /var/lib/osm-agent]
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_dir: Option<PathBuf>,
     /// Test/advanced: manage the system in DIR instead of / (chroot) [env: OSM_AGENT_ROOT]
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub root: Option<PathBuf>,
     /// auto, apt, dnf or yum [env: OSM_AGENT_BACKEND] [default: auto]
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
 }

@@ -14,16 +14,14 @@ use serde_json::Value;
 
 const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
-pub fn target_dir() -> PathBuf {
-    // tests run from target/<profile>/deps/<test>-<hash>
+/// `target/<profile>`: tests run from target/<profile>/deps/<test>-<hash>.
+fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+pub fn target_dir() -> PathBuf {
+    profile_dir().parent().unwrap().to_path_buf()
 }
 
 fn run(cmd: &mut Command) -> String {
@@ -40,9 +38,7 @@ fn run(cmd: &mut Command) -> String {
 /// The Debian mirror apt on this machine uses (CI machines reach it), else Debian's CDN.
 fn debian_mirror() -> String {
     let mut texts = vec![];
-    for p in ["/etc/apt/sources.list"] {
-        texts.push(std::fs::read_to_string(p).unwrap_or_default());
-    }
+    texts.push(std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default());
     if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
         for e in dir.flatten() {
             texts.push(std::fs::read_to_string(e.path()).unwrap_or_default());
@@ -247,7 +243,7 @@ fn free_port() -> u16 {
 
 /// The osmd binary of this workspace (built when missing).
 fn osmd_bin() -> PathBuf {
-    let bin = target_dir().join("osmd");
+    let bin = profile_dir().join("osmd");
     if !bin.exists() {
         run(Command::new(env!("CARGO"))
             .args(["build", "--bin", "osmd"])
