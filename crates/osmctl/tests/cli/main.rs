@@ -940,6 +940,46 @@ async fn bad_input_sends_nothing(backend: Backend) {
         "a bad input changed something"
     );
 
+    // Well-formed ids of nothing: the API refuses (exit 1, one line), nothing changes.
+    let nothing = |kind: &str| format!("ocid1.{kind}.oc1..aaaaaaaanothingbythisidexists");
+    let (job, wr, mi, grp) = (
+        nothing("osmsscheduledjob"),
+        nothing("osmsworkrequest"),
+        nothing("instance"),
+        nothing("osmsmanagedinstancegroup"),
+    );
+    let unknown: Vec<Vec<&str>> = vec![
+        vec!["job", "run-now", &job],
+        vec!["job", "delete", &job],
+        vec!["work-request", "cancel", &wr],
+        vec!["work-request", "wait", &wr],
+        vec!["instance", "install", &mi, "--package", "htop"],
+        vec!["group", "update-all", &grp],
+        vec!["group", "attach", &g, "--instance", &mi],
+        vec![
+            "job",
+            "create",
+            "--name",
+            "j",
+            "--instance",
+            &mi,
+            "--operation",
+            "update-all",
+            "--at",
+            "+1h",
+        ],
+    ];
+    for args in &unknown {
+        let run = bench.osmctl(args).await;
+        let line = run.fails(1);
+        assert!(line.contains("(request id "), "{args:?}: {line}");
+    }
+    assert_eq!(
+        snapshot(&bench).await,
+        before,
+        "a call with an unknown id changed something"
+    );
+
     // Not even a connection: the same inputs aimed at a listener that records any.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
