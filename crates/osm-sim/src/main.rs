@@ -47,6 +47,10 @@ struct Args {
     /// First instance number (hostnames sim-00001…)
     #[arg(long, default_value_t = 1)]
     first: usize,
+    /// Append "<work request id> <outcome>" to this file for every outcome osmd acknowledged
+    /// (the crash test checks each one against the store)
+    #[arg(long)]
+    acknowledged_log: Option<std::path::PathBuf>,
 }
 
 #[derive(Default)]
@@ -54,6 +58,7 @@ struct Counters {
     enrolled: AtomicU64,
     succeeded: AtomicU64,
     failed: AtomicU64,
+    acknowledged_log: std::sync::Mutex<Option<std::fs::File>>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -80,6 +85,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let http = AgentClient::shared_http(Some(&ca))?;
     let counters = Arc::new(Counters::default());
+    if let Some(path) = &args.acknowledged_log {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        *counters.acknowledged_log.lock().unwrap() = Some(file);
+    }
     let args = Arc::new(args);
     let mut tasks = vec![];
     for n in args.first..args.first + args.instances {
@@ -209,9 +222,28 @@ async fn simulate(
             } else {
                 json!({"outcome": "SUCCEEDED"})
             };
-            let done = agent
-                .post(&format!("/agent/v1/work/{id}/complete"), &outcome)
-                .await;
+            let complete = format!("/agent/v1/work/{id}/complete");
+            let mut done = agent.post(&complete, &outcome).await;
+            // The work is done: while osmd is away (restarting), keep reporting it for 30 s.
+            for _ in 0..120 {
+                if done.as_ref().is_ok_and(|r| r.status < 500) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                done = agent.post(&complete, &outcome).await;
+            }
+            if let (Ok(r), Some(log)) = (&done, &mut *counters.acknowledged_log.lock().unwrap())
+                && r.status == 200
+            {
+                use std::io::Write;
+                if let Err(e) = writeln!(
+                    log,
+                    "{id} {}",
+                    outcome["outcome"].as_str().unwrap_or_default()
+                ) {
+                    eprintln!("sim-{n:05}: writing the acknowledged log failed: {e}");
+                }
+            }
             match done {
                 Ok(r) if r.status == 200 && fail => counters.failed.fetch_add(1, Ordering::Relaxed),
                 Ok(r) if r.status == 200 => counters.succeeded.fetch_add(1, Ordering::Relaxed),

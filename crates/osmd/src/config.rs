@@ -37,6 +37,9 @@ pub struct Settings {
     pub catch_up_secs: u64,
     /// Terminal work requests older than this many days are purged with their logs.
     pub retention_days: u64,
+    /// How long, in seconds, a claimed work request stays with its agent without a heartbeat
+    /// before it fails with `LeaseExpired`.
+    pub lease_secs: u64,
 }
 
 impl Default for Settings {
@@ -52,6 +55,7 @@ impl Default for Settings {
             scheduler: true,
             catch_up_secs: 3600,
             retention_days: 14,
+            lease_secs: 120,
         }
     }
 }
@@ -94,11 +98,18 @@ impl Settings {
             }
             figment = figment.merge(Toml::file(file));
         }
-        figment
+        let settings: Settings = figment
             .merge(Env::prefixed("OSM_"))
             .merge(Serialized::defaults(overrides))
             .extract()
-            .map_err(Box::new)
+            .map_err(Box::new)?;
+        if settings.lease_secs == 0 {
+            return Err(Box::new(figment::Error::from(
+                "lease_secs must be at least 1 (seconds a claimed work request stays with its agent)"
+                    .to_string(),
+            )));
+        }
+        Ok(settings)
     }
 
     /// The database URL, defaulting to the SQLite file in the data directory.
@@ -133,6 +144,12 @@ mod tests {
             assert_eq!(s.db_url(), "sqlite:///from/env/osm.db");
             let d = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
             assert_eq!(d.listen.to_string(), "127.0.0.1:9443");
+            assert_eq!(d.lease_secs, 120);
+            jail.set_env("OSM_LEASE_SECS", "15");
+            let short = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
+            assert_eq!(short.lease_secs, 15);
+            jail.set_env("OSM_LEASE_SECS", "0");
+            assert!(Settings::load(None, &Overrides::default()).is_err());
             Ok(())
         });
     }

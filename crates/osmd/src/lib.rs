@@ -86,11 +86,14 @@ pub async fn start_with_store(settings: Settings, store: Arc<dyn Store>) -> anyh
         .await
         .context("bootstrapping the store")?;
     let metrics = telemetry::metrics_handle();
-    let app = Arc::new(app::App::new(
-        store.clone(),
-        outcome.tenancy_id.clone(),
-        settings.home_region_key.clone(),
-    ));
+    let app = Arc::new(
+        app::App::new(
+            store.clone(),
+            outcome.tenancy_id.clone(),
+            settings.home_region_key.clone(),
+        )
+        .with_lease(jiff::SignedDuration::from_secs(settings.lease_secs as i64)),
+    );
     let state = http::AppState {
         app,
         settings: Arc::new(settings.clone()),

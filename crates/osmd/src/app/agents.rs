@@ -18,9 +18,10 @@ use osm_store::{Completed, Completion, CompletionRefused, StoreError};
 use super::{App, Principal};
 use crate::http::error::{ApiError, ApiResult};
 
-/// How long a claimed work request belongs to its agent without a heartbeat.
+/// How long a claimed work request belongs to its agent without a heartbeat, unless the
+/// settings say otherwise (`lease_secs`).
 pub const LEASE: SignedDuration = SignedDuration::from_secs(120);
-/// How often agents are asked to send a heartbeat.
+/// How often agents are asked to send a heartbeat (more often when the lease is short).
 pub const HEARTBEAT_SECS: u64 = 30;
 /// Longest long-poll.
 pub const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -64,6 +65,12 @@ pub enum Outcome {
 }
 
 impl App {
+    /// How often an agent is asked to send a heartbeat: four times per lease, at most every
+    /// `HEARTBEAT_SECS`, so one lost heartbeat never costs a lease.
+    pub fn heartbeat_secs(&self) -> u64 {
+        (self.lease.as_secs().max(0) as u64 / 4).clamp(1, HEARTBEAT_SECS)
+    }
+
     /// Creates an install key for a compartment; the secret is returned once, never stored.
     pub async fn install_key_create(
         &self,
@@ -195,7 +202,7 @@ impl App {
         self.store.agent_report(instance_id, facts, now).await?;
         Ok(self
             .store
-            .work_request_renew_leases(instance_id, now, LEASE)
+            .work_request_renew_leases(instance_id, now, self.lease)
             .await?)
     }
 
@@ -211,7 +218,7 @@ impl App {
             let notified = self.work_signal.notified();
             let claimed = self
                 .store
-                .work_request_claim(instance_id, Timestamp::now(), LEASE, max.clamp(1, 100))
+                .work_request_claim(instance_id, Timestamp::now(), self.lease, max.clamp(1, 100))
                 .await?;
             if !claimed.is_empty() || tokio::time::Instant::now() >= deadline {
                 return Ok(claimed);

@@ -103,6 +103,8 @@ pub struct App {
     pub work_signal: Arc<tokio::sync::Notify>,
     pub tenancy_id: String,
     pub home_region_key: String,
+    /// How long a claimed work request belongs to its agent without a heartbeat.
+    pub lease: jiff::SignedDuration,
     caches: Mutex<Caches>,
 }
 
@@ -114,8 +116,15 @@ impl App {
             work_signal: Arc::new(tokio::sync::Notify::new()),
             tenancy_id,
             home_region_key,
+            lease: agents::LEASE,
             caches: Mutex::new(Caches::default()),
         }
+    }
+
+    /// The same with another lease length (`lease_secs` in the settings).
+    pub fn with_lease(mut self, lease: jiff::SignedDuration) -> Self {
+        self.lease = lease;
+        self
     }
 
     /// The parsed public key a request's keyId names, or `None` when there is no such key.

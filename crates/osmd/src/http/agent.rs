@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::parse_json;
-use crate::app::agents::{HEARTBEAT_SECS, LEASE, Outcome, Report};
+use crate::app::agents::{Outcome, Report};
 
 /// The enrolled instance a request comes from.
 #[derive(Debug, Clone)]
@@ -188,8 +188,8 @@ async fn enroll(
         instance_id: e.instance.id,
         compartment_id: e.instance.compartment_id,
         secret: e.secret,
-        heartbeat_seconds: HEARTBEAT_SECS,
-        lease_seconds: LEASE.as_secs(),
+        heartbeat_seconds: s.app.heartbeat_secs(),
+        lease_seconds: s.app.lease.as_secs(),
     };
     Ok((StatusCode::OK, Json(resp)).into_response())
 }
@@ -217,7 +217,7 @@ async fn heartbeat(
         .map(|(id, status)| InFlight { id, status })
         .collect();
     Ok(
-        Json(serde_json::json!({ "inFlight": items, "heartbeatSeconds": HEARTBEAT_SECS }))
+        Json(serde_json::json!({ "inFlight": items, "heartbeatSeconds": s.app.heartbeat_secs() }))
             .into_response(),
     )
 }
@@ -264,7 +264,7 @@ async fn poll(
             id: w.id,
             description: w.description,
             action: w.action,
-            lease_seconds: LEASE.as_secs(),
+            lease_seconds: s.app.lease.as_secs(),
         })
         .collect();
     Ok(Json(work).into_response())
