@@ -4,7 +4,10 @@
 //! optional because clients do not enforce "required"; the server validates and answers 400.
 //! Each type derives an OpenAPI schema ([`schemas`]).
 
+pub mod packages;
 pub mod time;
+
+pub use packages::*;
 
 use std::collections::BTreeMap;
 
@@ -804,7 +807,14 @@ pub fn schemas() -> Vec<(
         Compartment,
         Tenancy,
         CreateCompartmentDetails,
-        UpdateCompartmentDetails
+        UpdateCompartmentDetails,
+        InstalledPackageSummary,
+        InstallablePackageSummary,
+        AvailableUpdateSummary,
+        AvailableWindowsUpdateSummary,
+        InstalledWindowsUpdateSummary,
+        WindowsUpdateSummary,
+        WindowsUpdate
     );
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out.dedup_by(|a, b| a.0 == b.0);

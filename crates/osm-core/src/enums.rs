@@ -127,6 +127,21 @@ wire_enum!(
     }
 );
 
+wire_enum!(
+    /// What an available update fixes (`AvailableUpdateSummary.updateType`, advisory and
+    /// Windows update types). Note `BUG` where the update-all actions say `BUGFIX`.
+    UpdateClassification, "updateType" {
+        Security => "SECURITY", Bug => "BUG", Enhancement => "ENHANCEMENT", Other => "OTHER",
+    }
+);
+
+wire_enum!(
+    /// Whether a Windows update can be installed (`isEligibleForInstallation`).
+    Installable, "isEligibleForInstallation" {
+        Installable => "INSTALLABLE", NotInstallable => "NOT_INSTALLABLE", Unknown => "UNKNOWN",
+    }
+);
+
 wire_enum!(SortOrder, "sortOrder" { Asc => "ASC", Desc => "DESC" });
 
 wire_enum!(

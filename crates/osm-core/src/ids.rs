@@ -17,6 +17,7 @@ pub enum ResourceKind {
     ScheduledJob,
     WorkRequest,
     InstallKey,
+    Erratum,
 }
 
 impl ResourceKind {
@@ -31,6 +32,7 @@ impl ResourceKind {
             Self::ScheduledJob => "osmsscheduledjob",
             Self::WorkRequest => "osmsworkrequest",
             Self::InstallKey => "osmsinstallkey",
+            Self::Erratum => "osmserratum",
         }
     }
 }

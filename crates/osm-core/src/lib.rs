@@ -7,6 +7,7 @@
 pub mod enums;
 pub mod httpsig;
 pub mod ids;
+pub mod inventory;
 pub mod lifecycle;
 pub mod model;
 pub mod osv;

@@ -1,5 +1,8 @@
 //! `osm-sim`: enrols N simulated instances against a running osmd and serves their work
-//! through the real agent protocol until stopped (Ctrl-C / SIGTERM).
+//! through the real agent protocol until stopped (Ctrl-C / SIGTERM). Each instance uploads its
+//! package inventory after enrolment and a diff after every action that changes it.
+
+mod inventory;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,7 +10,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use inventory::SimInventory;
 use osm_client::AgentClient;
+use osm_core::WorkAction;
 use rand::RngExt;
 use serde_json::{Value, json};
 
@@ -139,16 +144,55 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn facts(args: &Args, vulnerable: bool) -> Value {
-    let security = if vulnerable {
-        (args.updates_per_instance / 3).max(1)
-    } else {
-        0
-    };
-    let rest = (args.updates_per_instance - security).max(0);
+/// Heartbeat facts; the counts matter only until osmd holds the inventory.
+fn facts(inv: &SimInventory) -> Value {
+    let [security, bug, enhancement, other] = inv.pending();
     json!({"osName": "Simulated Linux", "osVersion": "1.0", "osKernelVersion": "6.1.0-sim",
            "isRebootRequired": false,
-           "updates": {"security": security, "bug": rest / 2, "enhancement": rest - rest / 2, "other": 0}})
+           "updates": {"security": security, "bug": bug, "enhancement": enhancement, "other": other}})
+}
+
+/// Sends the whole inventory; remembers the revision osmd answers.
+async fn upload_full(agent: &AgentClient, inv: &mut SimInventory) -> anyhow::Result<()> {
+    let mut body = serde_json::to_value(inv.full())?;
+    body["mode"] = json!("full");
+    let r = agent.post("/agent/v1/inventory", &body).await?;
+    anyhow::ensure!(
+        r.status == 200,
+        "inventory upload: {} {}",
+        r.status,
+        r.text()
+    );
+    inv.revision = r.json::<Value>()["revision"].as_i64().unwrap_or(0);
+    Ok(())
+}
+
+/// Tells osmd what an action changed: a diff against the revision it holds, or a full upload
+/// when it holds another one.
+async fn upload_changes(
+    agent: &AgentClient,
+    inv: &mut SimInventory,
+    action: &WorkAction,
+) -> anyhow::Result<()> {
+    let diff = inv.apply(action);
+    if diff.installed.is_none()
+        && diff.available.is_none()
+        && diff.updates.is_none()
+        && diff.windows_updates.is_none()
+    {
+        return Ok(());
+    }
+    let mut body = serde_json::to_value(&diff)?;
+    body["mode"] = json!("diff");
+    let r = agent.post("/agent/v1/inventory", &body).await?;
+    match r.status {
+        200 => {
+            inv.revision = r.json::<Value>()["revision"].as_i64().unwrap_or(0);
+            Ok(())
+        }
+        409 => upload_full(agent, inv).await,
+        other => anyhow::bail!("inventory diff: {other} {}", r.text()),
+    }
 }
 
 async fn simulate(
@@ -158,15 +202,20 @@ async fn simulate(
     args: &Args,
     counters: &Counters,
 ) -> anyhow::Result<()> {
-    let (windows, mut vulnerable) = {
+    let (windows, vulnerable) = {
         let mut rng = rand::rng();
         (
             rng.random_bool(args.windows_ratio),
             rng.random_bool(args.security_ratio),
         )
     };
+    let mut inv = SimInventory::generate(
+        windows,
+        vulnerable,
+        args.updates_per_instance.max(0) as usize,
+    );
     let mut body = json!({"hostname": format!("sim-{n:05}"), "osFamily": if windows { "WINDOWS" } else { "LINUX" },
-                          "facts": facts(args, vulnerable)});
+                          "facts": facts(&inv)});
     if let Some(c) = &args.compartment {
         body["compartmentId"] = json!(c);
     }
@@ -185,11 +234,13 @@ async fn simulate(
     counters.enrolled.fetch_add(1, Ordering::Relaxed);
     let mut last_heartbeat = tokio::time::Instant::now();
     loop {
+        if inv.revision == 0
+            && let Err(e) = upload_full(&agent, &mut inv).await
+        {
+            eprintln!("sim-{n:05}: {e:#}");
+        }
         if last_heartbeat.elapsed() > Duration::from_secs(25) {
-            agent
-                .post("/agent/v1/heartbeat", &facts(args, vulnerable))
-                .await
-                .ok();
+            agent.post("/agent/v1/heartbeat", &facts(&inv)).await.ok();
             last_heartbeat = tokio::time::Instant::now();
         }
         let work: Vec<Value> = match agent
@@ -244,7 +295,7 @@ async fn simulate(
                     eprintln!("sim-{n:05}: writing the acknowledged log failed: {e}");
                 }
             }
-            match done {
+            match &done {
                 Ok(r) if r.status == 200 && fail => counters.failed.fetch_add(1, Ordering::Relaxed),
                 Ok(r) if r.status == 200 => counters.succeeded.fetch_add(1, Ordering::Relaxed),
                 // A cancel took effect meanwhile: stop as asked.
@@ -260,14 +311,12 @@ async fn simulate(
                 }
                 _ => 0,
             };
-            if !fail
-                && w["action"]["kind"]
-                    .as_str()
-                    .is_some_and(|k| k.contains("all"))
+            let succeeded = matches!(&done, Ok(r) if r.status == 200) && !fail;
+            if succeeded
+                && let Ok(action) = serde_json::from_value::<WorkAction>(w["action"].clone())
+                && let Err(e) = upload_changes(&agent, &mut inv, &action).await
             {
-                // Updates installed: the instance reports none pending.
-                vulnerable = false;
-                agent.post("/agent/v1/heartbeat", &json!({"updates": {"security": 0, "bug": 0, "enhancement": 0, "other": 0}})).await.ok();
+                eprintln!("sim-{n:05}: {e:#}");
             }
         }
     }

@@ -1708,6 +1708,10 @@ macro_rules! impl_store {
                     if qb.build().execute(&mut *tx).await?.rows_affected() == 0 {
                         return Err(StoreError::NotFound);
                     }
+                    if facts.updates.is_some() {
+                        // An instance with an inventory keeps the counts derived from it.
+                        sqlx::query($crate::inventory::RECOUNT_UPDATES).bind(instance_id).execute(&mut *tx).await?;
+                    }
                     tx.commit().await?;
                     Ok(())
                 }

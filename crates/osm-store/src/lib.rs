@@ -22,6 +22,7 @@ use osm_core::page::{Page, PageRequest};
 use osm_core::*;
 
 mod common;
+pub mod inventory;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
@@ -55,6 +56,8 @@ pub enum CompletionRefused {
     /// The work request is in a state this outcome cannot leave.
     WrongState(WorkRequestStatus),
 }
+
+pub use inventory::{InventoryStore, PackageList, WindowsUpdateFilter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -145,9 +148,10 @@ pub struct WorkRequestFilter {
     pub os_family: Option<OsFamily>,
 }
 
-/// The persistence interface of osmd. Method names are resource-first.
+/// The persistence interface of osmd. Method names are resource-first. The package inventory
+/// part is [`InventoryStore`] (in `inventory.rs`).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: InventoryStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// A cheap round trip (health checks).

@@ -50,3 +50,5 @@ crate::common::impl_store!(
     " FOR SHARE",
     " FOR UPDATE SKIP LOCKED"
 );
+
+crate::inventory::impl_inventory_store!(PgStore, sqlx::Postgres, "postgres", " FOR UPDATE");

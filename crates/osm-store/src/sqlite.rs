@@ -154,3 +154,5 @@ crate::common::impl_store!(
     "",
     ""
 );
+
+crate::inventory::impl_inventory_store!(SqliteStore, sqlx::Sqlite, "sqlite", "");

@@ -218,6 +218,10 @@ conformance!(
     retry_token_duplicates_roll_back,
     backup,
     crash_durability,
+    inventory_full_replace_and_counts,
+    inventory_diff_and_revision_mismatch,
+    inventory_windows_updates_and_catalogue,
+    paging_inventory,
 );
 
 // --- fixtures -----------------------------------------------------------------------------
@@ -3108,4 +3112,793 @@ fn pg_url_rewrite() {
         pg_url_with_db("postgres://h:5432", "t"),
         "postgres://h:5432/t"
     );
+}
+
+// --- package inventory --------------------------------------------------------------------
+
+use osm_core::inventory::*;
+
+fn pkg(name: &str, version: &str, arch: Option<&str>) -> Package {
+    Package {
+        name: name.into(),
+        version: version.into(),
+        architecture: arch.map(str::to_string),
+        package_type: Some("deb".into()),
+        install_time: Some(at(-1000, 0)),
+    }
+}
+
+fn pkg_update(
+    name: &str,
+    class: UpdateClassification,
+    cves: &[&str],
+    advisories: &[&str],
+) -> PackageUpdate {
+    PackageUpdate {
+        name: name.into(),
+        architecture: Some("amd64".into()),
+        installed_version: "1.0-1".into(),
+        available_version: "1.0-2".into(),
+        update_type: class,
+        cves: cves.iter().map(|c| c.to_string()).collect(),
+        advisories: advisories
+            .iter()
+            .map(|a| Advisory {
+                name: a.to_string(),
+                advisory_type: None,
+                synopsis: Some(format!("{a} synopsis")),
+                issued: Some(at(-50, 0)),
+            })
+            .collect(),
+        package_type: None,
+    }
+}
+
+fn win_update(
+    name: &str,
+    title: &str,
+    class: UpdateClassification,
+    installed: bool,
+    installable: Option<Installable>,
+) -> WindowsUpdate {
+    WindowsUpdate {
+        name: name.into(),
+        display_name: title.into(),
+        update_type: class,
+        installed,
+        installable,
+        reboot_required: Some(true),
+        kb_article_ids: vec!["5034441".into()],
+        description: Some(format!("{title} description")),
+        size_in_bytes: Some(1234),
+    }
+}
+
+async fn all_packages(s: &dyn Store, id: &str, list: PackageList) -> Vec<Package> {
+    let mut req = PageRequest::all();
+    req.sort = SortKey::Name;
+    req.order = SortOrder::Asc;
+    s.instance_package_list(id, list, None, &req)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|r| r.item)
+        .collect()
+}
+
+async fn all_updates(s: &dyn Store, id: &str) -> Vec<ListedUpdate> {
+    let mut req = PageRequest::all();
+    req.sort = SortKey::Name;
+    req.order = SortOrder::Asc;
+    s.instance_update_list(id, None, &req).await.unwrap().items
+}
+
+async fn counts(s: &dyn Store, id: &str) -> UpdateCounts {
+    s.managed_instance_get(id).await.unwrap().unwrap().updates
+}
+
+fn full(installed: Vec<Package>, updates: Vec<PackageUpdate>) -> InventoryUpload {
+    InventoryUpload::Full(FullInventory {
+        installed,
+        available: vec![pkg("vim", "9.0", Some("amd64"))],
+        updates,
+        windows_updates: vec![],
+    })
+}
+
+async fn inventory_full_replace_and_counts(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let mi = instance(&c, "m", OsFamily::Linux, at(1, 0));
+    let quiet = instance(&c, "q", OsFamily::Linux, at(1, 0));
+    s.managed_instance_insert_many(&[mi.clone(), quiet.clone()])
+        .await
+        .unwrap();
+    assert_eq!(s.inventory_state(&mi.id).await.unwrap(), None);
+
+    let first = full(
+        vec![
+            pkg("libc6", "2.36-9", Some("amd64")),
+            pkg("bash", "5.2-1", None),
+            pkg("libc6", "2.36-9", Some("i386")),
+        ],
+        vec![
+            pkg_update(
+                "openssl",
+                UpdateClassification::Security,
+                &["CVE-2024-0727", "CVE-2023-5678"],
+                &["DSA-5678-1"],
+            ),
+            pkg_update("libc6", UpdateClassification::Bug, &[], &[]),
+        ],
+    );
+    assert_eq!(
+        s.inventory_apply(&mi.id, &root, &first, at(10, 0))
+            .await
+            .unwrap(),
+        InventoryApplied::Stored { revision: 1 }
+    );
+    assert_eq!(
+        s.inventory_state(&mi.id).await.unwrap(),
+        Some(InventoryState {
+            revision: 1,
+            time_reported: at(10, 0)
+        })
+    );
+    let installed = all_packages(s, &mi.id, PackageList::Installed).await;
+    let names: Vec<String> = installed.iter().map(Package::key).collect();
+    assert_eq!(names, ["bash ", "libc6 amd64", "libc6 i386"]);
+    assert_eq!(installed[0], pkg("bash", "5.2-1", None));
+    assert_eq!(
+        all_packages(s, &mi.id, PackageList::Available).await,
+        [pkg("vim", "9.0", Some("amd64"))]
+    );
+    let updates = all_updates(s, &mi.id).await;
+    assert_eq!(updates.len(), 2);
+    assert_eq!(updates[0].update.name, "libc6");
+    // The package type comes from the installed package when the update has none.
+    assert_eq!(updates[0].package_type.as_deref(), Some("deb"));
+    let openssl = &updates[1];
+    assert_eq!(openssl.update.cves, ["CVE-2024-0727", "CVE-2023-5678"]);
+    assert_eq!(openssl.package_type, None);
+    let erratum = s.erratum_find(&root, "DSA-5678-1").await.unwrap().unwrap();
+    assert!(
+        erratum.id.starts_with("ocid1.osmserratum.oc1.."),
+        "{}",
+        erratum.id
+    );
+    assert_eq!(erratum.compartment_id, root);
+    assert_eq!(erratum.advisory_type, Some(UpdateClassification::Security));
+    assert_eq!(erratum.synopsis.as_deref(), Some("DSA-5678-1 synopsis"));
+    assert_eq!(erratum.issued, Some(at(-50, 0)));
+    assert_eq!(erratum.related_cves.len(), 2);
+    assert_eq!(
+        openssl.errata,
+        [(erratum.id.clone(), "DSA-5678-1".to_string())]
+    );
+    assert_eq!(
+        counts(s, &mi.id).await,
+        UpdateCounts {
+            security: 1,
+            bug: 1,
+            enhancement: 0,
+            other: 0
+        }
+    );
+
+    // Heartbeat counts no longer apply once an inventory exists; without one they do.
+    let facts = AgentFacts {
+        updates: Some(UpdateCountsWire {
+            security: 9,
+            bug: 9,
+            enhancement: 9,
+            other: 9,
+        }),
+        ..Default::default()
+    };
+    s.agent_report(&mi.id, &facts, at(11, 0)).await.unwrap();
+    assert_eq!(
+        counts(s, &mi.id).await,
+        UpdateCounts {
+            security: 1,
+            bug: 1,
+            enhancement: 0,
+            other: 0
+        }
+    );
+    s.agent_report(&quiet.id, &facts, at(11, 0)).await.unwrap();
+    assert_eq!(counts(s, &quiet.id).await.total(), 36);
+
+    // A full upload replaces everything; rows it keeps keep the time osm first saw them.
+    let mut req = PageRequest::all();
+    req.order = SortOrder::Asc;
+    let second = InventoryUpload::Full(FullInventory {
+        installed: vec![pkg("bash", "5.2-2", None), pkg("zsh", "5.9", Some("amd64"))],
+        ..Default::default()
+    });
+    assert_eq!(
+        s.inventory_apply(&mi.id, &root, &second, at(20, 0))
+            .await
+            .unwrap(),
+        InventoryApplied::Stored { revision: 2 }
+    );
+    let by_time = s
+        .instance_package_list(&mi.id, PackageList::Installed, None, &req)
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(
+        by_time
+            .iter()
+            .map(|r| (
+                r.item.name.as_str(),
+                r.item.version.as_str(),
+                r.time_created
+            ))
+            .collect::<Vec<_>>(),
+        [("bash", "5.2-2", at(10, 0)), ("zsh", "5.9", at(20, 0))]
+    );
+    assert!(
+        all_packages(s, &mi.id, PackageList::Available)
+            .await
+            .is_empty()
+    );
+    assert!(all_updates(s, &mi.id).await.is_empty());
+    assert_eq!(counts(s, &mi.id).await, UpdateCounts::default());
+    // The errata catalogue outlives the updates that named it.
+    assert_eq!(
+        s.erratum_find(&root, "DSA-5678-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        erratum.id
+    );
+    // displayName filters by package name.
+    let only = s
+        .instance_package_list(
+            &mi.id,
+            PackageList::Installed,
+            Some("zsh"),
+            &PageRequest::all(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(only.items.len(), 1);
+
+    assert!(matches!(
+        s.inventory_apply("ocid1.instance.oc1..none", &root, &second, at(21, 0))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(s.inventory_state(&quiet.id).await.unwrap(), None);
+}
+
+async fn inventory_diff_and_revision_mismatch(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let mi = instance(&c, "m", OsFamily::Linux, at(1, 0));
+    let other = instance(&c, "o", OsFamily::Linux, at(1, 0));
+    s.managed_instance_insert_many(&[mi.clone(), other.clone()])
+        .await
+        .unwrap();
+    // A diff from nothing (revision 0) is a valid start.
+    let start = InventoryUpload::Diff(InventoryDiff {
+        base_revision: 0,
+        installed: Some(Changes {
+            upsert: vec![
+                pkg("bash", "5.2-1", None),
+                pkg("openssl", "3.0.11", Some("amd64")),
+            ],
+            remove: vec![],
+        }),
+        updates: Some(Changes {
+            upsert: vec![
+                pkg_update(
+                    "openssl",
+                    UpdateClassification::Security,
+                    &["CVE-2024-0001"],
+                    &["DSA-1-1"],
+                ),
+                pkg_update("curl", UpdateClassification::Enhancement, &[], &[]),
+            ],
+            remove: vec![],
+        }),
+        ..Default::default()
+    });
+    assert_eq!(
+        s.inventory_apply(&mi.id, &root, &start, at(10, 0))
+            .await
+            .unwrap(),
+        InventoryApplied::Stored { revision: 1 }
+    );
+    assert_eq!(
+        counts(s, &mi.id).await,
+        UpdateCounts {
+            security: 1,
+            bug: 0,
+            enhancement: 1,
+            other: 0
+        }
+    );
+
+    // A diff against another revision changes nothing.
+    let stale = InventoryUpload::Diff(InventoryDiff {
+        base_revision: 0,
+        installed: Some(Changes {
+            upsert: vec![],
+            remove: vec![PackageKey {
+                name: "bash".into(),
+                architecture: None,
+            }],
+        }),
+        ..Default::default()
+    });
+    assert_eq!(
+        s.inventory_apply(&mi.id, &root, &stale, at(11, 0))
+            .await
+            .unwrap(),
+        InventoryApplied::RevisionMismatch { current: 1 }
+    );
+    assert_eq!(
+        all_packages(s, &mi.id, PackageList::Installed).await.len(),
+        2
+    );
+    assert_eq!(
+        s.inventory_state(&mi.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .time_reported,
+        at(10, 0)
+    );
+
+    // The update of openssl installed: the package moves, the update goes; removing what is
+    // not there is no error; other sections stay as they were.
+    let installed = InventoryUpload::Diff(InventoryDiff {
+        base_revision: 1,
+        installed: Some(Changes {
+            upsert: vec![pkg("openssl", "3.0.13", Some("amd64"))],
+            remove: vec![PackageKey {
+                name: "nano".into(),
+                architecture: None,
+            }],
+        }),
+        updates: Some(Changes {
+            upsert: vec![],
+            remove: vec![PackageKey {
+                name: "openssl".into(),
+                architecture: Some("amd64".into()),
+            }],
+        }),
+        ..Default::default()
+    });
+    assert_eq!(
+        s.inventory_apply(&mi.id, &root, &installed, at(12, 0))
+            .await
+            .unwrap(),
+        InventoryApplied::Stored { revision: 2 }
+    );
+    let pkgs = all_packages(s, &mi.id, PackageList::Installed).await;
+    assert_eq!(
+        pkgs.iter()
+            .map(|p| (p.name.as_str(), p.version.as_str()))
+            .collect::<Vec<_>>(),
+        [("bash", "5.2-1"), ("openssl", "3.0.13")]
+    );
+    let updates = all_updates(s, &mi.id).await;
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].update.name, "curl");
+    assert_eq!(
+        counts(s, &mi.id).await,
+        UpdateCounts {
+            security: 0,
+            bug: 0,
+            enhancement: 1,
+            other: 0
+        }
+    );
+    assert_eq!(
+        s.inventory_state(&mi.id).await.unwrap(),
+        Some(InventoryState {
+            revision: 2,
+            time_reported: at(12, 0)
+        })
+    );
+
+    // Another instance reports the same advisory with another CVE: the erratum gains it,
+    // keeps its id, and a synopsis only replaces the stored one when given.
+    let before = s.erratum_find(&root, "DSA-1-1").await.unwrap().unwrap();
+    let mut u = pkg_update(
+        "libssl3",
+        UpdateClassification::Security,
+        &["CVE-2024-0002", "CVE-2024-0001"],
+        &["DSA-1-1"],
+    );
+    u.advisories[0].synopsis = None;
+    u.advisories[0].advisory_type = Some(UpdateClassification::Security);
+    let upload = InventoryUpload::Full(FullInventory {
+        updates: vec![u],
+        ..Default::default()
+    });
+    assert_eq!(
+        s.inventory_apply(&other.id, &root, &upload, at(13, 0))
+            .await
+            .unwrap(),
+        InventoryApplied::Stored { revision: 1 }
+    );
+    let after = s.erratum_find(&root, "DSA-1-1").await.unwrap().unwrap();
+    assert_eq!(after.id, before.id);
+    assert_eq!(after.related_cves, ["CVE-2024-0001", "CVE-2024-0002"]);
+    assert_eq!(after.synopsis, before.synopsis);
+    assert_eq!(after.time_created, before.time_created);
+    assert_eq!(after.time_updated, at(13, 0));
+    let listed = all_updates(s, &other.id).await;
+    assert_eq!(
+        listed[0].errata,
+        [(before.id.clone(), "DSA-1-1".to_string())]
+    );
+    // The first instance's rows are untouched by the other's uploads.
+    assert_eq!(
+        all_packages(s, &mi.id, PackageList::Installed).await.len(),
+        2
+    );
+}
+
+async fn inventory_windows_updates_and_catalogue(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let elsewhere = new_compartment(s, &root, "elsewhere").await;
+    let win = instance(&c, "w", OsFamily::Windows, at(1, 0));
+    let far = instance(&elsewhere, "far", OsFamily::Windows, at(1, 0));
+    s.managed_instance_insert_many(&[win.clone(), far.clone()])
+        .await
+        .unwrap();
+    let upload = InventoryUpload::Full(FullInventory {
+        windows_updates: vec![
+            win_update(
+                "aaaa-1",
+                "Security Update KB1",
+                UpdateClassification::Security,
+                false,
+                Some(Installable::Installable),
+            ),
+            win_update(
+                "bbbb-2",
+                "Bug Fix KB2",
+                UpdateClassification::Bug,
+                false,
+                None,
+            ),
+            win_update(
+                "cccc-3",
+                "Old Update KB3",
+                UpdateClassification::Security,
+                true,
+                Some(Installable::Installable),
+            ),
+        ],
+        ..Default::default()
+    });
+    s.inventory_apply(&win.id, &root, &upload, at(10, 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        counts(s, &win.id).await,
+        UpdateCounts {
+            security: 1,
+            bug: 1,
+            enhancement: 0,
+            other: 0
+        }
+    );
+    let list = async |installed: bool, installable: Option<Installable>| -> Vec<String> {
+        let filter = WindowsUpdateFilter {
+            display_name: None,
+            installable,
+        };
+        s.instance_windows_update_list(&win.id, installed, &filter, &PageRequest::all())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|r| r.item.name)
+            .collect()
+    };
+    let mut pending = list(false, None).await;
+    pending.sort();
+    assert_eq!(pending, ["aaaa-1", "bbbb-2"]);
+    assert_eq!(
+        list(false, Some(Installable::Installable)).await,
+        ["aaaa-1"]
+    );
+    // An update reported without installability counts as UNKNOWN.
+    assert_eq!(list(false, Some(Installable::Unknown)).await, ["bbbb-2"]);
+    assert!(
+        list(false, Some(Installable::NotInstallable))
+            .await
+            .is_empty()
+    );
+    assert_eq!(list(true, None).await, ["cccc-3"]);
+
+    // The catalogue: what instances in the given compartments reported.
+    let catalogue = |comps: Vec<String>| async move {
+        s.windows_update_list(&comps, &WindowsUpdateFilter::default(), &PageRequest::all())
+            .await
+            .unwrap()
+            .items
+    };
+    assert_eq!(catalogue(vec![c.clone()]).await.len(), 3);
+    assert!(catalogue(vec![elsewhere.clone()]).await.is_empty());
+    assert!(catalogue(vec![]).await.is_empty());
+    let got = s
+        .windows_update_get("aaaa-1", std::slice::from_ref(&c))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.kb_article_ids, ["5034441"]);
+    assert_eq!(
+        got.description.as_deref(),
+        Some("Security Update KB1 description")
+    );
+    assert_eq!(got.size_in_bytes, Some(1234));
+    assert_eq!(got.time_created, at(10, 0));
+    assert!(
+        s.windows_update_get("aaaa-1", std::slice::from_ref(&elsewhere))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let titled = s
+        .windows_update_list(
+            std::slice::from_ref(&c),
+            &WindowsUpdateFilter {
+                display_name: Some("Bug Fix KB2".into()),
+                installable: None,
+            },
+            &PageRequest::all(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(titled.items.len(), 1);
+
+    // Installing one: a diff marks it installed; counts follow.
+    let mut done = win_update(
+        "aaaa-1",
+        "Security Update KB1",
+        UpdateClassification::Security,
+        true,
+        Some(Installable::Installable),
+    );
+    done.description = None;
+    let diff = InventoryUpload::Diff(InventoryDiff {
+        base_revision: 1,
+        windows_updates: Some(Changes {
+            upsert: vec![done],
+            remove: vec![UpdateName {
+                name: "bbbb-2".into(),
+            }],
+        }),
+        ..Default::default()
+    });
+    assert_eq!(
+        s.inventory_apply(&win.id, &root, &diff, at(20, 0))
+            .await
+            .unwrap(),
+        InventoryApplied::Stored { revision: 2 }
+    );
+    assert_eq!(counts(s, &win.id).await, UpdateCounts::default());
+    let mut installed = list(true, None).await;
+    installed.sort();
+    assert_eq!(installed, ["aaaa-1", "cccc-3"]);
+    // The catalogue keeps a description it had when a report omits it, and keeps entries
+    // no instance reports any more (bbbb-2) only while some instance in reach has it.
+    let got = s
+        .windows_update_get("aaaa-1", std::slice::from_ref(&c))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        got.description.as_deref(),
+        Some("Security Update KB1 description")
+    );
+    assert!(
+        s.windows_update_get("bbbb-2", std::slice::from_ref(&c))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The far instance reports it: visible from its compartment only.
+    let far_upload = InventoryUpload::Full(FullInventory {
+        windows_updates: vec![win_update(
+            "bbbb-2",
+            "Bug Fix KB2",
+            UpdateClassification::Bug,
+            false,
+            None,
+        )],
+        ..Default::default()
+    });
+    s.inventory_apply(&far.id, &root, &far_upload, at(30, 0))
+        .await
+        .unwrap();
+    assert!(
+        s.windows_update_get("bbbb-2", std::slice::from_ref(&elsewhere))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(catalogue(vec![c.clone(), elsewhere.clone()]).await.len(), 3);
+}
+
+async fn paging_inventory(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let mi = instance(&c, "m", OsFamily::Linux, at(1, 0));
+    let win = instance(&c, "w", OsFamily::Windows, at(1, 0));
+    s.managed_instance_insert_many(&[mi.clone(), win.clone()])
+        .await
+        .unwrap();
+    // Names repeat across architectures and sort by byte; rows arrive at two times.
+    let names = [
+        "zlib1g",
+        "Zebra",
+        "bash",
+        "bash-completion",
+        "a",
+        "a-b",
+        "libc6",
+        "libc6-dev",
+        "é-pkg",
+        "curl",
+    ];
+    let mut first = vec![];
+    let mut second = vec![];
+    let mut expected = BTreeSet::new();
+    for (i, n) in names.iter().enumerate() {
+        for arch in [None, Some("amd64"), Some("i386")] {
+            let p = pkg(n, "1", arch);
+            expected.insert(p.key());
+            if i % 2 == 0 {
+                first.push(p)
+            } else {
+                second.push(p)
+            }
+        }
+    }
+    let up = InventoryUpload::Full(FullInventory {
+        installed: first,
+        ..Default::default()
+    });
+    s.inventory_apply(&mi.id, &root, &up, at(10, 0))
+        .await
+        .unwrap();
+    let up = InventoryUpload::Diff(InventoryDiff {
+        base_revision: 1,
+        installed: Some(Changes {
+            upsert: second,
+            remove: vec![],
+        }),
+        ..Default::default()
+    });
+    s.inventory_apply(&mi.id, &root, &up, at(20, 0))
+        .await
+        .unwrap();
+    check_paging(
+        async |req| {
+            s.instance_package_list(&mi.id, PackageList::Installed, None, &req)
+                .await
+                .unwrap()
+        },
+        |r, sort| {
+            let key = match sort {
+                SortKey::TimeCreated => KeyValue::Micros(r.time_created.as_microsecond()),
+                SortKey::Name => KeyValue::Text(r.item.name.clone()),
+            };
+            (key, r.item.key())
+        },
+        &expected,
+    )
+    .await;
+
+    let mut updates = vec![];
+    let mut expected = BTreeSet::new();
+    for (i, n) in names.iter().enumerate() {
+        let mut u = pkg_update(n, UpdateClassification::Bug, &[], &[]);
+        u.architecture = if i % 3 == 0 {
+            None
+        } else {
+            Some("amd64".into())
+        };
+        expected.insert(u.key());
+        updates.push(u);
+    }
+    let up = InventoryUpload::Full(FullInventory {
+        updates,
+        ..Default::default()
+    });
+    s.inventory_apply(&mi.id, &root, &up, at(30, 0))
+        .await
+        .unwrap();
+    check_paging(
+        async |req| s.instance_update_list(&mi.id, None, &req).await.unwrap(),
+        |u, sort| {
+            let key = match sort {
+                SortKey::TimeCreated => KeyValue::Micros(u.time_created.as_microsecond()),
+                SortKey::Name => KeyValue::Text(u.update.name.clone()),
+            };
+            (key, u.update.key())
+        },
+        &expected,
+    )
+    .await;
+
+    // Windows updates share titles; rows arrive at two times.
+    let mut batch = [vec![], vec![]];
+    let mut expected = BTreeSet::new();
+    for i in 0..14 {
+        let title = format!("Update {}", i % 4);
+        let name = format!("{:08x}-guid", 1000 - i);
+        expected.insert(name.clone());
+        batch[i % 2].push(win_update(
+            &name,
+            &title,
+            UpdateClassification::Security,
+            false,
+            None,
+        ));
+    }
+    let up = InventoryUpload::Full(FullInventory {
+        windows_updates: batch[0].clone(),
+        ..Default::default()
+    });
+    s.inventory_apply(&win.id, &root, &up, at(10, 0))
+        .await
+        .unwrap();
+    let up = InventoryUpload::Diff(InventoryDiff {
+        base_revision: 1,
+        windows_updates: Some(Changes {
+            upsert: batch[1].clone(),
+            remove: vec![],
+        }),
+        ..Default::default()
+    });
+    s.inventory_apply(&win.id, &root, &up, at(20, 0))
+        .await
+        .unwrap();
+    let none = WindowsUpdateFilter::default();
+    check_paging(
+        async |req| {
+            s.instance_windows_update_list(&win.id, false, &none, &req)
+                .await
+                .unwrap()
+        },
+        |r, sort| {
+            let key = match sort {
+                SortKey::TimeCreated => KeyValue::Micros(r.time_created.as_microsecond()),
+                SortKey::Name => KeyValue::Text(r.item.display_name.clone()),
+            };
+            (key, r.item.name.clone())
+        },
+        &expected,
+    )
+    .await;
+    let comps = vec![c.clone()];
+    check_paging(
+        async |req| s.windows_update_list(&comps, &none, &req).await.unwrap(),
+        |w, sort| {
+            let key = match sort {
+                SortKey::TimeCreated => KeyValue::Micros(w.time_created.as_microsecond()),
+                SortKey::Name => KeyValue::Text(w.display_name.clone()),
+            };
+            (key, w.name.clone())
+        },
+        &expected,
+    )
+    .await;
 }

@@ -22,7 +22,11 @@ pub struct InstanceView {
 }
 
 impl App {
-    async fn instance_visible(&self, p: &Principal, id: &str) -> ApiResult<ManagedInstance> {
+    pub(super) async fn instance_visible(
+        &self,
+        p: &Principal,
+        id: &str,
+    ) -> ApiResult<ManagedInstance> {
         check_ocid("managedInstanceId", id).map_err(|_| ApiError::not_found(WHAT, id))?;
         match self.store.managed_instance_get(id).await? {
             Some(mi) if p.reaches(&mi.compartment_id) => Ok(mi),

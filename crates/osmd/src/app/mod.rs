@@ -7,6 +7,7 @@ pub mod agents;
 pub mod compartments;
 mod groups;
 pub mod instances;
+pub mod packages;
 mod retry;
 mod scheduled_jobs;
 mod work_requests;

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -27,6 +27,8 @@ use super::error::{ApiError, ApiResult};
 use super::extract::parse_json;
 use crate::app::agents::{Outcome, Report};
 
+const INVENTORY_PATH: &str = "/agent/v1/inventory";
+
 /// The enrolled instance a request comes from.
 #[derive(Debug, Clone)]
 pub struct Agent {
@@ -41,6 +43,12 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/agent/v1/work/{work_request_id}/log", post(log))
         .route("/agent/v1/work/{work_request_id}/complete", post(complete))
         .route("/agent/v1/work/complete", post(complete_batch))
+        // The body is already bounded by `verify` (axum's own 2 MB default would refuse large
+        // inventories).
+        .route(
+            INVENTORY_PATH,
+            post(super::packages::upload_inventory).layer(DefaultBodyLimit::disable()),
+        )
         .route_layer(axum::middleware::from_fn_with_state(state, authenticate))
 }
 
@@ -212,14 +220,17 @@ async fn heartbeat(
         parse_json(&body)?
     };
     let in_flight = s.app.agent_heartbeat(&a.instance_id, &facts).await?;
+    let inventory_revision = s.app.agent_inventory_revision(&a.instance_id).await?;
     let items: Vec<InFlight> = in_flight
         .into_iter()
         .map(|(id, status)| InFlight { id, status })
         .collect();
-    Ok(
-        Json(serde_json::json!({ "inFlight": items, "heartbeatSeconds": s.app.heartbeat_secs() }))
-            .into_response(),
-    )
+    Ok(Json(serde_json::json!({
+        "inFlight": items,
+        "heartbeatSeconds": s.app.heartbeat_secs(),
+        "inventoryRevision": inventory_revision,
+    }))
+    .into_response())
 }
 
 #[derive(Deserialize, Default)]

@@ -13,6 +13,7 @@ mod install_keys;
 mod instances;
 mod observe;
 pub mod openapi;
+mod packages;
 mod scheduled_jobs;
 mod work_requests;
 
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .merge(groups::routes())
         .merge(instances::routes())
         .merge(install_keys::routes())
+        .merge(packages::routes())
         .merge(scheduled_jobs::routes())
         .merge(work_requests::routes())
         .route("/healthz", get(healthz))

@@ -11,6 +11,7 @@ mod groups;
 mod identity;
 mod instances;
 mod operations;
+mod packages;
 mod scheduled_jobs;
 mod scheduler;
 mod security;
