@@ -43,12 +43,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/agent/v1/work/{work_request_id}/log", post(log))
         .route("/agent/v1/work/{work_request_id}/complete", post(complete))
         .route("/agent/v1/work/complete", post(complete_batch))
-        // The body is already bounded by `verify` (axum's own 2 MB default would refuse large
-        // inventories).
-        .route(
-            INVENTORY_PATH,
-            post(super::packages::upload_inventory).layer(DefaultBodyLimit::disable()),
-        )
+        .route(INVENTORY_PATH, post(super::packages::upload_inventory))
+        // `verify` already bounds every agent body by `agent_max_body_bytes`; axum's own 2 MB
+        // default would refuse large inventories and batches below that.
+        .layer(DefaultBodyLimit::disable())
         .route_layer(axum::middleware::from_fn_with_state(state, authenticate))
 }
 
