@@ -2,11 +2,21 @@
 //! - fan-out: one job on a 10,000-instance group → all 10,000 child work requests committed
 //!   (one scheduler pass, one transaction);
 //! - dispatch: no-op work drained through the real agent protocol (HTTPS, HMAC-signed long
-//!   polls and completions) by simulated agents in the same process.
+//!   polls claiming up to 100, one batched completion per claimed batch) by simulated agents in
+//!   the same process;
+//! - graphile-worker side by side: the same number of no-op jobs drained on the same
+//!   PostgreSQL, unbatched and batched (`benches/peers/graphile.mjs`, installed with npm into
+//!   `target/bench-peers/graphile` the first time); osm's ratio to each.
 //!
 //! Run: `cargo bench -p osmd --bench engine` (`-- sqlite` or `-- postgres` for one backend).
-//! The agents share the machine's 2 cores with osmd.
+//! Knobs: `OSM_BENCH_AGENTS` (50), `OSM_BENCH_WORK_PER_AGENT` (400). The agents share the
+//! machine's 2 cores with osmd (and with PostgreSQL).
 
+#[path = "common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Instant;
 
 use jiff::{SignedDuration, Timestamp};
@@ -16,84 +26,85 @@ use osm_core::*;
 use serde_json::json;
 
 const FLEET: usize = 10_000;
-const AGENTS: usize = 64;
-const WORK_PER_AGENT: usize = 100;
+/// Work requests an agent claims per long poll (the protocol's maximum).
+const CLAIM: usize = 100;
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let want = |b: &str| args.is_empty() || args.iter().any(|a| a == b);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    for backend in ["sqlite", "postgres"] {
-        if want(backend) {
-            rt.block_on(run(backend));
+    let scratch = tempfile::tempdir().unwrap();
+    println!(
+        "before: {}; {}",
+        common::pg_test_fsync(scratch.path()),
+        common::load_average()
+    );
+    let agents = common::env_number("OSM_BENCH_AGENTS", 50) as usize;
+    let per_agent = common::env_number("OSM_BENCH_WORK_PER_AGENT", 400) as usize;
+    let mut dispatch = vec![];
+    let backends = common::backends();
+    for backend in &backends {
+        let rate = rt.block_on(run(backend, agents, per_agent));
+        dispatch.push((*backend, rate));
+    }
+    if backends.contains(&"postgres") {
+        let jobs = agents * per_agent;
+        for mode in ["unbatched", "batched"] {
+            match rt.block_on(graphile(mode, jobs)) {
+                Ok(peer) => {
+                    println!(
+                        "[postgres] graphile-worker {mode}: {jobs} no-op jobs drained at {peer:.0} jobs/s (concurrency 10{}; one worker process, same PostgreSQL, shares the 2 cores)",
+                        if mode == "batched" {
+                            ", localQueue.size 500, completeJobBatchDelay 0, failJobBatchDelay 0"
+                        } else {
+                            ""
+                        }
+                    );
+                    for (backend, rate) in &dispatch {
+                        println!(
+                            "  osm dispatch on {backend} / graphile-worker {mode} = {rate:.0} / {peer:.0} = {:.2}",
+                            rate / peer
+                        );
+                    }
+                }
+                Err(why) => println!("[postgres] graphile-worker {mode}: not run: {why}"),
+            }
         }
     }
+    println!(
+        "after: {}; {}",
+        common::pg_test_fsync(scratch.path()),
+        common::load_average()
+    );
 }
 
-async fn db_url(backend: &str, dir: &std::path::Path) -> String {
-    if backend == "sqlite" {
-        return format!("sqlite://{}", dir.join("osm.db").display());
-    }
-    let admin = std::env::var("OSM_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(&admin)
-        .await
-        .expect("PostgreSQL reachable (set OSM_TEST_PG_URL)");
-    let name = format!("osm_bench_{}", uuid::Uuid::new_v4().simple());
-    sqlx::Executor::execute(
-        &mut conn,
-        sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
-    )
-    .await
-    .unwrap();
-    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
-}
-
-fn host(compartment: &str, i: usize, now: Timestamp) -> ManagedInstance {
-    ManagedInstance {
-        id: new_ocid(ResourceKind::ManagedInstance),
-        compartment_id: compartment.into(),
-        display_name: format!("fan-{i:05}"),
-        description: None,
-        os_name: None,
-        os_version: None,
-        os_kernel_version: None,
-        os_family: OsFamily::Linux,
-        status: ManagedInstanceStatus::Normal,
-        last_checkin: Some(now),
-        last_boot: None,
-        is_reboot_required: false,
-        notification_topic_id: None,
-        is_data_collection_authorized: false,
-        updates: UpdateCounts::default(),
-        time_created: now,
-        version: 1,
-    }
-}
-
-async fn run(backend: &str) {
+/// Fan-out and dispatch on one backend; returns dispatch's work requests per second.
+async fn run(backend: &str, agents: usize, per_agent: usize) -> f64 {
     let dir = tempfile::tempdir().unwrap();
+    let (url, pg_database) = common::db_url(backend, dir.path()).await;
     let settings = osmd::config::Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.path().to_path_buf(),
-        db: Some(db_url(backend, dir.path()).await),
+        db: Some(url),
         scheduler: false,
         ..Default::default()
     };
     let server = osmd::start(settings).await.unwrap();
-    let store = server.store.clone();
-    let tenancy = server.tenancy_id.clone();
-    let now = Timestamp::now();
+    fan_out(backend, &server).await;
+    let rate = dispatch(backend, &server, agents, per_agent).await;
+    server.stop().await.unwrap();
+    if let Some(name) = pg_database {
+        common::drop_pg_database(&name).await;
+    }
+    rate
+}
 
-    // Fan-out.
-    let hosts: Vec<_> = (0..FLEET).map(|i| host(&tenancy, i, now)).collect();
+async fn fan_out(backend: &str, server: &osmd::Server) {
+    let store = &server.store;
+    let tenancy = &server.tenancy_id;
+    let now = Timestamp::now();
+    let hosts: Vec<_> = (0..FLEET).map(|i| common::host(tenancy, i, now)).collect();
     for chunk in hosts.chunks(2000) {
         store.managed_instance_insert_many(chunk).await.unwrap();
     }
@@ -164,30 +175,33 @@ async fn run(backend: &str) {
         "[{backend}] fan-out: one job on a {FLEET}-instance group -> {FLEET} work requests committed in {:.0} ms",
         elapsed.as_secs_f64() * 1e3
     );
+}
 
-    // Dispatch: enrol agents, queue no-op work for each, drain it through the protocol.
-    let key = std::fs::read_to_string(dir.path().join("admin/install-key")).unwrap();
-    let ca = std::fs::read(dir.path().join("tls/ca.pem")).unwrap();
+/// Enrols agents, queues no-op work for each, drains it through the protocol; returns work
+/// requests completed per second.
+async fn dispatch(backend: &str, server: &osmd::Server, agents: usize, per_agent: usize) -> f64 {
+    let store = &server.store;
+    let key = std::fs::read_to_string(server.data_dir.join("admin/install-key")).unwrap();
+    let ca = std::fs::read(server.ca_file()).unwrap();
     let base = format!("https://{}", server.addr);
-    let http = AgentClient::shared_http(Some(&ca)).unwrap();
-    let mut agents = vec![];
-    for i in 0..AGENTS {
+    // Each agent has its own HTTPS connection, as separate hosts would.
+    let mut clients = vec![];
+    for i in 0..agents {
         let body = json!({"hostname": format!("agent-{i:03}"), "osFamily": "LINUX"});
-        agents.push(
-            AgentClient::enroll_with(http.clone(), &base, key.trim(), &body)
-                .await
-                .unwrap()
-                .0,
-        );
+        let (client, _) = AgentClient::enroll(&base, Some(&ca), key.trim(), &body)
+            .await
+            .unwrap();
+        clients.push(client);
     }
+    let started = Instant::now();
     let mut wrs = vec![];
-    for a in &agents {
+    for a in &clients {
         let mi = store
             .managed_instance_get(&a.instance_id)
             .await
             .unwrap()
             .unwrap();
-        for _ in 0..WORK_PER_AGENT {
+        for _ in 0..per_agent {
             wrs.push(osm_core::work::work_request_for(
                 &mi,
                 &WorkAction::UpdateAll {
@@ -199,45 +213,216 @@ async fn run(backend: &str) {
             ));
         }
     }
-    store.work_request_insert_many(&wrs, &[]).await.unwrap();
-    let total = wrs.len();
-    let started = Instant::now();
-    let mut tasks = vec![];
-    for a in agents {
-        tasks.push(tokio::spawn(async move {
-            let mut done = 0;
-            while done < WORK_PER_AGENT {
-                let r = a
-                    .post(
-                        "/agent/v1/work/poll",
-                        &json!({"waitSeconds": 1, "max": 100}),
-                    )
-                    .await
-                    .unwrap();
-                let work: Vec<serde_json::Value> = serde_json::from_slice(&r.body).unwrap();
-                for w in work {
-                    let id = w["id"].as_str().unwrap();
-                    let r = a
-                        .post(
-                            &format!("/agent/v1/work/{id}/complete"),
-                            &json!({"outcome": "SUCCEEDED"}),
-                        )
-                        .await
-                        .unwrap();
-                    assert_eq!(r.status, 200);
-                    done += 1;
-                }
-            }
-        }));
+    for chunk in wrs.chunks(5000) {
+        store.work_request_insert_many(chunk, &[]).await.unwrap();
     }
+    let total = wrs.len();
+    let enqueue = started.elapsed();
+
+    let cpu_before = CpuTimes::read();
+    let started = Instant::now();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|a| tokio::spawn(drain(a, per_agent)))
+        .collect();
+    let mut calls = 0;
     for t in tasks {
-        t.await.unwrap();
+        calls += t.await.unwrap();
     }
     let elapsed = started.elapsed();
+    let cpu = CpuTimes::read().since(&cpu_before);
+    let rate = total as f64 / elapsed.as_secs_f64();
     println!(
-        "[{backend}] dispatch: {total} no-op work requests claimed and completed through the agent protocol by {AGENTS} agents in {:.2} s = {:.0} work requests/s (agents share the 2 cores)",
+        "[{backend}] dispatch: {total} no-op work requests ({agents} agents × {per_agent}, queued in {:.2} s) claimed and completed through the agent protocol in {:.2} s = {rate:.0} work requests/s ({calls} HTTPS calls: long polls claiming up to {CLAIM}, one batched completion per claim; the agents run in the osmd process and share its 2 cores)",
+        enqueue.as_secs_f64(),
         elapsed.as_secs_f64(),
-        total as f64 / elapsed.as_secs_f64()
     );
-    server.stop().await.unwrap();
+    println!(
+        "[{backend}]   CPU during the drain ({:.2} s × {} cores = {:.2} core-s): osmd + agents {:.2} s, other processes (PostgreSQL, …) {:.2} s, idle {:.2} s, waiting for I/O {:.2} s",
+        elapsed.as_secs_f64(),
+        cpu.cores,
+        elapsed.as_secs_f64() * cpu.cores as f64,
+        cpu.this_process,
+        cpu.busy - cpu.this_process,
+        cpu.idle,
+        cpu.iowait
+    );
+    rate
+}
+
+/// One agent's loop: claim a batch, report every item of it SUCCEEDED in one call, until its
+/// share is done. Returns the HTTPS calls it made.
+async fn drain(agent: AgentClient, share: usize) -> usize {
+    let mut done = 0;
+    let mut calls = 0;
+    while done < share {
+        let r = agent
+            .post(
+                "/agent/v1/work/poll",
+                &json!({"waitSeconds": 1, "max": CLAIM}),
+            )
+            .await
+            .unwrap();
+        calls += 1;
+        assert_eq!(r.status, 200, "poll: {}", String::from_utf8_lossy(&r.body));
+        let work: Vec<serde_json::Value> = serde_json::from_slice(&r.body).unwrap();
+        if work.is_empty() {
+            continue;
+        }
+        let items: Vec<_> = work
+            .iter()
+            .map(|w| json!({"id": w["id"], "outcome": "SUCCEEDED"}))
+            .collect();
+        let r = agent
+            .post("/agent/v1/work/complete", &json!({ "items": items }))
+            .await
+            .unwrap();
+        calls += 1;
+        assert_eq!(
+            r.status,
+            200,
+            "complete: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let answers: Vec<serde_json::Value> = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(answers.len(), work.len());
+        for (w, a) in work.iter().zip(&answers) {
+            assert_eq!(a["id"], w["id"]);
+            assert_eq!(a["status"], "SUCCEEDED", "completion answered {a}");
+        }
+        done += work.len();
+    }
+    calls
+}
+
+/// CPU time from `/proc`, in seconds: this process, and the whole machine.
+struct CpuTimes {
+    this_process: f64,
+    busy: f64,
+    idle: f64,
+    iowait: f64,
+    cores: usize,
+}
+
+impl CpuTimes {
+    fn read() -> CpuTimes {
+        // Both files count in clock ticks of 1/100 s (USER_HZ on Linux).
+        let ticks = |s: &str| s.parse::<f64>().unwrap_or(0.0) / 100.0;
+        let own = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        // Fields after the command name (which may hold spaces) end with ')'.
+        let after = own.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let this_process =
+            f.get(11).map_or(0.0, |v| ticks(v)) + f.get(12).map_or(0.0, |v| ticks(v));
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let all: Vec<f64> = stat
+            .lines()
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .skip(1)
+            .map(ticks)
+            .collect();
+        let get = |i: usize| all.get(i).copied().unwrap_or(0.0);
+        // user nice system idle iowait irq softirq steal
+        let idle = get(3);
+        let iowait = get(4);
+        let busy = get(0) + get(1) + get(2) + get(5) + get(6) + get(7);
+        let cores = stat
+            .lines()
+            .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+            .count();
+        CpuTimes {
+            this_process,
+            busy,
+            idle,
+            iowait,
+            cores,
+        }
+    }
+
+    fn since(&self, before: &CpuTimes) -> CpuTimes {
+        CpuTimes {
+            this_process: self.this_process - before.this_process,
+            busy: self.busy - before.busy,
+            idle: self.idle - before.idle,
+            iowait: self.iowait - before.iowait,
+            cores: self.cores,
+        }
+    }
+}
+
+/// Where the peers are installed: `<target dir>/bench-peers/graphile`.
+fn peer_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            // target/release/deps/engine-… → target
+            let exe = std::env::current_exe().unwrap();
+            exe.ancestors().nth(3).unwrap().to_path_buf()
+        });
+    target.join("bench-peers/graphile")
+}
+
+/// Copies the peer script next to its `node_modules` and installs those the first time.
+fn install_graphile() -> Result<PathBuf, String> {
+    let dir = peer_dir();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    for f in ["package.json", "graphile.mjs"] {
+        std::fs::copy(source.join(f), dir.join(f)).map_err(|e| format!("copying {f}: {e}"))?;
+    }
+    if !dir.join("node_modules/graphile-worker").exists() {
+        println!(
+            "installing graphile-worker and pg with npm into {}",
+            dir.display()
+        );
+        let out = Command::new("npm")
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--fetch-retries=1",
+                "--fetch-timeout=30000",
+            ])
+            .current_dir(&dir)
+            .output()
+            .map_err(|e| format!("npm could not run: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "npm install failed (registry unreachable?): {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+    }
+    Ok(dir)
+}
+
+/// graphile-worker drains `jobs` no-op jobs in a fresh database; returns jobs per second.
+async fn graphile(mode: &str, jobs: usize) -> Result<f64, String> {
+    let dir = install_graphile()?;
+    let (name, url) = common::fresh_pg_database("osm_bench_graphile").await;
+    let out = tokio::process::Command::new("node")
+        .arg("graphile.mjs")
+        .arg(mode)
+        .arg(jobs.to_string())
+        .arg(&url)
+        .current_dir(&dir)
+        .output()
+        .await;
+    common::drop_pg_database(&name).await;
+    let out = out.map_err(|e| format!("node could not run: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "graphile.mjs failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or("");
+    let figures: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("graphile.mjs printed {line:?}: {e}"))?;
+    figures["jobsPerSecond"]
+        .as_f64()
+        .ok_or_else(|| format!("graphile.mjs printed no jobsPerSecond: {line}"))
 }

@@ -23,6 +23,9 @@ use tokio::task::JoinHandle;
 
 use crate::config::Settings;
 
+/// Fired occurrences kept for a [`Server::subscribe_fired`] receiver that has not read them yet.
+pub const FIRED_BUFFER: usize = 4096;
+
 /// A running osmd.
 pub struct Server {
     /// The address it listens on (with the real port when the settings asked for port 0).
@@ -36,6 +39,7 @@ pub struct Server {
     task: JoinHandle<std::io::Result<()>>,
     upkeep: JoinHandle<()>,
     scheduler: Option<JoinHandle<()>>,
+    fired: tokio::sync::broadcast::Sender<scheduler::Fired>,
 }
 
 impl Server {
@@ -50,6 +54,13 @@ impl Server {
         }
         (&mut self.task).await??;
         Ok(())
+    }
+
+    /// Occurrences this server's scheduler records from now on, with their commit times
+    /// (benchmarks and tests watch firing with it; a receiver that falls more than
+    /// [`FIRED_BUFFER`] behind is told how many it missed).
+    pub fn subscribe_fired(&self) -> tokio::sync::broadcast::Receiver<scheduler::Fired> {
+        self.fired.subscribe()
     }
 
     pub fn admin_config(&self) -> PathBuf {
@@ -99,11 +110,13 @@ pub async fn start_with_store(settings: Settings, store: Arc<dyn Store>) -> anyh
         settings: Arc::new(settings.clone()),
         metrics: metrics.clone(),
     };
+    let (fired, _) = tokio::sync::broadcast::channel(FIRED_BUFFER);
     let scheduler = settings.scheduler.then(|| {
         tokio::spawn(scheduler::run(
             store.clone(),
             state.app.scheduler_wake.clone(),
             state.app.work_signal.clone(),
+            fired.clone(),
             jiff::SignedDuration::from_secs(settings.catch_up_secs as i64),
         ))
     });
@@ -171,6 +184,7 @@ pub async fn start_with_store(settings: Settings, store: Arc<dyn Store>) -> anyh
         task,
         upkeep,
         scheduler,
+        fired,
     })
 }
 

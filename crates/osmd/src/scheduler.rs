@@ -9,12 +9,20 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use osm_core::{Occurrence, OccurrenceOutcome};
 use osm_store::{Store, StoreResult};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, broadcast};
 
 /// Jobs handled per store transaction.
 const BATCH: u32 = 500;
 /// Longest sleep between looks at the store.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
+
+/// An occurrence the scheduler recorded, with the time its transaction had committed.
+#[derive(Debug, Clone)]
+pub struct Fired {
+    pub occurrence: Occurrence,
+    /// Read right after the store's commit returned: never earlier than the commit.
+    pub committed_at: Timestamp,
+}
 
 /// Handles everything due at `now`; returns the occurrences recorded. Time is an argument so
 /// tests never wait for a clock.
@@ -23,40 +31,72 @@ pub async fn run_once(
     now: Timestamp,
     catch_up: SignedDuration,
 ) -> StoreResult<Vec<Occurrence>> {
+    Ok(fire_due(store, now, catch_up, false)
+        .await?
+        .into_iter()
+        .map(|f| f.occurrence)
+        .collect())
+}
+
+/// [`run_once`] with each occurrence's commit time. With `stop_when_short`, a batch smaller
+/// than [`BATCH`] ends the pass without another (empty) transaction to confirm it; it may then
+/// leave due jobs (an occurrence already recorded by a run-now advances its job without being
+/// returned), which the caller must look for again — the background loop does, at once,
+/// since the next due time is then in the past.
+async fn fire_due(
+    store: &dyn Store,
+    now: Timestamp,
+    catch_up: SignedDuration,
+    stop_when_short: bool,
+) -> StoreResult<Vec<Fired>> {
     let mut all = vec![];
     loop {
         let batch = store.scheduled_job_fire_due(now, catch_up, BATCH).await?;
-        if batch.is_empty() {
-            return Ok(all);
-        }
-        for o in &batch {
+        let committed_at = Timestamp::now();
+        let done = batch.is_empty() || (stop_when_short && batch.len() < BATCH as usize);
+        for o in batch {
             let outcome = o.outcome.as_str();
             metrics::counter!("osm_scheduler_occurrences_total", "outcome" => outcome).increment(1);
             if o.outcome == OccurrenceOutcome::Fired {
-                let delay = (now - o.time).as_secs_f64().max(0.0);
+                let delay = (committed_at - o.time).as_secs_f64().max(0.0);
                 metrics::histogram!("osm_scheduler_firing_delay_seconds").record(delay);
                 tracing::info!(job = %o.job_id, occurrence = %o.time, work_requests = o.work_request_ids.len(), "fired");
             } else {
                 tracing::warn!(job = %o.job_id, occurrence = %o.time, "occurrence missed while osmd was down; not run");
             }
+            all.push(Fired {
+                occurrence: o,
+                committed_at,
+            });
         }
-        all.extend(batch);
+        if done {
+            return Ok(all);
+        }
     }
 }
 
-/// Runs until the task is aborted.
+/// Runs until the task is aborted. Every recorded occurrence is also sent to `fired` (nothing
+/// is kept when no one listens).
 pub async fn run(
     store: Arc<dyn Store>,
     wake: Arc<Notify>,
     work: Arc<Notify>,
+    fired: broadcast::Sender<Fired>,
     catch_up: SignedDuration,
 ) {
     loop {
-        match run_once(store.as_ref(), Timestamp::now(), catch_up).await {
-            Ok(fired) if fired.iter().any(|o| !o.work_request_ids.is_empty()) => {
-                work.notify_waiters()
+        match fire_due(store.as_ref(), Timestamp::now(), catch_up, true).await {
+            Ok(recorded) => {
+                if recorded
+                    .iter()
+                    .any(|f| !f.occurrence.work_request_ids.is_empty())
+                {
+                    work.notify_waiters();
+                }
+                for f in recorded {
+                    let _ = fired.send(f);
+                }
             }
-            Ok(_) => {}
             Err(e) => {
                 tracing::error!(error = %e, "scheduler pass failed; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
