@@ -260,18 +260,13 @@ async fn simulate(
             let id = w["id"].as_str().unwrap_or_default().to_string();
             tokio::time::sleep(Duration::from_millis(args.action_ms)).await;
             let description = w["description"].as_str().unwrap_or("work");
-            agent
-                .post(
-                    &format!("/agent/v1/work/{id}/log"),
-                    &json!({"lines": [format!("simulated: {description}"), "simulated: done"]}),
-                )
-                .await
-                .ok();
+            // The log lines travel with the outcome: one call, one transaction.
+            let log = json!([format!("simulated: {description}"), "simulated: done"]);
             let fail = rand::rng().random_bool(args.fail_ratio);
             let outcome = if fail {
-                json!({"outcome": "FAILED", "errors": [{"code": "SimulatedFailure", "message": "the simulator was asked to fail this share of actions (--fail-ratio)"}]})
+                json!({"outcome": "FAILED", "log": log, "errors": [{"code": "SimulatedFailure", "message": "the simulator was asked to fail this share of actions (--fail-ratio)"}]})
             } else {
-                json!({"outcome": "SUCCEEDED"})
+                json!({"outcome": "SUCCEEDED", "log": log})
             };
             let complete = format!("/agent/v1/work/{id}/complete");
             let mut done = agent.post(&complete, &outcome).await;
