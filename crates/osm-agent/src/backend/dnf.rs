@@ -215,7 +215,8 @@ impl Dnf {
             }
         }
         ctx.safe_point().await?;
-        let result = ctx.run(&argv, LOCK_MARKERS).await?;
+        // Own runner: with an install root, dnf runs on the host, not inside the root.
+        let result = ctx.run_with(&self.runner, &argv, LOCK_MARKERS).await?;
         if result.success() {
             Ok(())
         } else {
@@ -390,59 +391,118 @@ pub fn merge_updates(
 mod tests {
     use super::*;
 
+    // Outputs of the real rpm 4.18 and dnf 4.14, captured by tests/data/dnf/capture.sh.
+    const RPM_QA: &str = include_str!("../../tests/data/dnf/rpm-qa.txt");
+    const CHECK_UPDATE: &str = include_str!("../../tests/data/dnf/check-update.txt");
+    const UPDATEINFO: &str = include_str!("../../tests/data/dnf/updateinfo-list.txt");
+    const UPDATEINFO_CVE: &str = include_str!("../../tests/data/dnf/updateinfo-list-cve.txt");
+    const INSTALL_MISSING: &str = include_str!("../../tests/data/dnf/install-missing.txt");
+
     #[test]
     fn parses_rpm_qa_and_check_update() {
-        let qa = "bash\t0:5.1.8-9.el9\tx86_64\t1714000000\ngpg-pubkey\t0:8d8b756f-629e59ec\t(none)\t1\nopenssl\t1:3.0.7-25.el9\tx86_64\t1714000001\n";
-        let p = parse_rpm_qa(qa);
-        assert_eq!(p.len(), 2);
-        assert_eq!(p[0].version, "5.1.8-9.el9");
-        assert_eq!(p[1].version, "1:3.0.7-25.el9");
+        let p = parse_rpm_qa(RPM_QA);
+        let names: Vec<&str> = p.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(
-            p[0].install_time.as_deref(),
-            Some("2024-04-24T23:06:40.000Z")
+            names,
+            ["osm-demo", "osm-lib", "osm-old", "osm-plain", "osm-tool"]
         );
-        let check = "\nopenssl.x86_64        1:3.0.7-27.el9       ol9_baseos_latest\nosm-demo.noarch   1.1-1     osmtest\nObsoleting Packages\nfoo.x86_64 2-1 repo\n";
+        assert_eq!(p[0].version, "1.0-1");
+        assert_eq!(p[0].architecture.as_deref(), Some("noarch"));
+        assert_eq!(p[0].kind.as_deref(), Some("rpm"));
+        // A non-zero epoch is kept, as dnf prints it.
+        assert_eq!(p[1].version, "1:2.0-1");
+        assert_eq!(p[1].architecture.as_deref(), Some("x86_64"));
+        // INSTALLTIME (seconds) as RFC 3339 with milliseconds.
+        let seconds: i64 = RPM_QA
+            .lines()
+            .next()
+            .unwrap()
+            .rsplit('\t')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let time = p[0].install_time.as_deref().unwrap();
+        assert!(time.ends_with(".000Z"), "{time}");
         assert_eq!(
-            parse_check_update(check),
+            time.parse::<jiff::Timestamp>().unwrap().as_second(),
+            seconds
+        );
+        // The key pseudo-package rpm lists once a key is imported is no package.
+        assert!(parse_rpm_qa("gpg-pubkey\t0:8d8b756f-629e59ec\t(none)\t1\n").is_empty());
+
+        // The leading blank line, padded columns and the "Obsoleting Packages" section
+        // (osm-new replacing osm-old) of the real output.
+        assert_eq!(
+            parse_check_update(CHECK_UPDATE),
             [
-                ("openssl".into(), "x86_64".into(), "1:3.0.7-27.el9".into()),
-                ("osm-demo".into(), "noarch".into(), "1.1-1".into())
+                ("osm-demo".into(), "noarch".into(), "1.1-1".into()),
+                ("osm-lib".into(), "x86_64".into(), "1:2.1-1".into()),
+                ("osm-plain".into(), "noarch".into(), "1.1-1".into()),
+                ("osm-tool".into(), "noarch".into(), "1.1-1".into()),
             ]
         );
     }
 
     #[test]
     fn types_updates_by_their_advisories() {
-        let adv = "ELSA-2024-1234 Important/Sec. openssl-1:3.0.7-27.el9.x86_64\nELBA-2024-9 bugfix     openssl-1:3.0.7-27.el9.x86_64\nELBA-2024-7 bugfix tzdata-2024b-1.el9.noarch\n";
-        let cve = "CVE-2024-0727 Important/Sec. openssl-1:3.0.7-27.el9.x86_64\nCVE-2023-6237 Moderate/Sec. openssl-1:3.0.7-27.el9.x86_64\n";
-        let installed = parse_rpm_qa("openssl\t1:3.0.7-25.el9\tx86_64\t1\n");
-        let avail = vec![
-            (
-                "openssl".to_string(),
-                "x86_64".to_string(),
-                "1:3.0.7-27.el9".to_string(),
-            ),
-            (
-                "tzdata".to_string(),
-                "noarch".to_string(),
-                "2024b-1.el9".to_string(),
-            ),
-            ("other".to_string(), "noarch".to_string(), "2-1".to_string()),
-        ];
+        let installed = parse_rpm_qa(RPM_QA);
         let u = merge_updates(
             &installed,
-            &avail,
-            &parse_updateinfo_list(adv),
-            &parse_updateinfo_list(cve),
+            &parse_check_update(CHECK_UPDATE),
+            &parse_updateinfo_list(UPDATEINFO),
+            &parse_updateinfo_list(UPDATEINFO_CVE),
         );
-        assert_eq!(u[0].update_type, UpdateKind::Security);
-        assert_eq!(u[0].installed_version, "1:3.0.7-25.el9");
-        assert_eq!(u[0].cves, ["CVE-2023-6237", "CVE-2024-0727"]);
-        assert_eq!(u[0].advisories.len(), 2);
-        assert_eq!(u[0].advisories[0].name, "ELSA-2024-1234");
-        assert_eq!(u[0].advisories[0].synopsis.as_deref(), Some("Important"));
-        assert_eq!(u[1].update_type, UpdateKind::Bug);
-        assert_eq!(u[2].update_type, UpdateKind::Other);
-        assert!(u[2].advisories.is_empty());
+        let by_name = |n: &str| u.iter().find(|u| u.name == n).unwrap();
+        let demo = by_name("osm-demo");
+        assert_eq!(demo.update_type, UpdateKind::Security);
+        assert_eq!(demo.installed_version, "1.0-1");
+        assert_eq!(demo.available_version, "1.1-1");
+        assert_eq!(demo.cves, ["CVE-2024-12345", "CVE-2024-23456"]);
+        assert_eq!(demo.advisories.len(), 1);
+        assert_eq!(demo.advisories[0].name, "OSMSA-2024-0001");
+        assert_eq!(demo.advisories[0].kind.as_deref(), Some("SECURITY"));
+        assert_eq!(demo.advisories[0].synopsis.as_deref(), Some("Important"));
+        let tool = by_name("osm-tool");
+        assert_eq!(tool.update_type, UpdateKind::Bug);
+        assert_eq!(tool.advisories[0].name, "OSMBA-2024-0002");
+        assert!(tool.cves.is_empty());
+        let lib = by_name("osm-lib");
+        assert_eq!(lib.update_type, UpdateKind::Enhancement);
+        assert_eq!(lib.installed_version, "1:2.0-1");
+        assert_eq!(lib.available_version, "1:2.1-1");
+        assert_eq!(lib.advisories[0].name, "OSMEA-2024-0003");
+        let plain = by_name("osm-plain");
+        assert_eq!(plain.update_type, UpdateKind::Other);
+        assert!(plain.advisories.is_empty());
+        assert_eq!(u.len(), 4);
+    }
+
+    #[test]
+    fn advisory_rows_name_package_and_arch() {
+        let rows = parse_updateinfo_list(UPDATEINFO);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(
+            rows[1],
+            UpdateInfoRow {
+                id: "OSMEA-2024-0003".into(),
+                kind: UpdateKind::Enhancement,
+                severity: None,
+                name: "osm-lib".into(),
+                arch: "x86_64".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn a_missing_package_is_reported_as_not_found() {
+        let result = crate::runner::RunResult {
+            code: Some(1),
+            tail: INSTALL_MISSING.lines().map(str::to_string).collect(),
+            lock_timed_out: false,
+        };
+        let e = classify("dnf", &result, std::time::Duration::from_secs(3), FAILURES);
+        assert_eq!(e.code, "PackageNotFound");
+        assert!(e.message.contains("osm-nonexistent"), "{}", e.message);
     }
 }

@@ -72,14 +72,24 @@ impl WorkCtx {
         Ok(())
     }
 
-    /// Runs one command, streaming its output to the log.
+    /// Runs one command on the managed system, streaming its output to the log.
     pub async fn run(
         &self,
         argv: &[String],
         lock_markers: &[&str],
     ) -> Result<RunResult, WorkError> {
+        self.run_with(&self.runner, argv, lock_markers).await
+    }
+
+    /// [`WorkCtx::run`] through another runner (the host's dnf driving an install root).
+    pub async fn run_with(
+        &self,
+        runner: &Runner,
+        argv: &[String],
+        lock_markers: &[&str],
+    ) -> Result<RunResult, WorkError> {
         self.say(format!("$ {}", argv.join(" ")));
-        self.runner
+        runner
             .stream(argv, &self.log, lock_markers, self.lock_wait)
             .await
             .map_err(|e| {

@@ -501,3 +501,102 @@ pub fn hold_fcntl_lock(path: &Path) -> HeldLock {
     assert_eq!(rc, 0, "could not lock {}", path.display());
     HeldLock(f)
 }
+
+/// A package of a test rpm repository: `(name, version)`, release 1, noarch.
+pub struct Rpm {
+    pub name: &'static str,
+    pub version: &'static str,
+}
+
+const RPM_SPEC: &str = "Name: %{pkgname}
+Version: %{pkgver}
+Release: 1
+Summary: osm-agent test package
+License: MIT
+BuildArch: noarch
+
+%description
+osm-agent test package.
+
+%install
+mkdir -p %{buildroot}/usr/share/%{name}
+echo %{version} > %{buildroot}/usr/share/%{name}/version
+
+%files
+/usr/share/%{name}/version
+";
+
+/// Builds the packages with rpmbuild into `repo`, indexes them with createrepo_c and adds
+/// `updateinfo` (an updateinfo.xml document) with modifyrepo_c.
+pub fn build_rpm_repo(repo: &Path, rpms: &[Rpm], updateinfo: &str) {
+    let work = repo.with_extension("build");
+    std::fs::create_dir_all(&work).unwrap();
+    let spec = work.join("pkg.spec");
+    std::fs::write(&spec, RPM_SPEC).unwrap();
+    for r in rpms {
+        run(Command::new("rpmbuild")
+            .args(["-bb", "--quiet", "--define"])
+            .arg(format!("_topdir {}", work.display()))
+            .arg("--define")
+            .arg(format!("_rpmdir {}", repo.display()))
+            .args(["--define", &format!("pkgname {}", r.name)])
+            .args(["--define", &format!("pkgver {}", r.version)])
+            .arg(&spec)
+            .env("HOME", "/root"));
+    }
+    run(Command::new("createrepo_c").arg("--quiet").arg(repo));
+    let xml = work.join("updateinfo.xml");
+    std::fs::write(&xml, updateinfo).unwrap();
+    run(Command::new("modifyrepo_c")
+        .arg("--mdtype=updateinfo")
+        .arg(&xml)
+        .arg(repo.join("repodata")));
+}
+
+/// An empty install root for dnf: its configuration names only `repo`, and its os-release
+/// says Oracle Linux 9.
+pub fn rpm_root(root: &Path, repo: &Path) {
+    std::fs::create_dir_all(root.join("etc/yum.repos.d")).unwrap();
+    std::fs::create_dir_all(root.join("etc/dnf")).unwrap();
+    std::fs::write(root.join("etc/dnf/dnf.conf"), "[main]\ngpgcheck=0\n").unwrap();
+    std::fs::write(
+        root.join("etc/yum.repos.d/osmtest.repo"),
+        format!(
+            "[osmtest]\nname=osm test repository\nbaseurl=file://{}\ngpgcheck=0\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("etc/os-release"),
+        "NAME=\"Oracle Linux Server\"\nVERSION=\"9.4\"\nID=\"ol\"\nVERSION_ID=\"9.4\"\n",
+    )
+    .unwrap();
+}
+
+// Debian's rpm keeps its database in `~/.rpmdb` (of the install root): the helpers below set
+// HOME=/root, as the agent does for the commands it runs.
+
+/// The host's dnf on an install root, panicking on failure; returns stdout.
+pub fn dnf(root: &Path, args: &[&str]) -> String {
+    run(Command::new("dnf")
+        .arg(format!("--installroot={}", root.display()))
+        .args(args)
+        .env("HOME", "/root")
+        .env("LC_ALL", "C"))
+}
+
+/// `name → version-release` of the packages rpm has installed in an install root.
+pub fn rpm_installed(root: &Path) -> std::collections::BTreeMap<String, String> {
+    run(Command::new("rpm")
+        .arg("--root")
+        .arg(root)
+        .args(["-qa", "--qf", "%{NAME} %{VERSION}-%{RELEASE}\\n"])
+        .env("HOME", "/root"))
+    .lines()
+    .filter_map(|l| {
+        let (n, v) = l.split_once(' ')?;
+        Some((n.to_string(), v.to_string()))
+    })
+    .collect()
+}
