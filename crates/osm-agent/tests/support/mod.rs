@@ -241,13 +241,19 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The osmd binary of this workspace (built when missing).
+/// The osmd binary of this workspace, of the same profile (built when missing).
 fn osmd_bin() -> PathBuf {
-    let bin = profile_dir().join("osmd");
+    let dir = profile_dir();
+    let bin = dir.join("osmd");
     if !bin.exists() {
-        run(Command::new(env!("CARGO"))
+        let mut build = Command::new(env!("CARGO"));
+        build
             .args(["build", "--bin", "osmd"])
-            .current_dir(WORKSPACE));
+            .current_dir(WORKSPACE);
+        if dir.ends_with("release") {
+            build.arg("--release");
+        }
+        run(&mut build);
     }
     bin
 }
