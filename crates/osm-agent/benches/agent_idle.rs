@@ -9,7 +9,9 @@
 //!
 //! `cargo bench -p osm-agent --bench agent_idle`; knobs (environment):
 //! `OSM_BENCH_IDLE_SECS` (600), `OSM_BENCH_HEARTBEAT_SECS` (30), `OSM_BENCH_ROOT` (another
-//! root to scan and manage, e.g. `/`), `OSM_BENCH_SCANS` (5).
+//! root to scan and manage, e.g. `/`), `OSM_BENCH_SCANS` (5), `OSM_BENCH_AGENT` (the agent
+//! binary to idle, e.g. the packaged build `target/agent/osm-agent` of
+//! `cargo build --profile agent --bin osm-agent`).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -168,13 +170,22 @@ fn idle_cost(runtime: &tokio::runtime::Runtime, root: &Path) {
     let osmd = runtime.block_on(support::Osmd::start());
     let work = tempfile::tempdir().unwrap();
     let state = work.path().join("agent-state");
+    // The packaged build (`--profile agent`) can be measured instead of this bench's own.
+    let bin = std::env::var_os("OSM_BENCH_AGENT").unwrap_or(support::agent_bin().into());
+    println!("idle agent binary: {}", bin.to_string_lossy());
     let agent = |sub: &str| {
-        let mut c = support::agent_cmd(&osmd, root, &state, sub);
-        // The agent's defaults, but for the heartbeat under test.
-        c.env("OSM_AGENT_HEARTBEAT_SECS", heartbeat.to_string())
-            .env_remove("OSM_AGENT_POLL_WAIT_SECS")
-            .env_remove("OSM_AGENT_LOCK_WAIT_SECS")
-            .env_remove("OSM_AGENT_MAX_BACKOFF_SECS")
+        let mut c = std::process::Command::new(&bin);
+        c.arg(sub)
+            .args(["--server", &osmd.url()])
+            .arg("--ca")
+            .arg(osmd.ca())
+            .arg("--install-key")
+            .arg(osmd.install_key())
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("--root")
+            .arg(root)
+            .env("OSM_AGENT_HEARTBEAT_SECS", heartbeat.to_string())
             .env("RUST_LOG", "warn");
         c
     };
