@@ -147,6 +147,21 @@ async fn dnf_inventory_security_update_remove_and_readable_failures() {
     assert_eq!(mi["osName"], "Oracle Linux Server");
     assert_eq!(mi["osVersion"], "9.4");
 
+    // The uploaded inventory through the OCI read API: the SECURITY update with its CVEs,
+    // the BUG update without.
+    let updates = api_updates(&osmd, &instance).await;
+    assert_eq!(updates.len(), 2, "{updates:#?}");
+    assert_eq!(
+        updates["osm-demo"]["updateType"], "SECURITY",
+        "{updates:#?}"
+    );
+    assert_eq!(
+        updates["osm-demo"]["relatedCves"],
+        serde_json::json!(["CVE-2024-12345", "CVE-2024-23456"])
+    );
+    assert_eq!(updates["osm-tool"]["updateType"], "BUG", "{updates:#?}");
+    assert_eq!(updates["osm-tool"]["relatedCves"], serde_json::json!([]));
+
     // SECURITY-only update-all: 1.1 of osm-demo, the bugfix update left alone.
     let wr = osmd
         .action(&instance, "packages/updateAll", "updateType=SECURITY")

@@ -606,3 +606,16 @@ pub fn rpm_installed(root: &Path) -> std::collections::BTreeMap<String, String> 
     })
     .collect()
 }
+
+/// The instance's available updates through the OCI read API, by package name.
+pub async fn api_updates(osmd: &Osmd, instance: &str) -> std::collections::BTreeMap<String, Value> {
+    osmd.get(&format!(
+        "/20190801/managedInstances/{instance}/packages/updates?limit=1000"
+    ))
+    .await
+    .as_array()
+    .unwrap()
+    .iter()
+    .map(|u| (u["name"].as_str().unwrap().to_string(), u.clone()))
+    .collect()
+}
