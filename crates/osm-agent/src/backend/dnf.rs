@@ -226,8 +226,28 @@ impl Dnf {
 }
 
 /// `rpm -qa --qf '%{NAME}\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\t%{ARCH}\t%{INSTALLTIME}\n'`.
-/// Versions drop a zero epoch, as dnf prints them.
+/// Versions drop a zero epoch, as dnf prints them. Install-only packages (kernels) can be
+/// installed in several versions at once; the inventory keys packages by name and
+/// architecture, so each is reported once, in its newest version.
 pub fn parse_rpm_qa(text: &str) -> Vec<Package> {
+    use osm_core::osv::VersionScheme;
+    let mut newest: std::collections::BTreeMap<(String, Option<String>), Package> =
+        Default::default();
+    for p in parse_rpm_qa_rows(text) {
+        let key = (p.name.clone(), p.architecture.clone());
+        match newest.get(&key) {
+            Some(seen)
+                if VersionScheme::Rpm.compare(&seen.version, &p.version)
+                    != Some(std::cmp::Ordering::Less) => {}
+            _ => {
+                newest.insert(key, p);
+            }
+        }
+    }
+    newest.into_values().collect()
+}
+
+fn parse_rpm_qa_rows(text: &str) -> Vec<Package> {
     text.lines()
         .filter_map(|l| {
             let mut f = l.split('\t');
@@ -390,6 +410,23 @@ pub fn merge_updates(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_installed_kernels_are_reported_once_in_the_newest_version() {
+        let text = "kernel\t0:5.14.0-362.8.1.el9_3\tx86_64\t1700000000\n\
+                    kernel\t0:5.14.0-427.13.1.el9_4\tx86_64\t1710000000\n\
+                    kernel\t0:5.14.0-70.13.1.el9_0\tx86_64\t1690000000\n\
+                    glibc\t0:2.34-83.el9\ti686\t1690000000\n\
+                    glibc\t0:2.34-83.el9\tx86_64\t1690000000\n";
+        let p = parse_rpm_qa(text);
+        let kernels: Vec<&str> = p
+            .iter()
+            .filter(|p| p.name == "kernel")
+            .map(|p| p.version.as_str())
+            .collect();
+        assert_eq!(kernels, ["5.14.0-427.13.1.el9_4"]);
+        assert_eq!(p.iter().filter(|p| p.name == "glibc").count(), 2);
+    }
 
     // Outputs of the real rpm 4.18 and dnf 4.14, captured by tests/data/dnf/capture.sh.
     const RPM_QA: &str = include_str!("../../tests/data/dnf/rpm-qa.txt");
