@@ -93,12 +93,12 @@ macro_rules! impl_store {
             /// Rows per multi-row statement: well under SQLite's and PostgreSQL's bind limits.
             const BATCH_ROWS: usize = 1000;
 
-            fn timer(op: &'static str) -> QueryTimer {
+            pub(super) fn timer(op: &'static str) -> QueryTimer {
                 QueryTimer::new(op, $name)
             }
 
             /// Appends the keyset condition, the order and the limit of a page.
-            fn push_page(qb: &mut QueryBuilder<$db>, page: &PageRequest, time_col: &str, name_col: &str, id_col: &str) {
+            pub(super) fn push_page(qb: &mut QueryBuilder<$db>, page: &PageRequest, time_col: &str, name_col: &str, id_col: &str) {
                 let col = match page.sort {
                     SortKey::TimeCreated => time_col,
                     SortKey::Name => name_col,
@@ -124,7 +124,7 @@ macro_rules! impl_store {
                 }
             }
 
-            fn key_of(page: &PageRequest, time: Timestamp, name: &str) -> KeyValue {
+            pub(super) fn key_of(page: &PageRequest, time: Timestamp, name: &str) -> KeyValue {
                 match page.sort {
                     SortKey::TimeCreated => KeyValue::Micros(micros(time)),
                     SortKey::Name => KeyValue::Text(name.to_string()),

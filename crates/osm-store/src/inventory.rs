@@ -127,11 +127,11 @@ macro_rules! impl_inventory_store {
             use jiff::Timestamp;
             use osm_core::ids::{ResourceKind, new_ocid};
             use osm_core::inventory::*;
-            use osm_core::page::{KeyValue, Page, PageRequest, SortKey};
-            use osm_core::{Installable, SortOrder};
+            use osm_core::page::{Page, PageRequest};
+            use osm_core::Installable;
             use sqlx::{QueryBuilder, Row};
 
-            use $crate::common::{QueryTimer, is_foreign_key_violation};
+            use $crate::common::is_foreign_key_violation;
             use $crate::inventory::{CHUNK, InventoryStore, PackageList, RECOUNT_UPDATES, WindowsUpdateFilter};
             use $crate::rows::*;
             use $crate::{StoreError, StoreResult};
@@ -142,44 +142,8 @@ macro_rules! impl_inventory_store {
             /// Locks the selected rows until the transaction ends (PostgreSQL).
             const FOR_UPDATE: &str = $for_update;
 
-            fn timer(op: &'static str) -> QueryTimer {
-                QueryTimer::new(op, $name)
-            }
-
-            /// The keyset condition, order and limit of a page (rows ordered by the sort column,
-            /// then the unique `id_col`).
-            fn push_page(qb: &mut QueryBuilder<$db>, page: &PageRequest, time_col: &str, name_col: &str, id_col: &str) {
-                let col = match page.sort {
-                    SortKey::TimeCreated => time_col,
-                    SortKey::Name => name_col,
-                };
-                let (cmp, dir) = match page.order {
-                    SortOrder::Asc => (">", "ASC"),
-                    SortOrder::Desc => ("<", "DESC"),
-                };
-                if let Some(c) = &page.after {
-                    qb.push(format!(" AND ({col}, {id_col}) {cmp} ("));
-                    match &c.key {
-                        KeyValue::Micros(v) => qb.push_bind(*v),
-                        KeyValue::Text(v) => qb.push_bind(v.clone()),
-                    };
-                    qb.push(", ");
-                    qb.push_bind(c.id.clone());
-                    qb.push(")");
-                }
-                qb.push(format!(" ORDER BY {col} {dir}, {id_col} {dir}"));
-                if let Some(limit) = page.limit {
-                    qb.push(" LIMIT ");
-                    qb.push_bind(limit as i64 + 1);
-                }
-            }
-
-            fn key_of(page: &PageRequest, time: Timestamp, name: &str) -> KeyValue {
-                match page.sort {
-                    SortKey::TimeCreated => KeyValue::Micros(micros(time)),
-                    SortKey::Name => KeyValue::Text(name.to_string()),
-                }
-            }
+            // Shared with the core store: one page and timer implementation per backend.
+            use super::store_impl::{key_of, push_page, timer};
 
             fn arch(text: String) -> Option<String> {
                 (!text.is_empty()).then_some(text)
