@@ -49,9 +49,17 @@ struct Args {
     /// How long each action takes, in milliseconds
     #[arg(long, default_value_t = 200)]
     action_ms: u64,
+    /// Most work requests each instance claims per long poll (1 to 100); it runs them one after
+    /// another, then reports all their outcomes in one call
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
+    max_claim: u32,
     /// First instance number (hostnames sim-00001…)
     #[arg(long, default_value_t = 1)]
     first: usize,
+    /// Exit once this many work requests have ended and osmd acknowledged their outcome (load
+    /// tests: the exit marks the end of a drain)
+    #[arg(long)]
+    exit_after: Option<u64>,
     /// Append "<work request id> <outcome>" to this file for every outcome osmd acknowledged
     /// (the crash test checks each one against the store)
     #[arg(long)]
@@ -64,6 +72,24 @@ struct Counters {
     succeeded: AtomicU64,
     failed: AtomicU64,
     acknowledged_log: std::sync::Mutex<Option<std::fs::File>>,
+    /// Told when `--exit-after` outcomes were acknowledged.
+    enough: tokio::sync::Notify,
+}
+
+impl Counters {
+    /// Counts an acknowledged outcome; tells `enough` when `exit_after` is reached.
+    fn ended(&self, failed: bool, exit_after: Option<u64>) {
+        let counter = if failed {
+            &self.failed
+        } else {
+            &self.succeeded
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let total = self.succeeded.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed);
+        if exit_after.is_some_and(|n| total >= n) {
+            self.enough.notify_one();
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -131,6 +157,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+        _ = counters.enough.notified() => {}
     }
     report.abort();
     for t in tasks {
@@ -246,7 +273,7 @@ async fn simulate(
         let work: Vec<Value> = match agent
             .post(
                 "/agent/v1/work/poll",
-                &json!({"waitSeconds": 20, "max": 10}),
+                &json!({"waitSeconds": 20, "max": args.max_claim}),
             )
             .await
         {
@@ -256,63 +283,68 @@ async fn simulate(
                 continue;
             }
         };
-        for w in work {
-            let id = w["id"].as_str().unwrap_or_default().to_string();
+        if work.is_empty() {
+            continue;
+        }
+        let mut items = vec![];
+        for w in &work {
             tokio::time::sleep(Duration::from_millis(args.action_ms)).await;
+            let id = w["id"].as_str().unwrap_or_default();
             let description = w["description"].as_str().unwrap_or("work");
-            // The log lines travel with the outcome: one call, one transaction.
+            // The log lines travel with the outcome.
             let log = json!([format!("simulated: {description}"), "simulated: done"]);
-            let fail = rand::rng().random_bool(args.fail_ratio);
-            let outcome = if fail {
-                json!({"outcome": "FAILED", "log": log, "errors": [{"code": "SimulatedFailure", "message": "the simulator was asked to fail this share of actions (--fail-ratio)"}]})
+            items.push(if rand::rng().random_bool(args.fail_ratio) {
+                json!({"id": id, "outcome": "FAILED", "log": log, "errors": [{"code": "SimulatedFailure", "message": "the simulator was asked to fail this share of actions (--fail-ratio)"}]})
             } else {
-                json!({"outcome": "SUCCEEDED", "log": log})
-            };
-            let complete = format!("/agent/v1/work/{id}/complete");
-            let mut done = agent.post(&complete, &outcome).await;
-            // The work is done: while osmd is away (restarting), keep reporting it for 30 s.
-            for _ in 0..120 {
-                if done.as_ref().is_ok_and(|r| r.status < 500) {
-                    break;
+                json!({"id": id, "outcome": "SUCCEEDED", "log": log})
+            });
+        }
+        let answers = report(&agent, &items).await;
+        let mut stopped = vec![];
+        for (w, (item, answer)) in work.iter().zip(items.iter().zip(&answers)) {
+            let id = item["id"].as_str().unwrap_or_default();
+            let outcome = item["outcome"].as_str().unwrap_or_default();
+            if answer.get("status").is_some() {
+                if let Some(log) = &mut *counters.acknowledged_log.lock().unwrap() {
+                    use std::io::Write;
+                    if let Err(e) = writeln!(log, "{id} {outcome}") {
+                        eprintln!("sim-{n:05}: writing the acknowledged log failed: {e}");
+                    }
                 }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                done = agent.post(&complete, &outcome).await;
-            }
-            if let (Ok(r), Some(log)) = (&done, &mut *counters.acknowledged_log.lock().unwrap())
-                && r.status == 200
-            {
-                use std::io::Write;
-                if let Err(e) = writeln!(
-                    log,
-                    "{id} {}",
-                    outcome["outcome"].as_str().unwrap_or_default()
-                ) {
-                    eprintln!("sim-{n:05}: writing the acknowledged log failed: {e}");
+                counters.ended(outcome == "FAILED", args.exit_after);
+                if outcome != "FAILED"
+                    && let Ok(action) = serde_json::from_value::<WorkAction>(w["action"].clone())
+                    && let Err(e) = upload_changes(&agent, &mut inv, &action).await
+                {
+                    eprintln!("sim-{n:05}: {e:#}");
                 }
-            }
-            match &done {
-                Ok(r) if r.status == 200 && fail => counters.failed.fetch_add(1, Ordering::Relaxed),
-                Ok(r) if r.status == 200 => counters.succeeded.fetch_add(1, Ordering::Relaxed),
+            } else if answer["error"]["code"] == "IncorrectState" {
                 // A cancel took effect meanwhile: stop as asked.
-                Ok(r) if r.status == 409 => {
-                    agent
-                        .post(
-                            &format!("/agent/v1/work/{id}/complete"),
-                            &json!({"outcome": "CANCELED"}),
-                        )
-                        .await
-                        .ok();
-                    0
-                }
-                _ => 0,
-            };
-            let succeeded = matches!(&done, Ok(r) if r.status == 200) && !fail;
-            if succeeded
-                && let Ok(action) = serde_json::from_value::<WorkAction>(w["action"].clone())
-                && let Err(e) = upload_changes(&agent, &mut inv, &action).await
-            {
-                eprintln!("sim-{n:05}: {e:#}");
+                stopped.push(json!({"id": id, "outcome": "CANCELED"}));
             }
         }
+        if !stopped.is_empty() {
+            report(&agent, &stopped).await;
+        }
     }
+}
+
+/// Reports outcomes in one call and returns osmd's answer for each (an empty object for an
+/// item that got none). The work is done: while osmd is away (restarting), keep reporting it
+/// for 30 s.
+async fn report(agent: &AgentClient, items: &[Value]) -> Vec<Value> {
+    let body = json!({ "items": items });
+    for _ in 0..120 {
+        match agent.post("/agent/v1/work/complete", &body).await {
+            Ok(r) if r.status == 200 => {
+                return serde_json::from_slice(&r.body).unwrap_or_default();
+            }
+            Ok(r) if r.status < 500 => {
+                eprintln!("osm-sim: reporting outcomes: {} {}", r.status, r.text());
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+    vec![json!({}); items.len()]
 }

@@ -321,6 +321,31 @@ macro_rules! impl_store {
                     rows.iter().map(instance).collect()
                 }
 
+                /// [`Self::expand_targets`] for many jobs in one query, by job id.
+                async fn expand_targets_of(tx: &mut Tx, jobs: &[&ScheduledJob]) -> StoreResult<std::collections::HashMap<String, Vec<ManagedInstance>>> {
+                    let mut out: std::collections::HashMap<String, Vec<ManagedInstance>> = Default::default();
+                    for chunk in jobs.chunks(BATCH_ROWS / 2) {
+                        // UNION, not UNION ALL: an instance named directly and through a group runs once.
+                        let mut qb = QueryBuilder::<$db>::new(
+                            "SELECT r.job_id AS reached_by, i.* FROM (SELECT job_id, target_id AS instance_id FROM scheduled_job_targets WHERE target_kind = 'instance' AND job_id IN (",
+                        );
+                        let mut sep = qb.separated(", ");
+                        for j in chunk {
+                            sep.push_bind(j.id.clone());
+                        }
+                        qb.push(") UNION SELECT t.job_id, m.instance_id FROM scheduled_job_targets t JOIN managed_instance_group_members m ON m.group_id = t.target_id WHERE t.target_kind = 'group' AND t.job_id IN (");
+                        let mut sep = qb.separated(", ");
+                        for j in chunk {
+                            sep.push_bind(j.id.clone());
+                        }
+                        qb.push(")) r JOIN managed_instances i ON i.id = r.instance_id ORDER BY r.job_id, i.display_name, i.id");
+                        for r in qb.build().fetch_all(&mut **tx).await? {
+                            out.entry(r.try_get("reached_by")?).or_default().push(instance(&r)?);
+                        }
+                    }
+                    Ok(out)
+                }
+
                 /// The version of a row inside a transaction, checked against the expected one.
                 /// The row stays locked until the transaction ends, so the checks that follow
                 /// and the guarded update see the same row.
@@ -1177,44 +1202,75 @@ macro_rules! impl_store {
                     .await?;
                     let mut jobs = rows.iter().map(job).collect::<StoreResult<Vec<_>>>()?;
                     let anchors = rows.iter().map(|r| r.try_get::<Option<i64>, _>("recurrence_anchor")).collect::<Result<Vec<_>, _>>()?;
+                    jobs.retain(|j| j.time_next_execution.is_some());
+                    if jobs.is_empty() {
+                        return Ok(vec![]);
+                    }
                     attach_targets(&mut *tx, &mut jobs).await?;
+                    // The whole batch in a fixed number of statements: occurrences, targets,
+                    // work requests, next times.
+                    let outcome_of = |j: &ScheduledJob| {
+                        let due = j.time_next_execution.unwrap_or(now);
+                        if due < now - catch_up { OccurrenceOutcome::Missed } else { OccurrenceOutcome::Fired }
+                    };
+                    // An occurrence already recorded (a run-now at the same instant) is not
+                    // returned: its job advances without firing again.
+                    let mut recorded = std::collections::HashSet::new();
+                    for chunk in jobs.chunks(BATCH_ROWS) {
+                        let mut qb = QueryBuilder::<$db>::new("INSERT INTO scheduled_job_occurrences (job_id, occurrence_time, outcome, time_recorded) ");
+                        qb.push_values(chunk, |mut b, j| {
+                            b.push_bind(j.id.clone())
+                                .push_bind(opt_micros(j.time_next_execution))
+                                .push_bind(outcome_of(j).as_str())
+                                .push_bind(micros(now));
+                        });
+                        qb.push(" ON CONFLICT DO NOTHING RETURNING job_id");
+                        for r in qb.build().fetch_all(&mut *tx).await? {
+                            recorded.insert(r.try_get::<String, _>("job_id")?);
+                        }
+                    }
+                    let firing: Vec<&ScheduledJob> = jobs
+                        .iter()
+                        .filter(|j| recorded.contains(&j.id) && outcome_of(j) == OccurrenceOutcome::Fired)
+                        .collect();
+                    let mut reach = Self::expand_targets_of(&mut tx, &firing).await?;
+                    let mut work_requests = vec![];
+                    let mut work_logs = vec![];
                     let mut fired = vec![];
-                    for (j, anchor) in jobs.iter().zip(anchors) {
-                        let Some(occurrence) = j.time_next_execution else { continue };
-                        let outcome = if occurrence < now - catch_up { OccurrenceOutcome::Missed } else { OccurrenceOutcome::Fired };
-                        let recorded = sqlx::query(
-                            "INSERT INTO scheduled_job_occurrences (job_id, occurrence_time, outcome, time_recorded) VALUES ($1, $2, $3, $4)",
-                        )
-                        .bind(&j.id)
-                        .bind(micros(occurrence))
-                        .bind(outcome.as_str())
-                        .bind(micros(now))
-                        .execute(&mut *tx)
-                        .await;
-                        // Already recorded (a run-now at the same instant): advance without firing again.
-                        let first_time = match recorded {
-                            Ok(_) => true,
-                            Err(e) if is_unique_violation(&e) => false,
-                            Err(e) => return Err(e.into()),
-                        };
+                    for j in &jobs {
+                        if !recorded.contains(&j.id) {
+                            continue;
+                        }
+                        let occurrence = j.time_next_execution.unwrap_or(now);
+                        let outcome = outcome_of(j);
                         let mut wr_ids = vec![];
-                        if first_time && outcome == OccurrenceOutcome::Fired {
-                            let instances = Self::expand_targets(&mut tx, j).await?;
+                        if outcome == OccurrenceOutcome::Fired {
+                            let instances = reach.remove(&j.id).unwrap_or_default();
                             let (wrs, logs) = osm_core::work::occurrence_work(j, &instances, occurrence, now);
-                            insert_work_requests(&mut tx, &wrs, &logs).await?;
-                            wr_ids = wrs.into_iter().map(|w| w.id).collect();
+                            wr_ids = wrs.iter().map(|w| w.id.clone()).collect();
+                            work_requests.extend(wrs);
+                            work_logs.extend(logs);
                         }
-                        let next = next_occurrence(j, anchor, occurrence);
-                        let last = if outcome == OccurrenceOutcome::Fired { Some(micros(occurrence)) } else { opt_micros(j.time_last_execution) };
-                        sqlx::query("UPDATE scheduled_jobs SET time_next_execution = $1, time_last_execution = $2, version = version + 1 WHERE id = $3")
-                            .bind(opt_micros(next))
-                            .bind(last)
-                            .bind(&j.id)
-                            .execute(&mut *tx)
-                            .await?;
-                        if first_time {
-                            fired.push(Occurrence { job_id: j.id.clone(), time: occurrence, outcome, work_request_ids: wr_ids });
-                        }
+                        fired.push(Occurrence { job_id: j.id.clone(), time: occurrence, outcome, work_request_ids: wr_ids });
+                    }
+                    insert_work_requests(&mut tx, &work_requests, &work_logs).await?;
+                    let advanced: Vec<(String, Option<i64>, Option<i64>)> = jobs
+                        .iter()
+                        .zip(anchors.iter().copied())
+                        .map(|(j, anchor)| {
+                            let occurrence = j.time_next_execution.unwrap_or(now);
+                            let fires = recorded.contains(&j.id) && outcome_of(j) == OccurrenceOutcome::Fired;
+                            let last = if fires { Some(micros(occurrence)) } else { opt_micros(j.time_last_execution) };
+                            (j.id.clone(), opt_micros(next_occurrence(j, anchor, occurrence)), last)
+                        })
+                        .collect();
+                    for chunk in advanced.chunks(BATCH_ROWS) {
+                        let mut qb = QueryBuilder::<$db>::new("WITH v(id, next_time, last_time) AS (");
+                        qb.push_values(chunk, |mut b, (id, next, last)| {
+                            b.push_bind(id.clone()).push_bind(*next).push_bind(*last);
+                        });
+                        qb.push(") UPDATE scheduled_jobs SET time_next_execution = v.next_time, time_last_execution = v.last_time, version = version + 1 FROM v WHERE scheduled_jobs.id = v.id");
+                        qb.build().execute(&mut *tx).await?;
                     }
                     tx.commit().await?;
                     Ok(fired)
@@ -1296,161 +1352,37 @@ macro_rules! impl_store {
                     Ok(Occurrence { job_id: id.to_string(), time: skipped, outcome: OccurrenceOutcome::Skipped, work_request_ids: vec![] })
                 }
 
-                async fn work_request_claim(&self, instance_id: &str, now: Timestamp, lease: jiff::SignedDuration, limit: u32) -> StoreResult<Vec<WorkRequest>> {
-                    let _t = timer("work_request_claim");
-                    let mut tx = self.write_tx().await?;
-                    let queued = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT id FROM work_requests WHERE managed_instance_id = $1 AND status = 'ACCEPTED' AND action IS NOT NULL ORDER BY time_accepted, id LIMIT $2{FOR_UPDATE_SKIP_LOCKED}"
-                    )))
-                    .bind(instance_id)
-                    .bind(limit as i64)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    let ids: Vec<String> = queued.iter().map(|r| r.try_get::<String, _>("id")).collect::<Result<_, _>>()?;
-                    if ids.is_empty() {
-                        return Ok(vec![]);
-                    }
-                    let mut qb = QueryBuilder::<$db>::new("UPDATE work_requests SET status = 'IN_PROGRESS', time_started = ");
-                    qb.push_bind(micros(now));
-                    qb.push(", lease_expires = ");
-                    qb.push_bind(micros(now + lease));
-                    qb.push(" WHERE status = 'ACCEPTED' AND id IN (");
-                    let mut sep = qb.separated(", ");
-                    for id in &ids {
-                        sep.push_bind(id.clone());
-                    }
-                    qb.push(")");
-                    qb.build().execute(&mut *tx).await?;
-                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO work_request_logs (work_request_id, entry_id, message, time_created) ");
-                    qb.push_values(&ids, |mut b, id| {
-                        b.push_bind(id.clone()).push_bind(entry_id()).push_bind("Started by the agent").push_bind(micros(now));
-                    });
-                    qb.build().execute(&mut *tx).await?;
-                    let mut qb = QueryBuilder::<$db>::new("SELECT * FROM work_requests WHERE id IN (");
-                    let mut sep = qb.separated(", ");
-                    for id in &ids {
-                        sep.push_bind(id.clone());
-                    }
-                    qb.push(") ORDER BY time_accepted, id");
-                    let claimed = rows(qb.build().fetch_all(&mut *tx).await?, work_request)?;
-                    let parents: std::collections::BTreeSet<String> = claimed.iter().filter_map(|w| w.parent_id.clone()).collect();
-                    for parent in parents {
-                        rederive_parent(&mut tx, &parent, now).await?;
-                    }
-                    tx.commit().await?;
-                    Ok(claimed)
-                }
-
-                async fn work_request_complete(
+                async fn work_request_dispatch(
                     &self,
-                    instance_id: &str,
-                    items: &[Completion],
+                    reports: &[AgentOutcomes],
+                    claims: &[Claim],
                     now: Timestamp,
-                ) -> StoreResult<Vec<Result<Completed, CompletionRefused>>> {
-                    use osm_core::lifecycle::{Event, finish_note, transition};
-                    let _t = timer("work_request_complete");
-                    if items.is_empty() {
-                        return Ok(vec![]);
+                    lease: jiff::SignedDuration,
+                ) -> StoreResult<Dispatched> {
+                    let _t = timer("work_request_dispatch");
+                    if reports.iter().all(|r| r.items.is_empty()) && claims.iter().all(|c| c.limit == 0) {
+                        return Ok(Dispatched { completed: reports.iter().map(|_| vec![]).collect(), claimed: claims.iter().map(|_| vec![]).collect() });
                     }
                     let mut tx = self.write_tx().await?;
-                    let mut ids: Vec<&str> = items.iter().map(|c| c.id.as_str()).collect();
-                    ids.sort_unstable();
-                    ids.dedup();
-                    // Rows locked in id order, so replicas completing overlapping batches cannot deadlock.
-                    let mut current = std::collections::HashMap::with_capacity(ids.len());
-                    for chunk in ids.chunks(BATCH_ROWS) {
-                        let mut qb = QueryBuilder::<$db>::new(
-                            "SELECT id, status, operation_type, time_started, parent_id FROM work_requests WHERE managed_instance_id = ",
-                        );
-                        qb.push_bind(instance_id.to_string());
-                        qb.push(" AND id IN (");
-                        let mut sep = qb.separated(", ");
-                        for id in chunk {
-                            sep.push_bind(id.to_string());
-                        }
-                        qb.push(") ORDER BY id");
-                        qb.push(FOR_UPDATE);
-                        for r in qb.build().fetch_all(&mut *tx).await? {
-                            let status: WorkRequestStatus = parse_enum("status", &r.try_get::<String, _>("status")?)?;
-                            let operation: OperationType = parse_enum("operation_type", &r.try_get::<String, _>("operation_type")?)?;
-                            let started = opt_ts(r.try_get("time_started")?);
-                            let parent: Option<String> = r.try_get("parent_id")?;
-                            current.insert(r.try_get::<String, _>("id")?, (status, operation, started, parent));
-                        }
-                    }
-                    let mut results = Vec::with_capacity(items.len());
-                    let mut moves: std::collections::BTreeMap<&'static str, Vec<&str>> = Default::default();
-                    let mut logs: Vec<(&str, String)> = vec![];
-                    let mut errors: Vec<(&str, &str, &str)> = vec![];
                     let mut parents = std::collections::BTreeSet::new();
-                    for c in items {
-                        let Some((status, operation, started, parent)) = current.get_mut(c.id.as_str()) else {
-                            results.push(Err(CompletionRefused::NotFound));
-                            continue;
-                        };
-                        let agent_event = matches!(c.event, Event::Succeed | Event::Fail | Event::Stopped);
-                        let Some(to) = transition(*status, c.event).filter(|_| agent_event) else {
-                            results.push(Err(CompletionRefused::WrongState(*status)));
-                            continue;
-                        };
-                        logs.extend(c.log.iter().map(|l| (c.id.as_str(), l.clone())));
-                        logs.push((c.id.as_str(), finish_note(*status, c.event).to_string()));
-                        errors.extend(c.errors.iter().map(|(code, message)| (c.id.as_str(), code.as_str(), message.as_str())));
-                        moves.entry(to.as_str()).or_default().push(c.id.as_str());
-                        if let Some(p) = parent.as_ref() {
-                            parents.insert(p.clone());
-                        }
-                        // A second report for the same request in this batch sees the new state.
-                        *status = to;
-                        results.push(Ok(Completed { id: c.id.clone(), status: to, operation_type: *operation, time_started: started.or(Some(now)) }));
-                    }
-                    for (to, ids) in &moves {
-                        for chunk in ids.chunks(BATCH_ROWS) {
-                            let mut qb = QueryBuilder::<$db>::new("UPDATE work_requests SET status = ");
-                            qb.push_bind(*to);
-                            qb.push(", time_started = COALESCE(time_started, ");
-                            qb.push_bind(micros(now));
-                            qb.push("), time_finished = ");
-                            qb.push_bind(micros(now));
-                            qb.push(", percent_complete = 100, lease_expires = NULL WHERE id IN (");
-                            let mut sep = qb.separated(", ");
-                            for id in chunk {
-                                sep.push_bind(id.to_string());
-                            }
-                            qb.push(")");
-                            qb.build().execute(&mut *tx).await?;
-                        }
-                    }
-                    for chunk in logs.chunks(BATCH_ROWS) {
-                        let mut qb = QueryBuilder::<$db>::new("INSERT INTO work_request_logs (work_request_id, entry_id, message, time_created) ");
-                        qb.push_values(chunk, |mut b, (id, message)| {
-                            b.push_bind(id.to_string()).push_bind(entry_id()).push_bind(message.clone()).push_bind(micros(now));
-                        });
-                        qb.build().execute(&mut *tx).await?;
-                    }
-                    for chunk in errors.chunks(BATCH_ROWS) {
-                        let mut qb = QueryBuilder::<$db>::new("INSERT INTO work_request_errors (work_request_id, entry_id, code, message, time_created) ");
-                        qb.push_values(chunk, |mut b, (id, code, message)| {
-                            b.push_bind(id.to_string()).push_bind(entry_id()).push_bind(code.to_string()).push_bind(message.to_string()).push_bind(micros(now));
-                        });
-                        qb.build().execute(&mut *tx).await?;
-                    }
+                    let completed = complete_in(&mut tx, reports, now, &mut parents).await?;
+                    let claimed = claim_in(&mut tx, claims, now, lease, &mut parents).await?;
                     for parent in parents {
                         rederive_parent(&mut tx, &parent, now).await?;
                     }
                     tx.commit().await?;
-                    Ok(results)
+                    Ok(Dispatched { completed, claimed })
                 }
 
                 async fn work_request_renew_leases(&self, instance_id: &str, now: Timestamp, lease: jiff::SignedDuration) -> StoreResult<Vec<(String, WorkRequestStatus)>> {
                     let _t = timer("work_request_renew_leases");
                     let mut tx = self.write_tx().await?;
-                    sqlx::query("UPDATE work_requests SET lease_expires = $1 WHERE managed_instance_id = $2 AND status IN ('IN_PROGRESS', 'CANCELLING')")
+                    sqlx::query("UPDATE work_requests SET lease_expires = $1 WHERE managed_instance_id = $2 AND lease_expires IS NOT NULL AND status IN ('IN_PROGRESS', 'CANCELLING')")
                         .bind(micros(now + lease))
                         .bind(instance_id)
                         .execute(&mut *tx)
                         .await?;
-                    let rows = sqlx::query("SELECT id, status FROM work_requests WHERE managed_instance_id = $1 AND status IN ('IN_PROGRESS', 'CANCELLING') ORDER BY time_accepted, id")
+                    let rows = sqlx::query("SELECT id, status FROM work_requests WHERE managed_instance_id = $1 AND lease_expires IS NOT NULL AND status IN ('IN_PROGRESS', 'CANCELLING') ORDER BY time_accepted, id")
                         .bind(instance_id)
                         .fetch_all(&mut *tx)
                         .await?;
@@ -1758,6 +1690,10 @@ macro_rules! impl_store {
                         qb.push_bind(micros(now));
                         qb.push(", percent_complete = 100");
                     }
+                    // A lease exists exactly while an agent holds the work.
+                    if !matches!(to, WorkRequestStatus::InProgress | WorkRequestStatus::Cancelling) {
+                        qb.push(", lease_expires = NULL");
+                    }
                     qb.push(" WHERE id = ");
                     qb.push_bind(id.to_string());
                     qb.push(" AND status IN (");
@@ -2022,6 +1958,171 @@ macro_rules! impl_store {
                 } else {
                     e.into()
                 }
+            }
+
+            /// The completions of a dispatch batch (see `Store::work_request_dispatch`).
+            async fn complete_in(
+                tx: &mut Tx,
+                reports: &[AgentOutcomes],
+                now: Timestamp,
+                parents: &mut std::collections::BTreeSet<String>,
+            ) -> StoreResult<Vec<Vec<Result<Completed, CompletionRefused>>>> {
+                use osm_core::lifecycle::{Event, finish_note, transition};
+                let mut ids: Vec<&str> = reports.iter().flat_map(|r| r.items.iter().map(|c| c.id.as_str())).collect();
+                if ids.is_empty() {
+                    return Ok(reports.iter().map(|_| vec![]).collect());
+                }
+                ids.sort_unstable();
+                ids.dedup();
+                // Rows locked in id order, so replicas completing overlapping batches cannot deadlock.
+                let mut current = std::collections::HashMap::with_capacity(ids.len());
+                for chunk in ids.chunks(BATCH_ROWS) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "SELECT id, managed_instance_id, status, operation_type, time_started, parent_id FROM work_requests WHERE id IN (",
+                    );
+                    let mut sep = qb.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(id.to_string());
+                    }
+                    qb.push(") ORDER BY id");
+                    qb.push(FOR_UPDATE);
+                    for r in qb.build().fetch_all(&mut **tx).await? {
+                        let instance: Option<String> = r.try_get("managed_instance_id")?;
+                        let status: WorkRequestStatus = parse_enum("status", &r.try_get::<String, _>("status")?)?;
+                        let operation: OperationType = parse_enum("operation_type", &r.try_get::<String, _>("operation_type")?)?;
+                        let started = opt_ts(r.try_get("time_started")?);
+                        let parent: Option<String> = r.try_get("parent_id")?;
+                        current.insert(r.try_get::<String, _>("id")?, (instance, status, operation, started, parent));
+                    }
+                }
+                let mut results = Vec::with_capacity(reports.len());
+                let mut moves: std::collections::BTreeMap<&'static str, Vec<&str>> = Default::default();
+                let mut logs: Vec<(&str, &str)> = vec![];
+                let mut errors: Vec<(&str, &str, &str)> = vec![];
+                for report in reports {
+                    let mut answers = Vec::with_capacity(report.items.len());
+                    for c in &report.items {
+                        // Another instance's work request does not exist for this agent.
+                        let Some((_, status, operation, started, parent)) = current
+                            .get_mut(c.id.as_str())
+                            .filter(|(instance, ..)| instance.as_deref() == Some(report.instance_id.as_str()))
+                        else {
+                            answers.push(Err(CompletionRefused::NotFound));
+                            continue;
+                        };
+                        let agent_event = matches!(c.event, Event::Succeed | Event::Fail | Event::Stopped);
+                        let Some(to) = transition(*status, c.event).filter(|_| agent_event) else {
+                            answers.push(Err(CompletionRefused::WrongState(*status)));
+                            continue;
+                        };
+                        logs.extend(c.log.iter().map(|l| (c.id.as_str(), l.as_str())));
+                        logs.push((c.id.as_str(), finish_note(*status, c.event)));
+                        errors.extend(c.errors.iter().map(|(code, message)| (c.id.as_str(), code.as_str(), message.as_str())));
+                        moves.entry(to.as_str()).or_default().push(c.id.as_str());
+                        if let Some(p) = parent.as_ref() {
+                            parents.insert(p.clone());
+                        }
+                        // A second report for the same request in this batch sees the new state.
+                        *status = to;
+                        answers.push(Ok(Completed { id: c.id.clone(), status: to, operation_type: *operation, time_started: started.or(Some(now)) }));
+                    }
+                    results.push(answers);
+                }
+                for (to, ids) in &moves {
+                    for chunk in ids.chunks(BATCH_ROWS) {
+                        let mut qb = QueryBuilder::<$db>::new("UPDATE work_requests SET status = ");
+                        qb.push_bind(*to);
+                        qb.push(", time_started = COALESCE(time_started, ");
+                        qb.push_bind(micros(now));
+                        qb.push("), time_finished = ");
+                        qb.push_bind(micros(now));
+                        qb.push(", percent_complete = 100, lease_expires = NULL WHERE id IN (");
+                        let mut sep = qb.separated(", ");
+                        for id in chunk {
+                            sep.push_bind(id.to_string());
+                        }
+                        qb.push(")");
+                        qb.build().execute(&mut **tx).await?;
+                    }
+                }
+                insert_logs(tx, &logs, now).await?;
+                for chunk in errors.chunks(BATCH_ROWS) {
+                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO work_request_errors (work_request_id, entry_id, code, message, time_created) ");
+                    qb.push_values(chunk, |mut b, (id, code, message)| {
+                        b.push_bind(id.to_string()).push_bind(entry_id()).push_bind(code.to_string()).push_bind(message.to_string()).push_bind(micros(now));
+                    });
+                    qb.build().execute(&mut **tx).await?;
+                }
+                Ok(results)
+            }
+
+            /// The claims of a dispatch batch (see `Store::work_request_dispatch`).
+            async fn claim_in(
+                tx: &mut Tx,
+                claims: &[Claim],
+                now: Timestamp,
+                lease: jiff::SignedDuration,
+                parents: &mut std::collections::BTreeSet<String>,
+            ) -> StoreResult<Vec<Vec<WorkRequest>>> {
+                // One lookup per instance, for all its claims together.
+                let mut wanted: Vec<(String, u32)> = vec![];
+                for c in claims.iter().filter(|c| c.limit > 0) {
+                    match wanted.iter_mut().find(|(i, _)| *i == c.instance_id) {
+                        Some((_, n)) => *n += c.limit,
+                        None => wanted.push((c.instance_id.clone(), c.limit)),
+                    }
+                }
+                if wanted.is_empty() {
+                    return Ok(claims.iter().map(|_| vec![]).collect());
+                }
+                let ids = <$store>::claim_candidates(tx, &wanted).await?;
+                let mut claimed: std::collections::HashMap<String, std::collections::VecDeque<WorkRequest>> = Default::default();
+                if !ids.is_empty() {
+                    for chunk in ids.chunks(BATCH_ROWS) {
+                        let mut qb = QueryBuilder::<$db>::new("UPDATE work_requests SET status = 'IN_PROGRESS', time_started = ");
+                        qb.push_bind(micros(now));
+                        qb.push(", lease_expires = ");
+                        qb.push_bind(micros(now + lease));
+                        qb.push(" WHERE status = 'ACCEPTED' AND id IN (");
+                        let mut sep = qb.separated(", ");
+                        for id in chunk {
+                            sep.push_bind(id.clone());
+                        }
+                        qb.push(") RETURNING *");
+                        for w in rows(qb.build().fetch_all(&mut **tx).await?, work_request)? {
+                            if let Some(p) = &w.parent_id {
+                                parents.insert(p.clone());
+                            }
+                            let instance = w.managed_instance.as_ref().map(|m| m.id.clone()).unwrap_or_default();
+                            claimed.entry(instance).or_default().push_back(w);
+                        }
+                    }
+                    let started: Vec<(&str, &str)> = ids.iter().map(|id| (id.as_str(), "Started by the agent")).collect();
+                    insert_logs(tx, &started, now).await?;
+                }
+                for queue in claimed.values_mut() {
+                    queue.make_contiguous().sort_by(|a, b| (a.time_accepted, &a.id).cmp(&(b.time_accepted, &b.id)));
+                }
+                Ok(claims
+                    .iter()
+                    .map(|c| {
+                        let queue = claimed.get_mut(&c.instance_id);
+                        let take = queue.as_ref().map_or(0, |q| q.len().min(c.limit as usize));
+                        queue.map(|q| q.drain(..take).collect()).unwrap_or_default()
+                    })
+                    .collect())
+            }
+
+            /// Appends log lines, all stamped `now`, many rows per statement.
+            async fn insert_logs(tx: &mut Tx, lines: &[(&str, &str)], now: Timestamp) -> StoreResult<()> {
+                for chunk in lines.chunks(BATCH_ROWS) {
+                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO work_request_logs (work_request_id, entry_id, message, time_created) ");
+                    qb.push_values(chunk, |mut b, (id, message)| {
+                        b.push_bind(id.to_string()).push_bind(entry_id()).push_bind(message.to_string()).push_bind(micros(now));
+                    });
+                    qb.build().execute(&mut **tx).await?;
+                }
+                Ok(())
             }
 
             /// Re-derives a parent work request's status and progress from all its children

@@ -48,6 +48,29 @@ pub struct Completed {
     pub time_started: Option<Timestamp>,
 }
 
+/// One agent's long poll in a dispatch batch: up to `limit` of its queued work requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub instance_id: String,
+    pub limit: u32,
+}
+
+/// One agent's report in a dispatch batch: how it ended some of its work requests.
+#[derive(Debug, Clone)]
+pub struct AgentOutcomes {
+    pub instance_id: String,
+    pub items: Vec<Completion>,
+}
+
+/// What a dispatch batch did, in the order of its inputs.
+#[derive(Debug, Clone, Default)]
+pub struct Dispatched {
+    /// One answer per item of each report.
+    pub completed: Vec<Vec<Result<Completed, CompletionRefused>>>,
+    /// The work requests each claim took, oldest first.
+    pub claimed: Vec<Vec<WorkRequest>>,
+}
+
 /// Why one completion was not applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CompletionRefused {
@@ -384,26 +407,54 @@ pub trait Store: InventoryStore + Send + Sync + 'static {
         now: Timestamp,
         log: Option<&str>,
     ) -> StoreResult<WorkRequest>;
-    /// Ends work requests of `instance_id` as its agent reported, all in one transaction: each
-    /// item moves by its event if the request is the instance's and the state machine allows
-    /// it there, with its errors, log lines and a closing note; parents are re-derived once.
-    /// An item that is refused leaves the others untouched.
+    /// The agent protocol's writes, many agents in one transaction (osmd gathers the polls and
+    /// reports that arrive together, so throughput does not hinge on one commit per call).
+    /// First every report: each item moves by its event if the work request is that report's
+    /// instance's and the state machine allows it there, with its errors, log lines and a
+    /// closing note; a refused item leaves the others untouched. Then every claim: the
+    /// instance's oldest queued work requests, now `IN_PROGRESS` under a lease until
+    /// `now + lease` (PostgreSQL skips rows another replica is claiming; two claims of one
+    /// instance share its queue in order). Parents are re-derived once per batch.
+    async fn work_request_dispatch(
+        &self,
+        reports: &[AgentOutcomes],
+        claims: &[Claim],
+        now: Timestamp,
+        lease: jiff::SignedDuration,
+    ) -> StoreResult<Dispatched>;
+    /// One report on its own (see [`Store::work_request_dispatch`]).
     async fn work_request_complete(
         &self,
         instance_id: &str,
         items: &[Completion],
         now: Timestamp,
-    ) -> StoreResult<Vec<Result<Completed, CompletionRefused>>>;
-    /// Work requests of `instance_id` waiting to run, oldest first, now `IN_PROGRESS` under a
-    /// lease until `now + lease` (one statement per batch; PostgreSQL skips rows another
-    /// replica is claiming).
+    ) -> StoreResult<Vec<Result<Completed, CompletionRefused>>> {
+        let report = AgentOutcomes {
+            instance_id: instance_id.to_string(),
+            items: items.to_vec(),
+        };
+        let mut done = self
+            .work_request_dispatch(&[report], &[], now, jiff::SignedDuration::ZERO)
+            .await?;
+        Ok(done.completed.pop().unwrap_or_default())
+    }
+    /// One claim on its own (see [`Store::work_request_dispatch`]).
     async fn work_request_claim(
         &self,
         instance_id: &str,
         now: Timestamp,
         lease: jiff::SignedDuration,
         limit: u32,
-    ) -> StoreResult<Vec<WorkRequest>>;
+    ) -> StoreResult<Vec<WorkRequest>> {
+        let claim = Claim {
+            instance_id: instance_id.to_string(),
+            limit,
+        };
+        let mut done = self
+            .work_request_dispatch(&[], &[claim], now, lease)
+            .await?;
+        Ok(done.claimed.pop().unwrap_or_default())
+    }
     /// Extends the leases of the instance's running work requests to `now + lease`; returns
     /// the ids and states of those still in flight (`CANCELLING` ones are to be stopped).
     async fn work_request_renew_leases(

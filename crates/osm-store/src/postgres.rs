@@ -34,6 +34,30 @@ impl PgStore {
         self.pool.begin().await
     }
 
+    /// Queued work requests of each `(instance, limit)`, oldest first, at most its limit, locked
+    /// for this transaction; rows another replica is claiming are skipped, not waited for.
+    pub(crate) async fn claim_candidates(
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        wanted: &[(String, u32)],
+    ) -> StoreResult<Vec<String>> {
+        use sqlx::Row;
+        let instances: Vec<String> = wanted.iter().map(|(i, _)| i.clone()).collect();
+        let limits: Vec<i64> = wanted.iter().map(|(_, n)| *n as i64).collect();
+        let rows = sqlx::query(
+            "SELECT q.id FROM unnest($1::text[], $2::int8[]) AS c(instance_id, lim) CROSS JOIN LATERAL \
+             (SELECT x.id FROM work_requests x WHERE x.managed_instance_id = c.instance_id AND x.status = 'ACCEPTED' \
+             AND x.action IS NOT NULL ORDER BY x.time_accepted, x.id LIMIT c.lim FOR UPDATE SKIP LOCKED) q",
+        )
+        .bind(instances)
+        .bind(limits)
+        .fetch_all(&mut **tx)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<_, _>>()?)
+    }
+
     pub(crate) async fn backup_impl(&self, _path: &std::path::Path) -> StoreResult<()> {
         Err(StoreError::Conflict(
             "osmd backup copies SQLite stores; back up PostgreSQL with pg_dump (e.g. pg_dump -Fc DBNAME > osm.dump)".into(),

@@ -126,6 +126,51 @@ impl SqliteStore {
         self.write.begin_with("BEGIN IMMEDIATE").await
     }
 
+    /// Queued work requests of each `(instance, limit)`, oldest first, at most its limit: one
+    /// statement (the per-instance lookup runs as a correlated subquery on the queue index).
+    pub(crate) async fn claim_candidates(
+        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        wanted: &[(String, u32)],
+    ) -> StoreResult<Vec<String>> {
+        use sqlx::Row;
+        let mut out = vec![];
+        for chunk in wanted.chunks(500) {
+            // SQLite's LIMIT cannot refer to the outer row: take the largest, trim below.
+            let most = chunk.iter().map(|(_, n)| *n).max().unwrap_or(0);
+            let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new("WITH c(instance_id) AS (");
+            qb.push_values(chunk, |mut b, (instance, _)| {
+                b.push_bind(instance.clone());
+            });
+            qb.push(
+                ") SELECT w.id, w.managed_instance_id, w.time_accepted FROM c JOIN work_requests w ON w.id IN \
+                 (SELECT x.id FROM work_requests x WHERE x.managed_instance_id = c.instance_id AND x.status = 'ACCEPTED' \
+                 AND x.action IS NOT NULL ORDER BY x.time_accepted, x.id LIMIT ",
+            );
+            qb.push_bind(most as i64);
+            qb.push(")");
+            let mut found: Vec<(String, i64, String)> = vec![];
+            for r in qb.build().fetch_all(&mut **tx).await? {
+                found.push((
+                    r.try_get("managed_instance_id")?,
+                    r.try_get("time_accepted")?,
+                    r.try_get("id")?,
+                ));
+            }
+            found.sort();
+            let mut taken: std::collections::HashMap<&str, u32> = Default::default();
+            let limits: std::collections::HashMap<&str, u32> =
+                chunk.iter().map(|(i, n)| (i.as_str(), *n)).collect();
+            for (instance, _, id) in &found {
+                let n = taken.entry(instance.as_str()).or_default();
+                if *n < limits.get(instance.as_str()).copied().unwrap_or(0) {
+                    *n += 1;
+                    out.push(id.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// `VACUUM INTO` writes a consistent snapshot while other connections keep working.
     pub(crate) async fn backup_impl(&self, path: &std::path::Path) -> StoreResult<()> {
         if path.exists() {

@@ -2,14 +2,15 @@
 //! - fan-out: one job on a 10,000-instance group → all 10,000 child work requests committed
 //!   (one scheduler pass, one transaction);
 //! - dispatch: no-op work drained through the real agent protocol (HTTPS, HMAC-signed long
-//!   polls claiming up to 100, one batched completion per claimed batch) by simulated agents in
-//!   the same process;
+//!   polls claiming up to 100, one batched report per claimed batch) by an osm-sim fleet, a
+//!   separate process (built by this bench with `cargo build --release -p osm-sim`, or
+//!   `OSM_BENCH_SIM`);
 //! - graphile-worker side by side: the same number of no-op jobs drained on the same
 //!   PostgreSQL, unbatched and batched (`benches/peers/graphile.mjs`, installed with npm into
 //!   `target/bench-peers/graphile` the first time); osm's ratio to each.
 //!
 //! Run: `cargo bench -p osmd --bench engine` (`-- sqlite` or `-- postgres` for one backend).
-//! Knobs: `OSM_BENCH_AGENTS` (50), `OSM_BENCH_WORK_PER_AGENT` (400). The agents share the
+//! Knobs: `OSM_BENCH_AGENTS` (50), `OSM_BENCH_WORK_PER_AGENT` (400). osm-sim shares the
 //! machine's 2 cores with osmd (and with PostgreSQL).
 
 #[path = "common/mod.rs"]
@@ -20,10 +21,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use jiff::{SignedDuration, Timestamp};
-use osm_client::AgentClient;
 use osm_core::ids::{ResourceKind, new_ocid};
 use osm_core::*;
-use serde_json::json;
 
 const FLEET: usize = 10_000;
 /// Work requests an agent claims per long poll (the protocol's maximum).
@@ -177,33 +176,70 @@ async fn fan_out(backend: &str, server: &osmd::Server) {
     );
 }
 
-/// Enrols agents, queues no-op work for each, drains it through the protocol; returns work
-/// requests completed per second.
+/// Enrols an osm-sim fleet, queues no-op work for each instance, and times osm-sim draining
+/// it through the protocol; returns work requests completed per second.
 async fn dispatch(backend: &str, server: &osmd::Server, agents: usize, per_agent: usize) -> f64 {
     let store = &server.store;
-    let key = std::fs::read_to_string(server.data_dir.join("admin/install-key")).unwrap();
-    let ca = std::fs::read(server.ca_file()).unwrap();
-    let base = format!("https://{}", server.addr);
-    // Each agent has its own HTTPS connection, as separate hosts would.
-    let mut clients = vec![];
-    for i in 0..agents {
-        let body = json!({"hostname": format!("agent-{i:03}"), "osFamily": "LINUX"});
-        let (client, _) = AgentClient::enroll(&base, Some(&ca), key.trim(), &body)
-            .await
-            .unwrap();
-        clients.push(client);
-    }
-    let started = Instant::now();
-    let mut wrs = vec![];
-    for a in &clients {
-        let mi = store
-            .managed_instance_get(&a.instance_id)
+    let total = agents * per_agent;
+    let cpu_before = CpuTimes::read();
+    let mut sim = tokio::process::Command::new(sim_binary())
+        .arg("--server")
+        .arg(format!("https://{}", server.addr))
+        .arg("--ca")
+        .arg(server.ca_file())
+        .arg("--install-key")
+        .arg(server.data_dir.join("admin/install-key"))
+        .args(["--instances", &agents.to_string()])
+        .args(["--first", &(FLEET + 1).to_string()])
+        .args([
+            "--action-ms",
+            "0",
+            "--updates-per-instance",
+            "0",
+            "--security-ratio",
+            "0",
+        ])
+        .args(["--max-claim", &CLAIM.to_string()])
+        .args(["--exit-after", &total.to_string()])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("osm-sim runs (cargo build --release --bin osm-sim)");
+    // Wait for the fleet to enrol and upload its (empty) inventories.
+    let fleet = loop {
+        let page = osm_core::page::PageRequest::all();
+        let filter = osm_store::ManagedInstanceFilter {
+            compartment_id: server.tenancy_id.clone(),
+            ..Default::default()
+        };
+        let all = store
+            .managed_instance_list(&filter, &page)
             .await
             .unwrap()
-            .unwrap();
+            .items;
+        let sims: Vec<ManagedInstance> = all
+            .into_iter()
+            .filter(|m| m.display_name.starts_with("sim-"))
+            .collect();
+        let mut ready = sims.len() == agents;
+        for m in &sims {
+            if !ready {
+                break;
+            }
+            ready = store.inventory_state(&m.id).await.unwrap().is_some();
+        }
+        if ready {
+            break sims;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let enrol_cpu = CpuTimes::read().since(&cpu_before);
+    let started = Instant::now();
+    let mut wrs = vec![];
+    for mi in &fleet {
         for _ in 0..per_agent {
             wrs.push(osm_core::work::work_request_for(
-                &mi,
+                mi,
                 &WorkAction::UpdateAll {
                     update_type: UpdateType::All,
                 },
@@ -213,91 +249,75 @@ async fn dispatch(backend: &str, server: &osmd::Server, agents: usize, per_agent
             ));
         }
     }
-    for chunk in wrs.chunks(5000) {
-        store.work_request_insert_many(chunk, &[]).await.unwrap();
-    }
-    let total = wrs.len();
+    store.work_request_insert_many(&wrs, &[]).await.unwrap();
     let enqueue = started.elapsed();
 
     let cpu_before = CpuTimes::read();
     let started = Instant::now();
-    let tasks: Vec<_> = clients
-        .into_iter()
-        .map(|a| tokio::spawn(drain(a, per_agent)))
-        .collect();
-    let mut calls = 0;
-    for t in tasks {
-        calls += t.await.unwrap();
-    }
+    server.notify_work();
+    let status = sim.wait().await.unwrap();
     let elapsed = started.elapsed();
     let cpu = CpuTimes::read().since(&cpu_before);
+    assert!(status.success(), "osm-sim ended with {status}");
+    let succeeded: i64 = store
+        .work_request_stats()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(s, ..)| *s == WorkRequestStatus::Succeeded)
+        .map(|(.., n)| n)
+        .sum();
+    assert_eq!(
+        succeeded as usize, total,
+        "every queued work request succeeded"
+    );
     let rate = total as f64 / elapsed.as_secs_f64();
     println!(
-        "[{backend}] dispatch: {total} no-op work requests ({agents} agents × {per_agent}, queued in {:.2} s) claimed and completed through the agent protocol in {:.2} s = {rate:.0} work requests/s ({calls} HTTPS calls: long polls claiming up to {CLAIM}, one batched completion per claim; the agents run in the osmd process and share its 2 cores)",
+        "[{backend}] dispatch: {total} no-op work requests ({agents} osm-sim instances × {per_agent}, queued in {:.2} s) claimed and completed through the agent protocol in {:.2} s = {rate:.0} work requests/s (long polls claiming up to {CLAIM}, one batched report per claim; osm-sim is a separate process sharing the 2 cores with osmd{})",
         enqueue.as_secs_f64(),
         elapsed.as_secs_f64(),
+        if backend == "postgres" {
+            " and PostgreSQL"
+        } else {
+            ""
+        },
     );
     println!(
-        "[{backend}]   CPU during the drain ({:.2} s × {} cores = {:.2} core-s): osmd + agents {:.2} s, other processes (PostgreSQL, …) {:.2} s, idle {:.2} s, waiting for I/O {:.2} s",
+        "[{backend}]   CPU during the drain ({:.2} s × {} cores = {:.2} core-s): osmd {:.2} s, osm-sim {:.2} s, other processes (PostgreSQL, …) {:.2} s, idle {:.2} s, waiting for I/O {:.2} s (enrolment took {:.2} core-s of osmd before)",
         elapsed.as_secs_f64(),
         cpu.cores,
         elapsed.as_secs_f64() * cpu.cores as f64,
         cpu.this_process,
-        cpu.busy - cpu.this_process,
+        cpu.children,
+        cpu.busy - cpu.this_process - cpu.children,
         cpu.idle,
-        cpu.iowait
+        cpu.iowait,
+        enrol_cpu.this_process,
     );
     rate
 }
 
-/// One agent's loop: claim a batch, report every item of it SUCCEEDED in one call, until its
-/// share is done. Returns the HTTPS calls it made.
-async fn drain(agent: AgentClient, share: usize) -> usize {
-    let mut done = 0;
-    let mut calls = 0;
-    while done < share {
-        let r = agent
-            .post(
-                "/agent/v1/work/poll",
-                &json!({"waitSeconds": 1, "max": CLAIM}),
-            )
-            .await
-            .unwrap();
-        calls += 1;
-        assert_eq!(r.status, 200, "poll: {}", String::from_utf8_lossy(&r.body));
-        let work: Vec<serde_json::Value> = serde_json::from_slice(&r.body).unwrap();
-        if work.is_empty() {
-            continue;
-        }
-        let items: Vec<_> = work
-            .iter()
-            .map(|w| json!({"id": w["id"], "outcome": "SUCCEEDED"}))
-            .collect();
-        let r = agent
-            .post("/agent/v1/work/complete", &json!({ "items": items }))
-            .await
-            .unwrap();
-        calls += 1;
-        assert_eq!(
-            r.status,
-            200,
-            "complete: {}",
-            String::from_utf8_lossy(&r.body)
-        );
-        let answers: Vec<serde_json::Value> = serde_json::from_slice(&r.body).unwrap();
-        assert_eq!(answers.len(), work.len());
-        for (w, a) in work.iter().zip(&answers) {
-            assert_eq!(a["id"], w["id"]);
-            assert_eq!(a["status"], "SUCCEEDED", "completion answered {a}");
-        }
-        done += work.len();
+/// `OSM_BENCH_SIM`, or the release osm-sim, built now (cargo runs benches with `CARGO` set).
+fn sim_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("OSM_BENCH_SIM") {
+        return PathBuf::from(p);
     }
-    calls
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let built = Command::new(cargo)
+        .args(["build", "--release", "-p", "osm-sim", "--bin", "osm-sim"])
+        .status()
+        .expect("cargo runs");
+    assert!(built.success(), "building osm-sim failed");
+    // target/release/deps/engine-… → target/release/osm-sim
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors().nth(2).unwrap().join("osm-sim")
 }
 
-/// CPU time from `/proc`, in seconds: this process, and the whole machine.
+/// CPU time from `/proc`, in seconds: this process, its children it waited for, and the whole
+/// machine.
 struct CpuTimes {
     this_process: f64,
+    children: f64,
     busy: f64,
     idle: f64,
     iowait: f64,
@@ -314,6 +334,7 @@ impl CpuTimes {
         let f: Vec<&str> = after.split_whitespace().collect();
         let this_process =
             f.get(11).map_or(0.0, |v| ticks(v)) + f.get(12).map_or(0.0, |v| ticks(v));
+        let children = f.get(13).map_or(0.0, |v| ticks(v)) + f.get(14).map_or(0.0, |v| ticks(v));
         let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
         let all: Vec<f64> = stat
             .lines()
@@ -334,6 +355,7 @@ impl CpuTimes {
             .count();
         CpuTimes {
             this_process,
+            children,
             busy,
             idle,
             iowait,
@@ -344,6 +366,7 @@ impl CpuTimes {
     fn since(&self, before: &CpuTimes) -> CpuTimes {
         CpuTimes {
             this_process: self.this_process - before.this_process,
+            children: self.children - before.children,
             busy: self.busy - before.busy,
             idle: self.idle - before.idle,
             iowait: self.iowait - before.iowait,

@@ -33,6 +33,8 @@ pub struct Server {
     pub tenancy_id: String,
     pub data_dir: PathBuf,
     pub store: Arc<dyn Store>,
+    /// Wakes this server's long-polling agents.
+    work_signal: Arc<tokio::sync::Notify>,
     /// Whether this start created the tenancy and the administrator's files.
     pub bootstrapped: bool,
     shutdown: Option<oneshot::Sender<()>>,
@@ -61,6 +63,12 @@ impl Server {
     /// [`FIRED_BUFFER`] behind is told how many it missed).
     pub fn subscribe_fired(&self) -> tokio::sync::broadcast::Receiver<scheduler::Fired> {
         self.fired.subscribe()
+    }
+
+    /// Wakes the agents long-polling this server, for work queued straight into the store
+    /// (benchmarks); the API and the scheduler do it themselves.
+    pub fn notify_work(&self) {
+        self.work_signal.notify_waiters();
     }
 
     pub fn admin_config(&self) -> PathBuf {
@@ -120,6 +128,7 @@ pub async fn start_with_store(settings: Settings, store: Arc<dyn Store>) -> anyh
             jiff::SignedDuration::from_secs(settings.catch_up_secs as i64),
         ))
     });
+    let work_signal = state.app.work_signal.clone();
     let router = http::router(state);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(server::serve(listener, tls, router, async {
@@ -179,6 +188,7 @@ pub async fn start_with_store(settings: Settings, store: Arc<dyn Store>) -> anyh
         tenancy_id: outcome.tenancy_id,
         data_dir: settings.data_dir.clone(),
         store,
+        work_signal,
         bootstrapped: outcome.created,
         shutdown: Some(tx),
         task,

@@ -23,6 +23,8 @@ use crate::http::error::{ApiError, ApiResult};
 pub const LEASE: SignedDuration = SignedDuration::from_secs(120);
 /// How often agents are asked to send a heartbeat (more often when the lease is short).
 pub const HEARTBEAT_SECS: u64 = 30;
+/// Most work requests one long poll claims.
+pub const MAX_CLAIM: u32 = 100;
 /// Longest long-poll.
 pub const MAX_WAIT: Duration = Duration::from_secs(30);
 
@@ -217,8 +219,8 @@ impl App {
         loop {
             let notified = self.work_signal.notified();
             let claimed = self
-                .store
-                .work_request_claim(instance_id, Timestamp::now(), self.lease, max.clamp(1, 100))
+                .dispatcher()
+                .claim(instance_id, max.clamp(1, MAX_CLAIM))
                 .await?;
             if !claimed.is_empty() || tokio::time::Instant::now() >= deadline {
                 return Ok(claimed);
@@ -295,14 +297,12 @@ impl App {
                 log: r.log,
             })
             .collect();
-        let results = self
-            .store
-            .work_request_complete(instance_id, &items, now)
-            .await?;
-        Ok(items
+        let asked: Vec<(String, Event)> = items.iter().map(|c| (c.id.clone(), c.event)).collect();
+        let results = self.dispatcher().report(instance_id, items).await?;
+        Ok(asked
             .iter()
             .zip(results)
-            .map(|(item, result)| match result {
+            .map(|((id, event), result)| match result {
                 Ok(done) => {
                     if let Some(started) = done.time_started {
                         metrics::histogram!("osm_work_request_claim_to_finish_seconds")
@@ -311,14 +311,11 @@ impl App {
                     metrics::counter!("osm_work_requests_finished_total", "status" => done.status.as_str(), "operation" => done.operation_type.as_str()).increment(1);
                     Ok(done)
                 }
-                Err(CompletionRefused::NotFound) => {
-                    Err(ApiError::not_found("work request", &item.id))
-                }
+                Err(CompletionRefused::NotFound) => Err(ApiError::not_found("work request", id)),
                 Err(CompletionRefused::WrongState(status)) => {
                     Err(ApiError::incorrect_state(format!(
-                        "work request {} is {status}{}",
-                        item.id,
-                        if status == WorkRequestStatus::InProgress && item.event == Event::Stopped {
+                        "work request {id} is {status}{}",
+                        if status == WorkRequestStatus::InProgress && *event == Event::Stopped {
                             "; only work being cancelled can end CANCELED"
                         } else {
                             ""

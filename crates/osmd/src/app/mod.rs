@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod agents;
 pub mod compartments;
+mod dispatch;
 mod groups;
 pub mod instances;
 pub mod packages;
@@ -106,6 +107,8 @@ pub struct App {
     pub home_region_key: String,
     /// How long a claimed work request belongs to its agent without a heartbeat.
     pub lease: jiff::SignedDuration,
+    /// Started on first use, with the lease then set.
+    dispatcher: std::sync::OnceLock<dispatch::Dispatcher>,
     caches: Mutex<Caches>,
 }
 
@@ -118,6 +121,7 @@ impl App {
             tenancy_id,
             home_region_key,
             lease: agents::LEASE,
+            dispatcher: std::sync::OnceLock::new(),
             caches: Mutex::new(Caches::default()),
         }
     }
@@ -126,6 +130,18 @@ impl App {
     pub fn with_lease(mut self, lease: jiff::SignedDuration) -> Self {
         self.lease = lease;
         self
+    }
+
+    /// Gathers agents' claims and reports into shared transactions (see `dispatch`).
+    fn dispatcher(&self) -> &dispatch::Dispatcher {
+        self.dispatcher.get_or_init(|| {
+            // SQLite has one writer; PostgreSQL commits a few batches side by side.
+            let workers = match self.store.backend() {
+                osm_store::Backend::Sqlite => 1,
+                osm_store::Backend::Postgres => 4,
+            };
+            dispatch::Dispatcher::start(self.store.clone(), self.lease, workers)
+        })
     }
 
     /// The parsed public key a request's keyId names, or `None` when there is no such key.
