@@ -130,6 +130,7 @@ class OciCli:
 
     def __init__(self, osmd):
         self.osmd = osmd
+        self.binary = OCI_CLI
         self.env = dict(os.environ, REQUESTS_CA_BUNDLE=osmd.ca,
                         OCI_CLI_SUPPRESS_FILE_PERMISSIONS_WARNING="True", SUPPRESS_LABEL_WARNING="True")
         # A throw-away rc file and home, so no operator setting on this machine leaks in.
@@ -138,9 +139,9 @@ class OciCli:
         self.env["HOME"] = str(home)
         self.env.pop("OCI_CLI_RC_FILE", None)
 
-    def run(self, *args, timeout=180):
-        cmd = [OCI_CLI, "--config-file", self.osmd.config_file, *[str(a) for a in args]]
-        proc = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=timeout)
+    def run(self, *args, config=None, env=None, timeout=180):
+        cmd = [OCI_CLI, "--config-file", str(config or self.osmd.config_file), *[str(a) for a in args]]
+        proc = subprocess.run(cmd, env=env or self.env, capture_output=True, text=True, timeout=timeout)
         return CliResult(cmd, proc)
 
     def __call__(self, *args, **kw):

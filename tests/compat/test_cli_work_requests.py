@@ -87,6 +87,22 @@ def test_group_action_waits_for_its_children(oci_cli, osms, place):
     assert all(c.status == "SUCCEEDED" and c.parent_id == parent.id for c in children)
 
 
+def test_update_all_on_an_empty_group_fails_at_once(oci_cli, osms, place):
+    compartment = place[0]
+    empty = osms.create_managed_instance_group(M.CreateManagedInstanceGroupDetails(
+        compartment_id=compartment, display_name="cli-wr-empty")).data
+    before = {w.id for w in osms.list_work_requests(compartment).data}
+    started = time.monotonic()
+    err = oci_cli.fails("os-management", "managed-instance-group", "install-all-updates",
+                        "--managed-instance-group-id", empty.id, "--wait-for-state", "SUCCEEDED", *WAIT)
+    elapsed = time.monotonic() - started
+    assert err["status"] == 409 and err["code"] == "Conflict", err
+    assert "no members" in err["message"], err
+    # A permanent refusal: not retried by the CLI for a minute and a half.
+    assert elapsed < 20, f"the CLI took {elapsed:.0f} s to give up"
+    assert {w.id for w in osms.list_work_requests(compartment).data} == before
+
+
 def test_get_matches_the_sdk(oci_cli, osms, succeeded):
     _, wr = succeeded
     got = oci_cli("os-management", "work-request", "get", "--work-request-id", wr["id"])
