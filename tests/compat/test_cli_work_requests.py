@@ -33,7 +33,7 @@ def succeeded(oci_cli, osms, place):
     assert osms.get_managed_instance(instance.id).data.security_updates_available > 0
     result = oci_cli.run("os-management", "managed-instance", "install-all-updates",
                          "--managed-instance-id", instance.id, "--update-type", "SECURITY",
-                         "--wait-for-state", "SUCCEEDED", *WAIT)
+                         "--wait-for-state", "SUCCEEDED", "--wait-for-state", "FAILED", *WAIT)
     assert result.returncode == 0, result.stderr
     assert "Waiting until the work request has entered state" in result.stderr, result.stderr
     return instance, result.data
@@ -72,6 +72,22 @@ def test_failing_action_waits_until_failed(osms, failed):
     sdk = osms.get_work_request(wr["id"]).data
     assert sdk.status == "FAILED" and sdk.operation_type == "INSTALL"
     assert sdk.managed_instance_id.id == instance.id
+
+
+def test_waiting_for_a_state_that_never_comes_exits_2(oci_cli, osms, place):
+    _, _, bad, _ = place
+    result = oci_cli.run("os-management", "managed-instance", "install-package", "--managed-instance-id",
+                         bad.ids[0], "--package-name", "curl", "--wait-for-state", "SUCCEEDED",
+                         "--wait-interval-seconds", "1", "--max-wait-seconds", "4")
+    assert result.returncode == 2, result.stderr
+    assert "Failed to wait until the work request entered the specified state" in result.stderr
+    # The request itself went on to FAILED.
+    mine = [w for w in osms.list_work_requests(bad.compartment, managed_instance_id=bad.ids[0]).data
+            if w.description and "curl" in w.description]
+    assert len(mine) == 1, [w.description for w in mine]
+    done = oci.wait_until(osms, osms.get_work_request(mine[0].id), "status", "FAILED",
+                          max_wait_seconds=30, max_interval_seconds=1).data
+    assert done.managed_instance_id.id == bad.ids[0] and done.operation_type == "INSTALL"
 
 
 def test_group_action_waits_for_its_children(oci_cli, osms, place):
@@ -136,7 +152,9 @@ def test_list_filters_and_pages(oci_cli, osms, place, succeeded, failed):
         paged = oci_cli(*base, "--all", *extra)["data"]
         assert sorted(w["id"] for w in paged) == sorted(everything), extra
     by_instance = oci_cli(*base, "--all", "--managed-instance-id", bad.ids[0])["data"]
-    assert [w["id"] for w in by_instance] == [failed[1]["id"]]
+    assert failed[1]["id"] in [w["id"] for w in by_instance]
+    assert sorted(w["id"] for w in by_instance) == sorted(
+        i for i in everything if (osms.get_work_request(i).data.managed_instance_id or M.Id()).id == bad.ids[0])
     description = everything[succeeded[1]["id"]].description
     named = oci_cli(*base, "--all", "--display-name", description)["data"]
     assert sorted(w["id"] for w in named) == sorted(i for i, w in everything.items() if w.description == description)
