@@ -17,19 +17,22 @@ def fleet(new_compartment, sim_fleet):
 
 def test_instance_list_walks_every_page_once(oci_cli, osms, fleet):
     base = ("os-management", "managed-instance", "list", "--compartment-id", fleet.compartment)
-    whole = oci_cli(*base, "--all")["data"]
-    assert sorted(i["id"] for i in whole) == sorted(fleet.ids)
     assert osms.list_managed_instances(fleet.compartment, limit=2).has_next_page
-    for extra in (["--page-size", "2"], ["--page-size", "2", "--sort-by", "DISPLAYNAME"],
-                  ["--page-size", "3", "--sort-by", "TIMECREATED"], ["--page-size", "1", "--sort-order", "ASC"]):
-        paged = oci_cli(*base, "--all", *extra)["data"]
-        assert len(paged) == FLEET and sorted(i["id"] for i in paged) == sorted(fleet.ids), extra
-    by_name = oci_cli(*base, "--all", "--page-size", "2", "--sort-by", "DISPLAYNAME", "--sort-order", "DESC")["data"]
-    assert [i["display-name"] for i in by_name] == sorted((i.display_name for i in fleet.instances), reverse=True)
-    named = oci_cli(*base, "--display-name", fleet.instances[1].display_name)["data"]
-    assert [i["id"] for i in named] == [fleet.ids[1]]
-    linux = oci_cli(*base, "--all", "--os-family", "LINUX")["data"]
-    assert len(linux) == FLEET
+    variants = (["--page-size", "2"], ["--page-size", "1", "--sort-order", "ASC"])
+    whole, by_name, named, linux, *paged = oci_cli.each(
+        (*base, "--all"),
+        (*base, "--all", "--page-size", "2", "--sort-by", "DISPLAYNAME", "--sort-order", "DESC"),
+        (*base, "--display-name", fleet.instances[1].display_name),
+        (*base, "--all", "--os-family", "LINUX"),
+        *((*base, "--all", *extra) for extra in variants))
+    whole = whole["data"]
+    assert sorted(i["id"] for i in whole) == sorted(fleet.ids)
+    for extra, rows in zip(variants, paged):
+        rows = rows["data"]
+        assert len(rows) == FLEET and sorted(i["id"] for i in rows) == sorted(fleet.ids), extra
+    assert [i["display-name"] for i in by_name["data"]] == sorted((i.display_name for i in fleet.instances), reverse=True)
+    assert [i["id"] for i in named["data"]] == [fleet.ids[1]]
+    assert len(linux["data"]) == FLEET
     for row in whole:
         assert row["os-family"] == "LINUX" and row["status"] == "NORMAL"
         assert isinstance(row["updates-available"], int)
@@ -125,9 +128,12 @@ def test_group_list_walks_every_page_once(oci_cli, osms, new_compartment):
         compartment_id=compartment, display_name=f"g-{n % 3}")).data.id for n in range(11)]
     assert osms.list_managed_instance_groups(compartment, limit=4).has_next_page
     base = ("os-management", "managed-instance-group", "list", "--compartment-id", compartment, "--all")
-    for extra in (["--page-size", "4"], ["--page-size", "4", "--sort-by", "DISPLAYNAME"], []):
-        rows = oci_cli(*base, *extra)["data"]
+    variants = (["--page-size", "4"], [])
+    by_name, *paged = oci_cli.each((*base, "--page-size", "2", "--sort-by", "DISPLAYNAME"),
+                                   *((*base, *extra) for extra in variants))
+    for extra, rows in zip(variants, paged):
+        rows = rows["data"]
         assert len(rows) == len(made) and sorted(g["id"] for g in rows) == sorted(made), extra
-    by_name = oci_cli(*base, "--page-size", "2", "--sort-by", "DISPLAYNAME")["data"]
+    by_name = by_name["data"]
     assert [g["display-name"] for g in by_name] == sorted(f"g-{n % 3}" for n in range(11))
     assert all(json.dumps(g["managed-instance-count"]) == "0" for g in by_name)

@@ -131,27 +131,30 @@ def test_list_all_walks_every_page_once(oci_cli, osms, new_compartment):
     assert len(first.data) == 5 and first.has_next_page
     # (With --all, the CLI re-sorts the rows itself when --sort-by is given, and fails on
     # --sort-by TIMECREATED --sort-order: these summaries have no time_created. Not used here.)
-    for extra in ([], ["--sort-by", "DISPLAYNAME"], ["--sort-by", "TIMECREATED"], ["--sort-order", "ASC"]):
-        paged = oci_cli("os-management", "scheduled-job", "list", "--compartment-id", compartment,
-                        "--all", "--page-size", "5", *extra)
-        rows = ids(paged["data"])
+    base = ("os-management", "scheduled-job", "list", "--compartment-id", compartment)
+    variants = ([], ["--sort-order", "ASC"])
+    whole, by_name, desc, oldest_first, *paged = oci_cli.each(
+        # Without --page-size the CLI sends no limit, and osmd answers every row at once.
+        (*base, "--all"),
+        (*base, "--all", "--page-size", "3", "--sort-by", "DISPLAYNAME"),
+        # Without --all: one page, in the server's order.
+        (*base, "--sort-by", "DISPLAYNAME", "--sort-order", "DESC"),
+        (*base, "--sort-by", "TIMECREATED", "--sort-order", "ASC"),
+        *((*base, "--all", "--page-size", "5", *extra) for extra in variants))
+    for extra, out in zip(variants, paged):
+        rows = ids(out["data"])
         assert len(rows) == len(created) and sorted(rows) == sorted(created), extra
-        assert "opc-next-page" not in paged
-    # Without --page-size the CLI sends no limit, and osmd answers every row at once.
-    whole = oci_cli("os-management", "scheduled-job", "list", "--compartment-id", compartment, "--all")
+        assert "opc-next-page" not in out
     assert sorted(ids(whole["data"])) == sorted(created)
     # The CLI's own sort is stable, so its order is the server's when the server sorts right.
-    by_name = oci_cli("os-management", "scheduled-job", "list", "--compartment-id", compartment,
-                      "--all", "--page-size", "3", "--sort-by", "DISPLAYNAME")["data"]
     sdk_order = oci.pagination.list_call_get_all_results(
         osms.list_scheduled_jobs, compartment, limit=3, sort_by="DISPLAYNAME").data
-    assert ids(by_name) == [j.id for j in sdk_order]
-    # Without --all: one page, in the server's order.
-    desc = oci_cli("os-management", "scheduled-job", "list", "--compartment-id", compartment,
-                   "--sort-by", "DISPLAYNAME", "--sort-order", "DESC")["data"]
+    assert ids(by_name["data"]) == [j.id for j in sdk_order]
+    desc = desc["data"]
     assert [r["display-name"] for r in desc] == sorted((r["display-name"] for r in desc), reverse=True)
     assert ids(desc) == [j.id for j in osms.list_scheduled_jobs(compartment, sort_by="DISPLAYNAME",
                                                                  sort_order="DESC").data]
+    assert ids(oldest_first["data"]) == created
     # --limit: the CLI's up-to-limit helper stops at that many rows.
     some = oci_cli("os-management", "scheduled-job", "list", "--compartment-id", compartment,
                    "--limit", "7", "--page-size", "3")["data"]

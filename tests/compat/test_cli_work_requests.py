@@ -142,26 +142,29 @@ def test_list_filters_and_pages(oci_cli, osms, place, succeeded, failed):
         osms.list_work_requests, compartment).data}
     assert succeeded[1]["id"] in everything and failed[1]["id"] in everything
     base = ("os-management", "work-request", "list", "--compartment-id", compartment)
-    listed = oci_cli(*base, "--all")["data"]
-    assert sorted(w["id"] for w in listed) == sorted(everything)
-    assert len(everything) >= 4
+    description = everything[succeeded[1]["id"]].description
     # (With --all and --sort-by DISPLAYNAME the CLI re-sorts by display_name, which work
     # requests do not have, and fails: not used.)
-    for extra in (["--page-size", "2"], ["--page-size", "3", "--sort-by", "TIMECREATED"],
-                  ["--page-size", "1", "--sort-order", "ASC"]):
-        paged = oci_cli(*base, "--all", *extra)["data"]
-        assert sorted(w["id"] for w in paged) == sorted(everything), extra
-    by_instance = oci_cli(*base, "--all", "--managed-instance-id", bad.ids[0])["data"]
+    variants = (["--page-size", "2"], ["--page-size", "1", "--sort-order", "ASC"])
+    listed, by_instance, named, linux, windows, *paged = oci_cli.each(
+        (*base, "--all"),
+        (*base, "--all", "--managed-instance-id", bad.ids[0]),
+        (*base, "--all", "--display-name", description),
+        (*base, "--all", "--os-family", "LINUX"),
+        (*base, "--all", "--os-family", "WINDOWS"),
+        *((*base, "--all", *extra) for extra in variants))
+    assert sorted(w["id"] for w in listed["data"]) == sorted(everything)
+    assert len(everything) >= 4
+    for extra, out in zip(variants, paged):
+        assert sorted(w["id"] for w in out["data"]) == sorted(everything), extra
+    by_instance = by_instance["data"]
     assert failed[1]["id"] in [w["id"] for w in by_instance]
     assert sorted(w["id"] for w in by_instance) == sorted(
         i for i in everything if (osms.get_work_request(i).data.managed_instance_id or M.Id()).id == bad.ids[0])
-    description = everything[succeeded[1]["id"]].description
-    named = oci_cli(*base, "--all", "--display-name", description)["data"]
+    named = named["data"]
     assert sorted(w["id"] for w in named) == sorted(i for i, w in everything.items() if w.description == description)
     assert succeeded[1]["id"] in [w["id"] for w in named]
-    linux = oci_cli(*base, "--all", "--os-family", "LINUX")["data"]
-    assert sorted(w["id"] for w in linux) == sorted(everything)
-    windows = oci_cli(*base, "--all", "--os-family", "WINDOWS")
+    assert sorted(w["id"] for w in linux["data"]) == sorted(everything)
     assert windows is None or windows["data"] == []
     # One page without --all: the next page is announced, not followed.
     one = oci_cli.run(*base, "--limit", "1")
