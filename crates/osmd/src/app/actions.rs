@@ -114,7 +114,9 @@ impl App {
             return Err(ApiError::not_found("managed instance group", group_id));
         }
         if members.is_empty() {
-            return Err(ApiError::incorrect_state(format!(
+            // `Conflict`, not `IncorrectState`: waiting does not give the group members, and
+            // the oci CLI retries `IncorrectState` for about a minute and a half.
+            return Err(ApiError::conflict(format!(
                 "managed instance group {} has no members; attach instances first",
                 group.display_name
             )));

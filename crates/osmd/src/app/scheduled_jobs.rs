@@ -322,7 +322,10 @@ impl App {
                 self.scheduler_wake.notify_one();
                 Ok(())
             }
-            Err(StoreError::Conflict(m)) => Err(ApiError::incorrect_state(m)),
+            // A one-time job (or one without a next run) never becomes skippable: `Conflict`,
+            // which no client retries. `IncorrectState` would make the oci SDK's default retry
+            // strategy, and so the oci CLI, repeat the call for about a minute and a half.
+            Err(StoreError::Conflict(m)) => Err(ApiError::conflict(m)),
             Err(e @ StoreError::RetryTokenUsed) => self
                 .retry_after_race(p, retry.as_ref(), e)
                 .await

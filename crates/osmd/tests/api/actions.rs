@@ -174,6 +174,8 @@ async fn group_action_fans_out_and_cancels(b: Backend) {
         "an empty group has nothing to update: {}",
         r.text()
     );
+    // Conflict, which clients do not retry (the oci CLI retries IncorrectState for ~90 s).
+    assert_eq!(r.json::<Value>()["code"], "Conflict");
     let hosts: Vec<_> = (0..3)
         .map(|i| instance(&t, &format!("h{i}"), OsFamily::Linux))
         .collect();
