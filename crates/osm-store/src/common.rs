@@ -1377,12 +1377,12 @@ macro_rules! impl_store {
                 async fn work_request_renew_leases(&self, instance_id: &str, now: Timestamp, lease: jiff::SignedDuration) -> StoreResult<Vec<(String, WorkRequestStatus)>> {
                     let _t = timer("work_request_renew_leases");
                     let mut tx = self.write_tx().await?;
-                    sqlx::query("UPDATE work_requests SET lease_expires = $1 WHERE managed_instance_id = $2 AND lease_expires IS NOT NULL AND status IN ('IN_PROGRESS', 'CANCELLING')")
+                    sqlx::query("UPDATE work_leases SET lease_expires = $1 WHERE managed_instance_id = $2")
                         .bind(micros(now + lease))
                         .bind(instance_id)
                         .execute(&mut *tx)
                         .await?;
-                    let rows = sqlx::query("SELECT id, status FROM work_requests WHERE managed_instance_id = $1 AND lease_expires IS NOT NULL AND status IN ('IN_PROGRESS', 'CANCELLING') ORDER BY time_accepted, id")
+                    let rows = sqlx::query("SELECT w.id, w.status FROM work_leases l JOIN work_requests w ON w.id = l.work_request_id WHERE l.managed_instance_id = $1 ORDER BY w.time_accepted, w.id")
                         .bind(instance_id)
                         .fetch_all(&mut *tx)
                         .await?;
@@ -1426,7 +1426,7 @@ macro_rules! impl_store {
                     let _t = timer("work_request_expire_leases");
                     let mut tx = self.write_tx().await?;
                     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT id, managed_instance_name, lease_expires, parent_id FROM work_requests WHERE status IN ('IN_PROGRESS', 'CANCELLING') AND lease_expires < $1 ORDER BY lease_expires LIMIT $2{FOR_UPDATE_SKIP_LOCKED}"
+                        "SELECT w.id, w.managed_instance_name, l.lease_expires, w.parent_id FROM work_leases l JOIN work_requests w ON w.id = l.work_request_id WHERE l.lease_expires < $1 ORDER BY l.lease_expires LIMIT $2{FOR_UPDATE_SKIP_LOCKED}"
                     )))
                     .bind(micros(now))
                     .bind(limit as i64)
@@ -1443,12 +1443,13 @@ macro_rules! impl_store {
                             host.as_deref().unwrap_or("the instance"),
                             lease.map(|l| osm_core::time::format_rfc3339(ts(l))).unwrap_or_default()
                         );
-                        sqlx::query("UPDATE work_requests SET status = 'FAILED', time_finished = $1, percent_complete = 100, message = $2, lease_expires = NULL WHERE id = $3")
+                        sqlx::query("UPDATE work_requests SET status = 'FAILED', time_finished = $1, percent_complete = 100, message = $2 WHERE id = $3")
                             .bind(micros(now))
                             .bind(&message)
                             .bind(&id)
                             .execute(&mut *tx)
                             .await?;
+                        sqlx::query("DELETE FROM work_leases WHERE work_request_id = $1").bind(&id).execute(&mut *tx).await?;
                         sqlx::query("INSERT INTO work_request_errors (work_request_id, entry_id, code, message, time_created) VALUES ($1, $2, $3, $4, $5)")
                             .bind(&id)
                             .bind(entry_id())
@@ -1474,7 +1475,7 @@ macro_rules! impl_store {
                     let mut tx = self.write_tx().await?;
                     // Parents go with their children only once every child is terminal and old.
                     let rows = sqlx::query(
-                        "SELECT id FROM work_requests w WHERE status IN ('SUCCEEDED', 'FAILED', 'CANCELED') AND time_finished < $1 AND NOT EXISTS (SELECT 1 FROM work_requests c WHERE c.parent_id = w.id AND NOT (c.status IN ('SUCCEEDED', 'FAILED', 'CANCELED') AND c.time_finished < $1)) ORDER BY time_finished LIMIT $2",
+                        "SELECT id FROM work_requests w WHERE time_accepted < $1 AND status IN ('SUCCEEDED', 'FAILED', 'CANCELED') AND time_finished < $1 AND NOT EXISTS (SELECT 1 FROM work_requests c WHERE c.parent_id = w.id AND NOT (c.status IN ('SUCCEEDED', 'FAILED', 'CANCELED') AND c.time_finished < $1)) ORDER BY time_accepted LIMIT $2",
                     )
                     .bind(micros(before))
                     .bind(limit as i64)
@@ -1690,10 +1691,7 @@ macro_rules! impl_store {
                         qb.push_bind(micros(now));
                         qb.push(", percent_complete = 100");
                     }
-                    // A lease exists exactly while an agent holds the work.
-                    if !matches!(to, WorkRequestStatus::InProgress | WorkRequestStatus::Cancelling) {
-                        qb.push(", lease_expires = NULL");
-                    }
+
                     qb.push(" WHERE id = ");
                     qb.push_bind(id.to_string());
                     qb.push(" AND status IN (");
@@ -1710,6 +1708,13 @@ macro_rules! impl_store {
                             .ok_or(StoreError::NotFound)?;
                         let current: String = row.try_get("status")?;
                         return Err(StoreError::Conflict(format!("work request {id} is {current}")));
+                    }
+                    // Queued exactly while ACCEPTED, leased exactly while an agent holds it.
+                    if to != WorkRequestStatus::Accepted {
+                        sqlx::query("DELETE FROM work_queue WHERE work_request_id = $1").bind(id).execute(&mut *tx).await?;
+                    }
+                    if !matches!(to, WorkRequestStatus::InProgress | WorkRequestStatus::Cancelling) {
+                        sqlx::query("DELETE FROM work_leases WHERE work_request_id = $1").bind(id).execute(&mut *tx).await?;
                     }
                     if let Some(message) = log {
                         sqlx::query("INSERT INTO work_request_logs (work_request_id, entry_id, message, time_created) VALUES ($1, $2, $3, $4)")
@@ -2036,7 +2041,14 @@ macro_rules! impl_store {
                         qb.push_bind(micros(now));
                         qb.push("), time_finished = ");
                         qb.push_bind(micros(now));
-                        qb.push(", percent_complete = 100, lease_expires = NULL WHERE id IN (");
+                        qb.push(", percent_complete = 100 WHERE id IN (");
+                        let mut sep = qb.separated(", ");
+                        for id in chunk {
+                            sep.push_bind(id.to_string());
+                        }
+                        qb.push(")");
+                        qb.build().execute(&mut **tx).await?;
+                        let mut qb = QueryBuilder::<$db>::new("DELETE FROM work_leases WHERE work_request_id IN (");
                         let mut sep = qb.separated(", ");
                         for id in chunk {
                             sep.push_bind(id.to_string());
@@ -2077,29 +2089,41 @@ macro_rules! impl_store {
                 }
                 let ids = <$store>::claim_candidates(tx, &wanted).await?;
                 let mut claimed: std::collections::HashMap<String, std::collections::VecDeque<WorkRequest>> = Default::default();
-                if !ids.is_empty() {
-                    for chunk in ids.chunks(BATCH_ROWS) {
-                        let mut qb = QueryBuilder::<$db>::new("UPDATE work_requests SET status = 'IN_PROGRESS', time_started = ");
-                        qb.push_bind(micros(now));
-                        qb.push(", lease_expires = ");
-                        qb.push_bind(micros(now + lease));
-                        qb.push(" WHERE status = 'ACCEPTED' AND id IN (");
-                        let mut sep = qb.separated(", ");
-                        for id in chunk {
-                            sep.push_bind(id.clone());
-                        }
-                        qb.push(") RETURNING *");
-                        for w in rows(qb.build().fetch_all(&mut **tx).await?, work_request)? {
-                            if let Some(p) = &w.parent_id {
-                                parents.insert(p.clone());
-                            }
-                            let instance = w.managed_instance.as_ref().map(|m| m.id.clone()).unwrap_or_default();
-                            claimed.entry(instance).or_default().push_back(w);
-                        }
+                let mut started: Vec<(String, String)> = vec![];
+                for chunk in ids.chunks(BATCH_ROWS) {
+                    let mut qb = QueryBuilder::<$db>::new("DELETE FROM work_queue WHERE work_request_id IN (");
+                    let mut sep = qb.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(id.clone());
                     }
-                    let started: Vec<(&str, &str)> = ids.iter().map(|id| (id.as_str(), "Started by the agent")).collect();
-                    insert_logs(tx, &started, now).await?;
+                    qb.push(")");
+                    qb.build().execute(&mut **tx).await?;
+                    let mut qb = QueryBuilder::<$db>::new("UPDATE work_requests SET status = 'IN_PROGRESS', time_started = ");
+                    qb.push_bind(micros(now));
+                    qb.push(" WHERE status = 'ACCEPTED' AND id IN (");
+                    let mut sep = qb.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(id.clone());
+                    }
+                    qb.push(") RETURNING *");
+                    for w in rows(qb.build().fetch_all(&mut **tx).await?, work_request)? {
+                        if let Some(p) = &w.parent_id {
+                            parents.insert(p.clone());
+                        }
+                        let instance = w.managed_instance.as_ref().map(|m| m.id.clone()).unwrap_or_default();
+                        started.push((w.id.clone(), instance.clone()));
+                        claimed.entry(instance).or_default().push_back(w);
+                    }
                 }
+                for chunk in started.chunks(BATCH_ROWS) {
+                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO work_leases (work_request_id, managed_instance_id, lease_expires) ");
+                    qb.push_values(chunk, |mut b, (id, instance)| {
+                        b.push_bind(id.clone()).push_bind(instance.clone()).push_bind(micros(now + lease));
+                    });
+                    qb.build().execute(&mut **tx).await?;
+                }
+                let notes: Vec<(&str, &str)> = started.iter().map(|(id, _)| (id.as_str(), "Started by the agent")).collect();
+                insert_logs(tx, &notes, now).await?;
                 for queue in claimed.values_mut() {
                     queue.make_contiguous().sort_by(|a, b| (a.time_accepted, &a.id).cmp(&(b.time_accepted, &b.id)));
                 }
@@ -2202,6 +2226,18 @@ macro_rules! impl_store {
                                 .push_bind(w.action.as_ref().map(to_json));
                         });
                         qb.build().execute(&mut **tx).await.map_err(map_insert_error)?;
+                    }
+                    let queued: Vec<(&str, &str, i64)> = wrs
+                        .iter()
+                        .filter(|w| w.status == WorkRequestStatus::Accepted && w.action.is_some())
+                        .filter_map(|w| w.managed_instance.as_ref().map(|m| (w.id.as_str(), m.id.as_str(), micros(w.time_accepted))))
+                        .collect();
+                    for chunk in queued.chunks(BATCH_ROWS) {
+                        let mut qb = QueryBuilder::<$db>::new("INSERT INTO work_queue (work_request_id, managed_instance_id, time_accepted) ");
+                        qb.push_values(chunk, |mut b, (id, instance, accepted)| {
+                            b.push_bind(id.to_string()).push_bind(instance.to_string()).push_bind(*accepted);
+                        });
+                        qb.build().execute(&mut **tx).await?;
                     }
                     for chunk in logs.chunks(1000) {
                         let mut qb = QueryBuilder::<$db>::new(

@@ -44,9 +44,9 @@ impl PgStore {
         let instances: Vec<String> = wanted.iter().map(|(i, _)| i.clone()).collect();
         let limits: Vec<i64> = wanted.iter().map(|(_, n)| *n as i64).collect();
         let rows = sqlx::query(
-            "SELECT q.id FROM unnest($1::text[], $2::int8[]) AS c(instance_id, lim) CROSS JOIN LATERAL \
-             (SELECT x.id FROM work_requests x WHERE x.managed_instance_id = c.instance_id AND x.status = 'ACCEPTED' \
-             AND x.action IS NOT NULL ORDER BY x.time_accepted, x.id LIMIT c.lim FOR UPDATE SKIP LOCKED) q",
+            "SELECT q.work_request_id AS id FROM unnest($1::text[], $2::int8[]) AS c(instance_id, lim) CROSS JOIN LATERAL \
+             (SELECT x.work_request_id FROM work_queue x WHERE x.managed_instance_id = c.instance_id \
+             ORDER BY x.time_accepted, x.work_request_id LIMIT c.lim FOR UPDATE SKIP LOCKED) q",
         )
         .bind(instances)
         .bind(limits)

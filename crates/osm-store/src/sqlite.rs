@@ -127,7 +127,7 @@ impl SqliteStore {
     }
 
     /// Queued work requests of each `(instance, limit)`, oldest first, at most its limit: one
-    /// statement (the per-instance lookup runs as a correlated subquery on the queue index).
+    /// statement (the per-instance lookup runs as a correlated subquery on the queue's index).
     pub(crate) async fn claim_candidates(
         tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
         wanted: &[(String, u32)],
@@ -142,9 +142,9 @@ impl SqliteStore {
                 b.push_bind(instance.clone());
             });
             qb.push(
-                ") SELECT w.id, w.managed_instance_id, w.time_accepted FROM c JOIN work_requests w ON w.id IN \
-                 (SELECT x.id FROM work_requests x WHERE x.managed_instance_id = c.instance_id AND x.status = 'ACCEPTED' \
-                 AND x.action IS NOT NULL ORDER BY x.time_accepted, x.id LIMIT ",
+                ") SELECT q.work_request_id AS id, q.managed_instance_id, q.time_accepted FROM c JOIN work_queue q \
+                 ON q.work_request_id IN (SELECT x.work_request_id FROM work_queue x WHERE x.managed_instance_id = c.instance_id \
+                 ORDER BY x.time_accepted, x.work_request_id LIMIT ",
             );
             qb.push_bind(most as i64);
             qb.push(")");

@@ -1,0 +1,49 @@
+-- The engine's moving parts leave the work_requests table, which keeps the history: the queue
+-- of work waiting for its agent and the leases of work an agent holds get narrow tables of
+-- their own, so claims, completions and heartbeats touch small rows and small indexes, and no
+-- index of work_requests depends on a column they change.
+
+-- One row per ACCEPTED work request an agent runs, in claim order.
+CREATE TABLE work_queue (
+    work_request_id TEXT PRIMARY KEY REFERENCES work_requests (id),
+    managed_instance_id TEXT NOT NULL,
+    time_accepted BIGINT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX work_queue_claim ON work_queue (managed_instance_id, time_accepted, work_request_id);
+
+-- One row per IN_PROGRESS or CANCELLING work request of an instance: its agent's lease.
+CREATE TABLE work_leases (
+    work_request_id TEXT PRIMARY KEY REFERENCES work_requests (id),
+    managed_instance_id TEXT NOT NULL,
+    lease_expires BIGINT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX work_leases_instance ON work_leases (managed_instance_id);
+CREATE INDEX work_leases_expiry ON work_leases (lease_expires);
+
+INSERT INTO work_queue (work_request_id, managed_instance_id, time_accepted)
+    SELECT id, managed_instance_id, time_accepted FROM work_requests
+    WHERE status = 'ACCEPTED' AND action IS NOT NULL AND managed_instance_id IS NOT NULL;
+INSERT INTO work_leases (work_request_id, managed_instance_id, lease_expires)
+    SELECT id, managed_instance_id, COALESCE(lease_expires, 0) FROM work_requests
+    WHERE status IN ('IN_PROGRESS', 'CANCELLING') AND managed_instance_id IS NOT NULL;
+
+DROP INDEX work_requests_queue;
+DROP INDEX work_requests_leases;
+DROP INDEX work_requests_finished;
+ALTER TABLE work_requests DROP COLUMN lease_expires;
+-- Retention walks old work requests by the time they were accepted (never later than the time
+-- they finished), which never changes.
+CREATE INDEX work_requests_accepted ON work_requests (time_accepted);
+
+-- Log lines in one b-tree keyed the way they are read (by work request, then time).
+CREATE TABLE work_request_log_lines (
+    work_request_id TEXT NOT NULL,
+    time_created BIGINT NOT NULL,
+    entry_id TEXT NOT NULL,
+    message TEXT NOT NULL,
+    PRIMARY KEY (work_request_id, time_created, entry_id)
+) WITHOUT ROWID;
+INSERT INTO work_request_log_lines (work_request_id, time_created, entry_id, message)
+    SELECT work_request_id, time_created, entry_id, message FROM work_request_logs;
+DROP TABLE work_request_logs;
+ALTER TABLE work_request_log_lines RENAME TO work_request_logs;
