@@ -2075,7 +2075,7 @@ macro_rules! impl_store {
                 now: Timestamp,
                 lease: jiff::SignedDuration,
                 parents: &mut std::collections::BTreeSet<String>,
-            ) -> StoreResult<Vec<Vec<WorkRequest>>> {
+            ) -> StoreResult<Vec<Vec<ClaimedWork>>> {
                 // One lookup per instance, for all its claims together.
                 let mut wanted: Vec<(String, u32)> = vec![];
                 for c in claims.iter().filter(|c| c.limit > 0) {
@@ -2088,7 +2088,7 @@ macro_rules! impl_store {
                     return Ok(claims.iter().map(|_| vec![]).collect());
                 }
                 let ids = <$store>::claim_candidates(tx, &wanted).await?;
-                let mut claimed: std::collections::HashMap<String, std::collections::VecDeque<WorkRequest>> = Default::default();
+                let mut claimed: std::collections::HashMap<String, std::collections::VecDeque<ClaimedWork>> = Default::default();
                 let mut started: Vec<(String, String)> = vec![];
                 for chunk in ids.chunks(BATCH_ROWS) {
                     let mut qb = QueryBuilder::<$db>::new("DELETE FROM work_queue WHERE work_request_id IN (");
@@ -2105,14 +2105,21 @@ macro_rules! impl_store {
                     for id in chunk {
                         sep.push_bind(id.clone());
                     }
-                    qb.push(") RETURNING *");
-                    for w in rows(qb.build().fetch_all(&mut **tx).await?, work_request)? {
-                        if let Some(p) = &w.parent_id {
-                            parents.insert(p.clone());
+                    // Only what the agent needs: these rows cross the wire on every claim.
+                    qb.push(") RETURNING id, managed_instance_id, parent_id, description, action, time_accepted");
+                    for r in qb.build().fetch_all(&mut **tx).await? {
+                        if let Some(p) = r.try_get::<Option<String>, _>("parent_id")? {
+                            parents.insert(p);
                         }
-                        let instance = w.managed_instance.as_ref().map(|m| m.id.clone()).unwrap_or_default();
-                        started.push((w.id.clone(), instance.clone()));
-                        claimed.entry(instance).or_default().push_back(w);
+                        let instance: String = r.try_get::<Option<String>, _>("managed_instance_id")?.unwrap_or_default();
+                        let work = ClaimedWork {
+                            id: r.try_get("id")?,
+                            description: r.try_get("description")?,
+                            action: r.try_get::<Option<String>, _>("action")?.map(|a| from_json("action", &a)).transpose()?,
+                            time_accepted: ts(r.try_get("time_accepted")?),
+                        };
+                        started.push((work.id.clone(), instance.clone()));
+                        claimed.entry(instance).or_default().push_back(work);
                     }
                 }
                 for chunk in started.chunks(BATCH_ROWS) {

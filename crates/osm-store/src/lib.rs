@@ -62,13 +62,22 @@ pub struct AgentOutcomes {
     pub items: Vec<Completion>,
 }
 
+/// A work request a claim handed to its agent: what the agent needs to run it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedWork {
+    pub id: String,
+    pub description: Option<String>,
+    pub action: Option<WorkAction>,
+    pub time_accepted: Timestamp,
+}
+
 /// What a dispatch batch did, in the order of its inputs.
 #[derive(Debug, Clone, Default)]
 pub struct Dispatched {
     /// One answer per item of each report.
     pub completed: Vec<Vec<Result<Completed, CompletionRefused>>>,
     /// The work requests each claim took, oldest first.
-    pub claimed: Vec<Vec<WorkRequest>>,
+    pub claimed: Vec<Vec<ClaimedWork>>,
 }
 
 /// Why one completion was not applied.
@@ -445,7 +454,7 @@ pub trait Store: InventoryStore + Send + Sync + 'static {
         now: Timestamp,
         lease: jiff::SignedDuration,
         limit: u32,
-    ) -> StoreResult<Vec<WorkRequest>> {
+    ) -> StoreResult<Vec<ClaimedWork>> {
         let claim = Claim {
             instance_id: instance_id.to_string(),
             limit,

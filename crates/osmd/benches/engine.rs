@@ -283,13 +283,15 @@ async fn dispatch(backend: &str, server: &osmd::Server, agents: usize, per_agent
         },
     );
     println!(
-        "[{backend}]   CPU during the drain ({:.2} s × {} cores = {:.2} core-s): osmd {:.2} s, osm-sim {:.2} s, other processes (PostgreSQL, …) {:.2} s, idle {:.2} s, waiting for I/O {:.2} s (enrolment took {:.2} core-s of osmd before)",
+        "[{backend}]   CPU during the drain ({:.2} s × {} cores = {:.2} core-s): osmd {:.2} s ({:.0} µs per work request), osm-sim {:.2} s, PostgreSQL {:.2} s, other processes {:.2} s, idle {:.2} s, waiting for I/O {:.2} s (enrolment took {:.2} core-s of osmd before)",
         elapsed.as_secs_f64(),
         cpu.cores,
         elapsed.as_secs_f64() * cpu.cores as f64,
         cpu.this_process,
+        cpu.this_process * 1e6 / total as f64,
         cpu.children,
-        cpu.busy - cpu.this_process - cpu.children,
+        cpu.postgres,
+        cpu.busy - cpu.this_process - cpu.children - cpu.postgres,
         cpu.idle,
         cpu.iowait,
         enrol_cpu.this_process,
@@ -318,6 +320,8 @@ fn sim_binary() -> PathBuf {
 struct CpuTimes {
     this_process: f64,
     children: f64,
+    /// Every process named `postgres` (the server's backends and helpers) alive at both reads.
+    postgres: f64,
     busy: f64,
     idle: f64,
     iowait: f64,
@@ -356,6 +360,7 @@ impl CpuTimes {
         CpuTimes {
             this_process,
             children,
+            postgres: postgres_cpu(),
             busy,
             idle,
             iowait,
@@ -367,12 +372,31 @@ impl CpuTimes {
         CpuTimes {
             this_process: self.this_process - before.this_process,
             children: self.children - before.children,
+            postgres: self.postgres - before.postgres,
             busy: self.busy - before.busy,
             idle: self.idle - before.idle,
             iowait: self.iowait - before.iowait,
             cores: self.cores,
         }
     }
+}
+
+/// CPU seconds of the processes named `postgres`.
+fn postgres_cpu() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter_map(|stat| {
+            let (head, rest) = stat.rsplit_once(')')?;
+            if !head.ends_with("(postgres") {
+                return None;
+            }
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            Some((ticks(11) + ticks(12)) / 100.0)
+        })
+        .sum()
 }
 
 /// Where the peers are installed: `<target dir>/bench-peers/graphile`.

@@ -13,7 +13,7 @@ use osm_core::{
     AgentFacts, InstallKey, ManagedInstance, ManagedInstanceStatus, OsFamily, UpdateCounts,
     WorkRequest, WorkRequestLogEntry, WorkRequestStatus,
 };
-use osm_store::{Completed, Completion, CompletionRefused, StoreError};
+use osm_store::{ClaimedWork, Completed, Completion, CompletionRefused, StoreError};
 
 use super::{App, Principal};
 use crate::http::error::{ApiError, ApiResult};
@@ -214,7 +214,7 @@ impl App {
         instance_id: &str,
         max: u32,
         wait: Duration,
-    ) -> ApiResult<Vec<WorkRequest>> {
+    ) -> ApiResult<Vec<ClaimedWork>> {
         let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
         loop {
             let notified = self.work_signal.notified();

@@ -6,8 +6,7 @@
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
-use osm_core::WorkRequest;
-use osm_store::{AgentOutcomes, Claim, Completed, Completion, CompletionRefused, Store};
+use osm_store::{AgentOutcomes, Claim, ClaimedWork, Completed, Completion, CompletionRefused, Store};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::http::error::{ApiError, ApiResult};
@@ -22,7 +21,7 @@ const QUEUE: usize = 8192;
 type Answers = Vec<Result<Completed, CompletionRefused>>;
 
 enum Call {
-    Claim(Claim, oneshot::Sender<ApiResult<Vec<WorkRequest>>>),
+    Claim(Claim, oneshot::Sender<ApiResult<Vec<ClaimedWork>>>),
     Report(AgentOutcomes, oneshot::Sender<ApiResult<Answers>>),
 }
 
@@ -52,7 +51,7 @@ impl Dispatcher {
     }
 
     /// Up to `limit` of the instance's queued work requests, now IN_PROGRESS under a lease.
-    pub async fn claim(&self, instance_id: &str, limit: u32) -> ApiResult<Vec<WorkRequest>> {
+    pub async fn claim(&self, instance_id: &str, limit: u32) -> ApiResult<Vec<ClaimedWork>> {
         let (reply, answer) = oneshot::channel();
         let claim = Claim {
             instance_id: instance_id.to_string(),
