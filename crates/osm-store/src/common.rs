@@ -67,7 +67,7 @@ pub fn violates(e: &sqlx::Error, key: &UniqueKey) -> bool {
 }
 
 macro_rules! impl_store {
-    ($store:ty, $db:ty, $backend:expr, $name:literal, $for_update:literal, $for_share:literal, $for_update_skip_locked:literal) => {
+    ($store:ty, $db:ty, $backend:expr, $name:literal, $for_update:literal, $for_share:literal, $for_update_skip_locked:literal, $json_texts:literal, $json_rows:literal) => {
         mod store_impl {
             use super::*;
             use async_trait::async_trait;
@@ -90,8 +90,18 @@ macro_rules! impl_store {
             /// Locks due rows and lets another replica take the others (PostgreSQL).
             const FOR_UPDATE_SKIP_LOCKED: &str = $for_update_skip_locked;
 
-            /// Rows per multi-row statement: well under SQLite's and PostgreSQL's bind limits.
-            const BATCH_ROWS: usize = 1000;
+            /// The elements of a JSON array of strings bound at `$n`, as a subquery. Batches
+            /// of any size then share one statement text, prepared and planned once per
+            /// connection (PostgreSQL would otherwise plan every differently sized IN list).
+            fn texts_at(n: usize) -> String {
+                $json_texts.replace("$P", &format!("${n}"))
+            }
+
+            /// A JSON array of arrays bound at `$n`, as a row source whose columns are
+            /// `value ->> 0`, `value ->> 1`, … (see [`texts_at`]).
+            fn rows_at(n: usize) -> String {
+                $json_rows.replace("$P", &format!("${n}"))
+            }
 
             pub(super) fn timer(op: &'static str) -> QueryTimer {
                 QueryTimer::new(op, $name)
@@ -324,24 +334,22 @@ macro_rules! impl_store {
                 /// [`Self::expand_targets`] for many jobs in one query, by job id.
                 async fn expand_targets_of(tx: &mut Tx, jobs: &[&ScheduledJob]) -> StoreResult<std::collections::HashMap<String, Vec<ManagedInstance>>> {
                     let mut out: std::collections::HashMap<String, Vec<ManagedInstance>> = Default::default();
-                    for chunk in jobs.chunks(BATCH_ROWS / 2) {
-                        // UNION, not UNION ALL: an instance named directly and through a group runs once.
-                        let mut qb = QueryBuilder::<$db>::new(
-                            "SELECT r.job_id AS reached_by, i.* FROM (SELECT job_id, target_id AS instance_id FROM scheduled_job_targets WHERE target_kind = 'instance' AND job_id IN (",
-                        );
-                        let mut sep = qb.separated(", ");
-                        for j in chunk {
-                            sep.push_bind(j.id.clone());
-                        }
-                        qb.push(") UNION SELECT t.job_id, m.instance_id FROM scheduled_job_targets t JOIN managed_instance_group_members m ON m.group_id = t.target_id WHERE t.target_kind = 'group' AND t.job_id IN (");
-                        let mut sep = qb.separated(", ");
-                        for j in chunk {
-                            sep.push_bind(j.id.clone());
-                        }
-                        qb.push(")) r JOIN managed_instances i ON i.id = r.instance_id ORDER BY r.job_id, i.display_name, i.id");
-                        for r in qb.build().fetch_all(&mut **tx).await? {
-                            out.entry(r.try_get("reached_by")?).or_default().push(instance(&r)?);
-                        }
+                    if jobs.is_empty() {
+                        return Ok(out);
+                    }
+                    let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+                    // UNION, not UNION ALL: an instance named directly and through a group runs once.
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT r.job_id AS reached_by, i.* FROM (SELECT job_id, target_id AS instance_id FROM scheduled_job_targets WHERE target_kind = 'instance' AND job_id IN {ids} \
+                         UNION SELECT t.job_id, m.instance_id FROM scheduled_job_targets t JOIN managed_instance_group_members m ON m.group_id = t.target_id WHERE t.target_kind = 'group' AND t.job_id IN {ids}) r \
+                         JOIN managed_instances i ON i.id = r.instance_id ORDER BY r.job_id, i.display_name, i.id",
+                        ids = texts_at(1)
+                    )))
+                    .bind(to_json(&ids))
+                    .fetch_all(&mut **tx)
+                    .await?;
+                    for r in rows {
+                        out.entry(r.try_get("reached_by")?).or_default().push(instance(&r)?);
                     }
                     Ok(out)
                 }
@@ -1216,18 +1224,21 @@ macro_rules! impl_store {
                     // An occurrence already recorded (a run-now at the same instant) is not
                     // returned: its job advances without firing again.
                     let mut recorded = std::collections::HashSet::new();
-                    for chunk in jobs.chunks(BATCH_ROWS) {
-                        let mut qb = QueryBuilder::<$db>::new("INSERT INTO scheduled_job_occurrences (job_id, occurrence_time, outcome, time_recorded) ");
-                        qb.push_values(chunk, |mut b, j| {
-                            b.push_bind(j.id.clone())
-                                .push_bind(opt_micros(j.time_next_execution))
-                                .push_bind(outcome_of(j).as_str())
-                                .push_bind(micros(now));
-                        });
-                        qb.push(" ON CONFLICT DO NOTHING RETURNING job_id");
-                        for r in qb.build().fetch_all(&mut *tx).await? {
-                            recorded.insert(r.try_get::<String, _>("job_id")?);
-                        }
+                    let occurrences: Vec<(&str, Option<i64>, &str)> = jobs
+                        .iter()
+                        .map(|j| (j.id.as_str(), opt_micros(j.time_next_execution), outcome_of(j).as_str()))
+                        .collect();
+                    // `WHERE true` tells SQLite's parser that ON CONFLICT is the upsert, not a join's ON.
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "INSERT INTO scheduled_job_occurrences (job_id, occurrence_time, outcome, time_recorded) SELECT value ->> 0, CAST(value ->> 1 AS BIGINT), value ->> 2, $1 FROM {} WHERE true ON CONFLICT DO NOTHING RETURNING job_id",
+                        rows_at(2)
+                    )))
+                    .bind(micros(now))
+                    .bind(to_json(&occurrences))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for r in rows {
+                        recorded.insert(r.try_get::<String, _>("job_id")?);
                     }
                     let firing: Vec<&ScheduledJob> = jobs
                         .iter()
@@ -1264,14 +1275,15 @@ macro_rules! impl_store {
                             (j.id.clone(), opt_micros(next_occurrence(j, anchor, occurrence)), last)
                         })
                         .collect();
-                    for chunk in advanced.chunks(BATCH_ROWS) {
-                        let mut qb = QueryBuilder::<$db>::new("WITH v(id, next_time, last_time) AS (");
-                        qb.push_values(chunk, |mut b, (id, next, last)| {
-                            b.push_bind(id.clone()).push_bind(*next).push_bind(*last);
-                        });
-                        qb.push(") UPDATE scheduled_jobs SET time_next_execution = v.next_time, time_last_execution = v.last_time, version = version + 1 FROM v WHERE scheduled_jobs.id = v.id");
-                        qb.build().execute(&mut *tx).await?;
-                    }
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "UPDATE scheduled_jobs SET time_next_execution = v.next_time, time_last_execution = v.last_time, version = version + 1 \
+                         FROM (SELECT value ->> 0 AS id, CAST(value ->> 1 AS BIGINT) AS next_time, CAST(value ->> 2 AS BIGINT) AS last_time FROM {}) v \
+                         WHERE scheduled_jobs.id = v.id",
+                        rows_at(1)
+                    )))
+                    .bind(to_json(&advanced))
+                    .execute(&mut *tx)
+                    .await?;
                     tx.commit().await?;
                     Ok(fired)
                 }
@@ -1981,17 +1993,15 @@ macro_rules! impl_store {
                 ids.dedup();
                 // Rows locked in id order, so replicas completing overlapping batches cannot deadlock.
                 let mut current = std::collections::HashMap::with_capacity(ids.len());
-                for chunk in ids.chunks(BATCH_ROWS) {
-                    let mut qb = QueryBuilder::<$db>::new(
-                        "SELECT id, managed_instance_id, status, operation_type, time_started, parent_id FROM work_requests WHERE id IN (",
-                    );
-                    let mut sep = qb.separated(", ");
-                    for id in chunk {
-                        sep.push_bind(id.to_string());
-                    }
-                    qb.push(") ORDER BY id");
-                    qb.push(FOR_UPDATE);
-                    for r in qb.build().fetch_all(&mut **tx).await? {
+                {
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT id, managed_instance_id, status, operation_type, time_started, parent_id FROM work_requests WHERE id IN {} ORDER BY id{FOR_UPDATE}",
+                        texts_at(1)
+                    )))
+                    .bind(to_json(&ids))
+                    .fetch_all(&mut **tx)
+                    .await?;
+                    for r in rows {
                         let instance: Option<String> = r.try_get("managed_instance_id")?;
                         let status: WorkRequestStatus = parse_enum("status", &r.try_get::<String, _>("status")?)?;
                         let operation: OperationType = parse_enum("operation_type", &r.try_get::<String, _>("operation_type")?)?;
@@ -2034,36 +2044,32 @@ macro_rules! impl_store {
                     results.push(answers);
                 }
                 for (to, ids) in &moves {
-                    for chunk in ids.chunks(BATCH_ROWS) {
-                        let mut qb = QueryBuilder::<$db>::new("UPDATE work_requests SET status = ");
-                        qb.push_bind(*to);
-                        qb.push(", time_started = COALESCE(time_started, ");
-                        qb.push_bind(micros(now));
-                        qb.push("), time_finished = ");
-                        qb.push_bind(micros(now));
-                        qb.push(", percent_complete = 100 WHERE id IN (");
-                        let mut sep = qb.separated(", ");
-                        for id in chunk {
-                            sep.push_bind(id.to_string());
-                        }
-                        qb.push(")");
-                        qb.build().execute(&mut **tx).await?;
-                        let mut qb = QueryBuilder::<$db>::new("DELETE FROM work_leases WHERE work_request_id IN (");
-                        let mut sep = qb.separated(", ");
-                        for id in chunk {
-                            sep.push_bind(id.to_string());
-                        }
-                        qb.push(")");
-                        qb.build().execute(&mut **tx).await?;
-                    }
+                    let ids = to_json(ids);
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "UPDATE work_requests SET status = $1, time_started = COALESCE(time_started, $2), time_finished = $2, percent_complete = 100 WHERE id IN {}",
+                        texts_at(3)
+                    )))
+                    .bind(*to)
+                    .bind(micros(now))
+                    .bind(&ids)
+                    .execute(&mut **tx)
+                    .await?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM work_leases WHERE work_request_id IN {}", texts_at(1))))
+                        .bind(&ids)
+                        .execute(&mut **tx)
+                        .await?;
                 }
                 insert_logs(tx, &logs, now).await?;
-                for chunk in errors.chunks(BATCH_ROWS) {
-                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO work_request_errors (work_request_id, entry_id, code, message, time_created) ");
-                    qb.push_values(chunk, |mut b, (id, code, message)| {
-                        b.push_bind(id.to_string()).push_bind(entry_id()).push_bind(code.to_string()).push_bind(message.to_string()).push_bind(micros(now));
-                    });
-                    qb.build().execute(&mut **tx).await?;
+                if !errors.is_empty() {
+                    let rows: Vec<(&str, String, &str, &str)> = errors.iter().map(|(id, code, message)| (*id, entry_id(), *code, *message)).collect();
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "INSERT INTO work_request_errors (work_request_id, entry_id, code, message, time_created) SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, $1 FROM {}",
+                        rows_at(2)
+                    )))
+                    .bind(micros(now))
+                    .bind(to_json(&rows))
+                    .execute(&mut **tx)
+                    .await?;
                 }
                 Ok(results)
             }
@@ -2089,25 +2095,23 @@ macro_rules! impl_store {
                 }
                 let ids = <$store>::claim_candidates(tx, &wanted).await?;
                 let mut claimed: std::collections::HashMap<String, std::collections::VecDeque<ClaimedWork>> = Default::default();
-                let mut started: Vec<(String, String)> = vec![];
-                for chunk in ids.chunks(BATCH_ROWS) {
-                    let mut qb = QueryBuilder::<$db>::new("DELETE FROM work_queue WHERE work_request_id IN (");
-                    let mut sep = qb.separated(", ");
-                    for id in chunk {
-                        sep.push_bind(id.clone());
-                    }
-                    qb.push(")");
-                    qb.build().execute(&mut **tx).await?;
-                    let mut qb = QueryBuilder::<$db>::new("UPDATE work_requests SET status = 'IN_PROGRESS', time_started = ");
-                    qb.push_bind(micros(now));
-                    qb.push(" WHERE status = 'ACCEPTED' AND id IN (");
-                    let mut sep = qb.separated(", ");
-                    for id in chunk {
-                        sep.push_bind(id.clone());
-                    }
+                if !ids.is_empty() {
+                    let ids = to_json(&ids);
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM work_queue WHERE work_request_id IN {}", texts_at(1))))
+                        .bind(&ids)
+                        .execute(&mut **tx)
+                        .await?;
                     // Only what the agent needs: these rows cross the wire on every claim.
-                    qb.push(") RETURNING id, managed_instance_id, parent_id, description, action, time_accepted");
-                    for r in qb.build().fetch_all(&mut **tx).await? {
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "UPDATE work_requests SET status = 'IN_PROGRESS', time_started = $1 WHERE status = 'ACCEPTED' AND id IN {} RETURNING id, managed_instance_id, parent_id, description, action, time_accepted",
+                        texts_at(2)
+                    )))
+                    .bind(micros(now))
+                    .bind(&ids)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                    let mut started: Vec<(String, String)> = Vec::with_capacity(rows.len());
+                    for r in rows {
                         if let Some(p) = r.try_get::<Option<String>, _>("parent_id")? {
                             parents.insert(p);
                         }
@@ -2121,16 +2125,17 @@ macro_rules! impl_store {
                         started.push((work.id.clone(), instance.clone()));
                         claimed.entry(instance).or_default().push_back(work);
                     }
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "INSERT INTO work_leases (work_request_id, managed_instance_id, lease_expires) SELECT value ->> 0, value ->> 1, $1 FROM {}",
+                        rows_at(2)
+                    )))
+                    .bind(micros(now + lease))
+                    .bind(to_json(&started))
+                    .execute(&mut **tx)
+                    .await?;
+                    let notes: Vec<(&str, &str)> = started.iter().map(|(id, _)| (id.as_str(), "Started by the agent")).collect();
+                    insert_logs(tx, &notes, now).await?;
                 }
-                for chunk in started.chunks(BATCH_ROWS) {
-                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO work_leases (work_request_id, managed_instance_id, lease_expires) ");
-                    qb.push_values(chunk, |mut b, (id, instance)| {
-                        b.push_bind(id.clone()).push_bind(instance.clone()).push_bind(micros(now + lease));
-                    });
-                    qb.build().execute(&mut **tx).await?;
-                }
-                let notes: Vec<(&str, &str)> = started.iter().map(|(id, _)| (id.as_str(), "Started by the agent")).collect();
-                insert_logs(tx, &notes, now).await?;
                 for queue in claimed.values_mut() {
                     queue.make_contiguous().sort_by(|a, b| (a.time_accepted, &a.id).cmp(&(b.time_accepted, &b.id)));
                 }
@@ -2144,15 +2149,20 @@ macro_rules! impl_store {
                     .collect())
             }
 
-            /// Appends log lines, all stamped `now`, many rows per statement.
+            /// Appends log lines, all stamped `now`, in one statement.
             async fn insert_logs(tx: &mut Tx, lines: &[(&str, &str)], now: Timestamp) -> StoreResult<()> {
-                for chunk in lines.chunks(BATCH_ROWS) {
-                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO work_request_logs (work_request_id, entry_id, message, time_created) ");
-                    qb.push_values(chunk, |mut b, (id, message)| {
-                        b.push_bind(id.to_string()).push_bind(entry_id()).push_bind(message.to_string()).push_bind(micros(now));
-                    });
-                    qb.build().execute(&mut **tx).await?;
+                if lines.is_empty() {
+                    return Ok(());
                 }
+                let rows: Vec<(&str, String, &str)> = lines.iter().map(|(id, message)| (*id, entry_id(), *message)).collect();
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO work_request_logs (work_request_id, entry_id, message, time_created) SELECT value ->> 0, value ->> 1, value ->> 2, $1 FROM {}",
+                    rows_at(2)
+                )))
+                .bind(micros(now))
+                .bind(to_json(&rows))
+                .execute(&mut **tx)
+                .await?;
                 Ok(())
             }
 
@@ -2207,55 +2217,60 @@ macro_rules! impl_store {
                 }
             }
 
-            /// Inserts work requests and log lines, many rows per statement.
+            /// Inserts work requests (queueing those an agent runs) and log lines, one statement
+            /// per table however many there are.
             async fn insert_work_requests(tx: &mut Tx, wrs: &[WorkRequest], logs: &[(String, WorkRequestLogEntry)]) -> StoreResult<()> {
-                    for chunk in wrs.chunks(1000) {
-                        let mut qb = QueryBuilder::<$db>::new(
-                            "INSERT INTO work_requests (id, compartment_id, operation_type, status, description, message, managed_instance_id, managed_instance_name, os_family, percent_complete, time_accepted, time_started, time_finished, parent_id, scheduled_job_id, resources, action) ",
-                        );
-                        qb.push_values(chunk, |mut b, w| {
-                            b.push_bind(w.id.clone())
-                                .push_bind(w.compartment_id.clone())
-                                .push_bind(w.operation_type.as_str())
-                                .push_bind(w.status.as_str())
-                                .push_bind(w.description.clone())
-                                .push_bind(w.message.clone())
-                                .push_bind(w.managed_instance.as_ref().map(|m| m.id.clone()))
-                                .push_bind(w.managed_instance.as_ref().map(|m| m.display_name.clone()))
-                                .push_bind(w.os_family.as_str())
-                                .push_bind(w.percent_complete as f64)
-                                .push_bind(micros(w.time_accepted))
-                                .push_bind(opt_micros(w.time_started))
-                                .push_bind(opt_micros(w.time_finished))
-                                .push_bind(w.parent_id.clone())
-                                .push_bind(w.scheduled_job_id.clone())
-                                .push_bind(to_json(&w.resources))
-                                .push_bind(w.action.as_ref().map(to_json));
-                        });
-                        qb.build().execute(&mut **tx).await.map_err(map_insert_error)?;
-                    }
-                    let queued: Vec<(&str, &str, i64)> = wrs
+                if !wrs.is_empty() {
+                    let rows: Vec<serde_json::Value> = wrs
                         .iter()
-                        .filter(|w| w.status == WorkRequestStatus::Accepted && w.action.is_some())
-                        .filter_map(|w| w.managed_instance.as_ref().map(|m| (w.id.as_str(), m.id.as_str(), micros(w.time_accepted))))
+                        .map(|w| {
+                            serde_json::json!([
+                                w.id, w.compartment_id, w.operation_type.as_str(), w.status.as_str(), w.description, w.message,
+                                w.managed_instance.as_ref().map(|m| &m.id), w.managed_instance.as_ref().map(|m| &m.display_name),
+                                w.os_family.as_str(), w.percent_complete as f64, micros(w.time_accepted), opt_micros(w.time_started),
+                                opt_micros(w.time_finished), w.parent_id, w.scheduled_job_id, to_json(&w.resources),
+                                w.action.as_ref().map(to_json),
+                            ])
+                        })
                         .collect();
-                    for chunk in queued.chunks(BATCH_ROWS) {
-                        let mut qb = QueryBuilder::<$db>::new("INSERT INTO work_queue (work_request_id, managed_instance_id, time_accepted) ");
-                        qb.push_values(chunk, |mut b, (id, instance, accepted)| {
-                            b.push_bind(id.to_string()).push_bind(instance.to_string()).push_bind(*accepted);
-                        });
-                        qb.build().execute(&mut **tx).await?;
-                    }
-                    for chunk in logs.chunks(1000) {
-                        let mut qb = QueryBuilder::<$db>::new(
-                            "INSERT INTO work_request_logs (work_request_id, entry_id, message, time_created) ",
-                        );
-                        qb.push_values(chunk, |mut b, (wr, l)| {
-                            b.push_bind(wr.clone()).push_bind(entry_id()).push_bind(l.message.clone()).push_bind(micros(l.timestamp));
-                        });
-                        qb.build().execute(&mut **tx).await?;
-                    }
-                    Ok(())
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "INSERT INTO work_requests (id, compartment_id, operation_type, status, description, message, managed_instance_id, managed_instance_name, os_family, percent_complete, time_accepted, time_started, time_finished, parent_id, scheduled_job_id, resources, action) \
+                         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, \
+                         CAST(value ->> 9 AS DOUBLE PRECISION), CAST(value ->> 10 AS BIGINT), CAST(value ->> 11 AS BIGINT), CAST(value ->> 12 AS BIGINT), \
+                         value ->> 13, value ->> 14, value ->> 15, value ->> 16 FROM {}",
+                        rows_at(1)
+                    )))
+                    .bind(to_json(&rows))
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_insert_error)?;
+                }
+                let queued: Vec<(&str, &str, i64)> = wrs
+                    .iter()
+                    .filter(|w| w.status == WorkRequestStatus::Accepted && w.action.is_some())
+                    .filter_map(|w| w.managed_instance.as_ref().map(|m| (w.id.as_str(), m.id.as_str(), micros(w.time_accepted))))
+                    .collect();
+                if !queued.is_empty() {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "INSERT INTO work_queue (work_request_id, managed_instance_id, time_accepted) SELECT value ->> 0, value ->> 1, CAST(value ->> 2 AS BIGINT) FROM {}",
+                        rows_at(1)
+                    )))
+                    .bind(to_json(&queued))
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                if !logs.is_empty() {
+                    let rows: Vec<(&str, String, &str, i64)> =
+                        logs.iter().map(|(wr, l)| (wr.as_str(), entry_id(), l.message.as_str(), micros(l.timestamp))).collect();
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "INSERT INTO work_request_logs (work_request_id, entry_id, message, time_created) SELECT value ->> 0, value ->> 1, value ->> 2, CAST(value ->> 3 AS BIGINT) FROM {}",
+                        rows_at(1)
+                    )))
+                    .bind(to_json(&rows))
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(())
             }
 
             async fn insert_compartment(tx: &mut Tx, c: &Compartment) -> StoreResult<()> {

@@ -72,7 +72,9 @@ crate::common::impl_store!(
     "postgres",
     " FOR UPDATE",
     " FOR SHARE",
-    " FOR UPDATE SKIP LOCKED"
+    " FOR UPDATE SKIP LOCKED",
+    "(SELECT jsonb_array_elements_text($P::jsonb))",
+    "jsonb_array_elements($P::jsonb) AS j(value)"
 );
 
 crate::inventory::impl_inventory_store!(PgStore, sqlx::Postgres, "postgres", " FOR UPDATE");

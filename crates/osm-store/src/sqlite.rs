@@ -137,19 +137,19 @@ impl SqliteStore {
         for chunk in wanted.chunks(500) {
             // SQLite's LIMIT cannot refer to the outer row: take the largest, trim below.
             let most = chunk.iter().map(|(_, n)| *n).max().unwrap_or(0);
-            let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new("WITH c(instance_id) AS (");
-            qb.push_values(chunk, |mut b, (instance, _)| {
-                b.push_bind(instance.clone());
-            });
-            qb.push(
-                ") SELECT q.work_request_id AS id, q.managed_instance_id, q.time_accepted FROM c JOIN work_queue q \
+            let instances: Vec<&str> = chunk.iter().map(|(i, _)| i.as_str()).collect();
+            let rows = sqlx::query(
+                "SELECT q.work_request_id AS id, q.managed_instance_id, q.time_accepted \
+                 FROM (SELECT value AS instance_id FROM json_each($1)) c JOIN work_queue q \
                  ON q.work_request_id IN (SELECT x.work_request_id FROM work_queue x WHERE x.managed_instance_id = c.instance_id \
-                 ORDER BY x.time_accepted, x.work_request_id LIMIT ",
-            );
-            qb.push_bind(most as i64);
-            qb.push(")");
+                 ORDER BY x.time_accepted, x.work_request_id LIMIT $2)",
+            )
+            .bind(serde_json::to_string(&instances).expect("serialisable"))
+            .bind(most as i64)
+            .fetch_all(&mut **tx)
+            .await?;
             let mut found: Vec<(String, i64, String)> = vec![];
-            for r in qb.build().fetch_all(&mut **tx).await? {
+            for r in rows {
                 found.push((
                     r.try_get("managed_instance_id")?,
                     r.try_get("time_accepted")?,
@@ -197,7 +197,9 @@ crate::common::impl_store!(
     "sqlite",
     "",
     "",
-    ""
+    "",
+    "(SELECT value FROM json_each($P))",
+    "json_each($P)"
 );
 
 crate::inventory::impl_inventory_store!(SqliteStore, sqlx::Sqlite, "sqlite", "");

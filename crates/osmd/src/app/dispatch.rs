@@ -6,7 +6,9 @@
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
-use osm_store::{AgentOutcomes, Claim, ClaimedWork, Completed, Completion, CompletionRefused, Store};
+use osm_store::{
+    AgentOutcomes, Claim, ClaimedWork, Completed, Completion, CompletionRefused, Store,
+};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::http::error::{ApiError, ApiResult};
