@@ -49,8 +49,9 @@ struct Args {
     /// How long each action takes, in milliseconds
     #[arg(long, default_value_t = 200)]
     action_ms: u64,
-    /// Most work requests each instance claims per long poll (1 to 100); it runs them one after
-    /// another, then reports all their outcomes in one call
+    /// Most work requests each instance claims per call (1 to 100); it runs them one after
+    /// another, then reports their outcomes and claims the next ones in one call
+    /// (POST /agent/v1/work/exchange)
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
     max_claim: u32,
     /// First instance number (hostnames sim-00001…)
@@ -260,6 +261,9 @@ async fn simulate(
     };
     counters.enrolled.fetch_add(1, Ordering::Relaxed);
     let mut last_heartbeat = tokio::time::Instant::now();
+    // Outcomes not yet acknowledged, with the work they end; they travel with the next claim.
+    let mut pending: Vec<(Value, Value)> = vec![];
+    let mut since_failure: Option<tokio::time::Instant> = None;
     loop {
         if inv.revision == 0
             && let Err(e) = upload_full(&agent, &mut inv).await
@@ -270,41 +274,38 @@ async fn simulate(
             agent.post("/agent/v1/heartbeat", &facts(&inv)).await.ok();
             last_heartbeat = tokio::time::Instant::now();
         }
-        let work: Vec<Value> = match agent
-            .post(
-                "/agent/v1/work/poll",
-                &json!({"waitSeconds": 20, "max": args.max_claim}),
-            )
-            .await
-        {
+        let report: Vec<&Value> = pending.iter().map(|(item, _)| item).collect();
+        // Outcomes to report come back at once, not after a long wait for more work.
+        let wait = if report.is_empty() { 20 } else { 0 };
+        let body = json!({"report": report, "waitSeconds": wait, "max": args.max_claim});
+        let answer: Value = match agent.post("/agent/v1/work/exchange", &body).await {
             Ok(r) if r.status == 200 => serde_json::from_slice(&r.body).unwrap_or_default(),
-            _ => {
-                tokio::time::sleep(Duration::from_secs(1)).await;
+            failed => {
+                if let Ok(r) = &failed
+                    && r.status < 500
+                {
+                    eprintln!("sim-{n:05}: exchange: {} {}", r.status, r.text());
+                    pending.clear();
+                }
+                // The work is done: while osmd is away (restarting), keep reporting it for 30 s.
+                let first = *since_failure.get_or_insert_with(tokio::time::Instant::now);
+                if first.elapsed() > Duration::from_secs(30) {
+                    pending.clear();
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
                 continue;
             }
         };
-        if work.is_empty() {
-            continue;
-        }
-        let mut items = vec![];
-        for w in &work {
-            tokio::time::sleep(Duration::from_millis(args.action_ms)).await;
-            let id = w["id"].as_str().unwrap_or_default();
-            let description = w["description"].as_str().unwrap_or("work");
-            // The log lines travel with the outcome.
-            let log = json!([format!("simulated: {description}"), "simulated: done"]);
-            items.push(if rand::rng().random_bool(args.fail_ratio) {
-                json!({"id": id, "outcome": "FAILED", "log": log, "errors": [{"code": "SimulatedFailure", "message": "the simulator was asked to fail this share of actions (--fail-ratio)"}]})
-            } else {
-                json!({"id": id, "outcome": "SUCCEEDED", "log": log})
-            });
-        }
-        let answers = report(&agent, &items).await;
+        since_failure = None;
+        let reported = answer["reported"].as_array().cloned().unwrap_or_default();
         let mut stopped = vec![];
-        for (w, (item, answer)) in work.iter().zip(items.iter().zip(&answers)) {
-            let id = item["id"].as_str().unwrap_or_default();
+        for ((item, w), answer) in pending.drain(..).zip(reported) {
+            let id = item["id"].as_str().unwrap_or_default().to_string();
             let outcome = item["outcome"].as_str().unwrap_or_default();
             if answer.get("status").is_some() {
+                if outcome == "CANCELED" {
+                    continue;
+                }
                 if let Some(log) = &mut *counters.acknowledged_log.lock().unwrap() {
                     use std::io::Write;
                     if let Err(e) = writeln!(log, "{id} {outcome}") {
@@ -318,33 +319,25 @@ async fn simulate(
                 {
                     eprintln!("sim-{n:05}: {e:#}");
                 }
-            } else if answer["error"]["code"] == "IncorrectState" {
+            } else if answer["error"]["code"] == "IncorrectState" && outcome != "CANCELED" {
                 // A cancel took effect meanwhile: stop as asked.
-                stopped.push(json!({"id": id, "outcome": "CANCELED"}));
+                stopped.push((json!({"id": id, "outcome": "CANCELED"}), w));
             }
         }
-        if !stopped.is_empty() {
-            report(&agent, &stopped).await;
-        }
-    }
-}
-
-/// Reports outcomes in one call and returns osmd's answer for each (an empty object for an
-/// item that got none). The work is done: while osmd is away (restarting), keep reporting it
-/// for 30 s.
-async fn report(agent: &AgentClient, items: &[Value]) -> Vec<Value> {
-    let body = json!({ "items": items });
-    for _ in 0..120 {
-        match agent.post("/agent/v1/work/complete", &body).await {
-            Ok(r) if r.status == 200 => {
-                return serde_json::from_slice(&r.body).unwrap_or_default();
-            }
-            Ok(r) if r.status < 500 => {
-                eprintln!("osm-sim: reporting outcomes: {} {}", r.status, r.text());
-                break;
-            }
-            _ => tokio::time::sleep(Duration::from_millis(250)).await,
+        pending.extend(stopped);
+        let work = answer["work"].as_array().cloned().unwrap_or_default();
+        for w in work {
+            tokio::time::sleep(Duration::from_millis(args.action_ms)).await;
+            let id = w["id"].as_str().unwrap_or_default();
+            let description = w["description"].as_str().unwrap_or("work");
+            // The log lines travel with the outcome.
+            let log = json!([format!("simulated: {description}"), "simulated: done"]);
+            let item = if rand::rng().random_bool(args.fail_ratio) {
+                json!({"id": id, "outcome": "FAILED", "log": log, "errors": [{"code": "SimulatedFailure", "message": "the simulator was asked to fail this share of actions (--fail-ratio)"}]})
+            } else {
+                json!({"id": id, "outcome": "SUCCEEDED", "log": log})
+            };
+            pending.push((item, w));
         }
     }
-    vec![json!({}); items.len()]
 }

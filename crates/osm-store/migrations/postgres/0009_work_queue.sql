@@ -2,7 +2,9 @@
 -- of work waiting for its agent and the leases of work an agent holds get narrow tables of
 -- their own, so claims, completions and heartbeats touch small rows and small indexes, and no
 -- index of work_requests depends on a column they change (its updates can then be HOT: no
--- index entries at all, with room left in each page for them).
+-- index entries at all). Half of each page stays free at insert, so a work request's claim and
+-- completion both find room for their new row version on its page (measured: with 70 % most
+-- claims could not be HOT; with 50 % both steps are).
 
 -- No foreign keys: the store keeps both tables in step with work_requests in the same
 -- transactions, and a key check per row would cost a lookup (on PostgreSQL a row lock) each.
@@ -35,7 +37,7 @@ DROP INDEX work_requests_queue;
 DROP INDEX work_requests_leases;
 DROP INDEX work_requests_finished;
 ALTER TABLE work_requests DROP COLUMN lease_expires;
-ALTER TABLE work_requests SET (fillfactor = 70);
+ALTER TABLE work_requests SET (fillfactor = 50);
 -- Retention walks old work requests by the time they were accepted (never later than the time
 -- they finished), which never changes.
 CREATE INDEX work_requests_accepted ON work_requests (time_accepted);

@@ -215,23 +215,51 @@ impl App {
         max: u32,
         wait: Duration,
     ) -> ApiResult<Vec<ClaimedWork>> {
+        Ok(self.agent_exchange(instance_id, vec![], max, wait).await?.1)
+    }
+
+    /// Ends work requests as the agent reports (each item answers on its own, as in
+    /// [`App::agent_complete`]) and claims up to `max` queued ones in the same transaction; when
+    /// there is none yet, waits up to `wait` for one to arrive (the outcomes are recorded
+    /// meanwhile). An agent that runs batches needs one call per batch this way.
+    pub async fn agent_exchange(
+        &self,
+        instance_id: &str,
+        reports: Vec<Report>,
+        max: u32,
+        wait: Duration,
+    ) -> ApiResult<(Vec<ApiResult<Completed>>, Vec<ClaimedWork>)> {
         let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
-        loop {
-            let notified = self.work_signal.notified();
-            let claimed = self
-                .dispatcher()
-                .claim(instance_id, max.clamp(1, MAX_CLAIM))
-                .await?;
-            if !claimed.is_empty() || tokio::time::Instant::now() >= deadline {
-                return Ok(claimed);
-            }
+        let max = max.clamp(1, MAX_CLAIM);
+        let (items, asked) = completions(reports);
+        let notified = self.work_signal.notified();
+        let (results, mut claimed) = self.dispatcher().exchange(instance_id, items, max).await?;
+        let answers = answer(&asked, results);
+        if claimed.is_empty() && tokio::time::Instant::now() < deadline {
             // Woken when work is queued on this replica; otherwise look again every 2 s.
             let _ = tokio::time::timeout_at(
                 deadline.min(tokio::time::Instant::now() + Duration::from_secs(2)),
                 notified,
             )
             .await;
+            loop {
+                let notified = self.work_signal.notified();
+                claimed = self
+                    .dispatcher()
+                    .exchange(instance_id, vec![], max)
+                    .await?
+                    .1;
+                if !claimed.is_empty() || tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+                let _ = tokio::time::timeout_at(
+                    deadline.min(tokio::time::Instant::now() + Duration::from_secs(2)),
+                    notified,
+                )
+                .await;
+            }
         }
+        Ok((answers, claimed))
     }
 
     /// A work request of this agent's instance, or 404.
@@ -283,46 +311,58 @@ impl App {
         instance_id: &str,
         reports: Vec<Report>,
     ) -> ApiResult<Vec<ApiResult<Completed>>> {
-        let now = Timestamp::now();
-        let items: Vec<Completion> = reports
-            .into_iter()
-            .map(|r| Completion {
-                id: r.id,
-                event: match r.outcome {
-                    Outcome::Succeeded => Event::Succeed,
-                    Outcome::Failed => Event::Fail,
-                    Outcome::Canceled => Event::Stopped,
-                },
-                errors: r.errors,
-                log: r.log,
-            })
-            .collect();
-        let asked: Vec<(String, Event)> = items.iter().map(|c| (c.id.clone(), c.event)).collect();
-        let results = self.dispatcher().report(instance_id, items).await?;
-        Ok(asked
-            .iter()
-            .zip(results)
-            .map(|((id, event), result)| match result {
-                Ok(done) => {
-                    if let Some(started) = done.time_started {
-                        metrics::histogram!("osm_work_request_claim_to_finish_seconds")
-                            .record((now - started).as_secs_f64().max(0.0));
-                    }
-                    metrics::counter!("osm_work_requests_finished_total", "status" => done.status.as_str(), "operation" => done.operation_type.as_str()).increment(1);
-                    Ok(done)
-                }
-                Err(CompletionRefused::NotFound) => Err(ApiError::not_found("work request", id)),
-                Err(CompletionRefused::WrongState(status)) => {
-                    Err(ApiError::incorrect_state(format!(
-                        "work request {id} is {status}{}",
-                        if status == WorkRequestStatus::InProgress && *event == Event::Stopped {
-                            "; only work being cancelled can end CANCELED"
-                        } else {
-                            ""
-                        }
-                    )))
-                }
-            })
-            .collect())
+        let (items, asked) = completions(reports);
+        let (results, _) = self.dispatcher().exchange(instance_id, items, 0).await?;
+        Ok(answer(&asked, results))
     }
+}
+
+/// The store's view of an agent's reports, and what each asked for (to answer it).
+fn completions(reports: Vec<Report>) -> (Vec<Completion>, Vec<(String, Event)>) {
+    let items: Vec<Completion> = reports
+        .into_iter()
+        .map(|r| Completion {
+            id: r.id,
+            event: match r.outcome {
+                Outcome::Succeeded => Event::Succeed,
+                Outcome::Failed => Event::Fail,
+                Outcome::Canceled => Event::Stopped,
+            },
+            errors: r.errors,
+            log: r.log,
+        })
+        .collect();
+    let asked = items.iter().map(|c| (c.id.clone(), c.event)).collect();
+    (items, asked)
+}
+
+/// One answer per report: the new state, or why it was refused; finished ones are counted.
+fn answer(
+    asked: &[(String, Event)],
+    results: Vec<Result<Completed, CompletionRefused>>,
+) -> Vec<ApiResult<Completed>> {
+    let now = Timestamp::now();
+    asked
+        .iter()
+        .zip(results)
+        .map(|((id, event), result)| match result {
+            Ok(done) => {
+                if let Some(started) = done.time_started {
+                    metrics::histogram!("osm_work_request_claim_to_finish_seconds")
+                        .record((now - started).as_secs_f64().max(0.0));
+                }
+                metrics::counter!("osm_work_requests_finished_total", "status" => done.status.as_str(), "operation" => done.operation_type.as_str()).increment(1);
+                Ok(done)
+            }
+            Err(CompletionRefused::NotFound) => Err(ApiError::not_found("work request", id)),
+            Err(CompletionRefused::WrongState(status)) => Err(ApiError::incorrect_state(format!(
+                "work request {id} is {status}{}",
+                if status == WorkRequestStatus::InProgress && *event == Event::Stopped {
+                    "; only work being cancelled can end CANCELED"
+                } else {
+                    ""
+                }
+            ))),
+        })
+        .collect()
 }

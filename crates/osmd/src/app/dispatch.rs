@@ -20,19 +20,19 @@ const MAX_ITEMS: usize = 20_000;
 /// Calls waiting for a transaction before new ones wait to be queued.
 const QUEUE: usize = 8192;
 
-type Answers = Vec<Result<Completed, CompletionRefused>>;
+pub type Answers = Vec<Result<Completed, CompletionRefused>>;
 
-enum Call {
-    Claim(Claim, oneshot::Sender<ApiResult<Vec<ClaimedWork>>>),
-    Report(AgentOutcomes, oneshot::Sender<ApiResult<Answers>>),
+/// One agent call: outcomes to record, then work to claim, in the same transaction.
+struct Call {
+    report: Option<AgentOutcomes>,
+    claim: Option<Claim>,
+    reply: oneshot::Sender<ApiResult<(Answers, Vec<ClaimedWork>)>>,
 }
 
 impl Call {
     fn items(&self) -> usize {
-        match self {
-            Call::Claim(c, _) => c.limit as usize,
-            Call::Report(r, _) => r.items.len(),
-        }
+        self.report.as_ref().map_or(0, |r| r.items.len())
+            + self.claim.as_ref().map_or(0, |c| c.limit as usize)
     }
 }
 
@@ -42,7 +42,8 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// Starts `workers` tasks taking batches off one queue: one is right for SQLite (a single
-    /// writer), a few let PostgreSQL commit batches side by side.
+    /// writer); PostgreSQL gains from a second that gathers the next batch while the first
+    /// commits, and loses with more (batches shrink to a call each and contend for pages).
     pub fn start(store: Arc<dyn Store>, lease: SignedDuration, workers: usize) -> Dispatcher {
         let (queue, calls) = mpsc::channel(QUEUE);
         let calls = Arc::new(Mutex::new(calls));
@@ -52,30 +53,29 @@ impl Dispatcher {
         Dispatcher { queue }
     }
 
-    /// Up to `limit` of the instance's queued work requests, now IN_PROGRESS under a lease.
-    pub async fn claim(&self, instance_id: &str, limit: u32) -> ApiResult<Vec<ClaimedWork>> {
+    /// Ends the instance's work requests as its agent reported (one answer per item), then
+    /// claims up to `limit` of its queued work requests (none when `limit` is 0), now
+    /// IN_PROGRESS under a lease; both in one transaction.
+    pub async fn exchange(
+        &self,
+        instance_id: &str,
+        items: Vec<Completion>,
+        limit: u32,
+    ) -> ApiResult<(Answers, Vec<ClaimedWork>)> {
         let (reply, answer) = oneshot::channel();
-        let claim = Claim {
-            instance_id: instance_id.to_string(),
-            limit,
+        let call = Call {
+            report: (!items.is_empty()).then(|| AgentOutcomes {
+                instance_id: instance_id.to_string(),
+                items,
+            }),
+            claim: (limit > 0).then(|| Claim {
+                instance_id: instance_id.to_string(),
+                limit,
+            }),
+            reply,
         };
-        self.send(Call::Claim(claim, reply)).await?;
+        self.queue.send(call).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
-    }
-
-    /// Ends the instance's work requests as its agent reported; one answer per item.
-    pub async fn report(&self, instance_id: &str, items: Vec<Completion>) -> ApiResult<Answers> {
-        let (reply, answer) = oneshot::channel();
-        let report = AgentOutcomes {
-            instance_id: instance_id.to_string(),
-            items,
-        };
-        self.send(Call::Report(report, reply)).await?;
-        answer.await.map_err(|_| stopped())?
-    }
-
-    async fn send(&self, call: Call) -> ApiResult<()> {
-        self.queue.send(call).await.map_err(|_| stopped())
     }
 }
 
@@ -114,22 +114,15 @@ async fn work(
 
 async fn run(store: &Arc<dyn Store>, lease: SignedDuration, batch: Vec<Call>) {
     let mut claims = vec![];
-    let mut claim_replies = vec![];
     let mut reports = vec![];
-    let mut report_replies = vec![];
+    let mut replies = vec![];
     for call in batch {
-        match call {
-            Call::Claim(c, reply) => {
-                claims.push(c);
-                claim_replies.push(reply);
-            }
-            Call::Report(r, reply) => {
-                reports.push(r);
-                report_replies.push(reply);
-            }
-        }
+        let asked = (call.report.is_some(), call.claim.is_some());
+        reports.extend(call.report);
+        claims.extend(call.claim);
+        replies.push((asked, call.reply));
     }
-    metrics::histogram!("osm_dispatch_batch_calls").record((claims.len() + reports.len()) as f64);
+    metrics::histogram!("osm_dispatch_batch_calls").record(replies.len() as f64);
     // In a task of its own, so a panic in the store answers this batch with an error instead
     // of stopping the worker.
     let store = store.clone();
@@ -147,18 +140,24 @@ async fn run(store: &Arc<dyn Store>, lease: SignedDuration, batch: Vec<Call>) {
     };
     match done {
         Ok(done) => {
-            for (reply, claimed) in claim_replies.into_iter().zip(done.claimed) {
-                let _ = reply.send(Ok(claimed));
-            }
-            for (reply, answers) in report_replies.into_iter().zip(done.completed) {
-                let _ = reply.send(Ok(answers));
+            let mut completed = done.completed.into_iter();
+            let mut claimed = done.claimed.into_iter();
+            for ((reported, claiming), reply) in replies {
+                let answers = if reported {
+                    completed.next().unwrap_or_default()
+                } else {
+                    vec![]
+                };
+                let work = if claiming {
+                    claimed.next().unwrap_or_default()
+                } else {
+                    vec![]
+                };
+                let _ = reply.send(Ok((answers, work)));
             }
         }
         Err(e) => {
-            for reply in claim_replies {
-                let _ = reply.send(Err(e.clone()));
-            }
-            for reply in report_replies {
+            for (_, reply) in replies {
                 let _ = reply.send(Err(e.clone()));
             }
         }

@@ -138,7 +138,7 @@ impl App {
             // SQLite has one writer; PostgreSQL commits a few batches side by side.
             let workers = match self.store.backend() {
                 osm_store::Backend::Sqlite => 1,
-                osm_store::Backend::Postgres => 4,
+                osm_store::Backend::Postgres => 2,
             };
             dispatch::Dispatcher::start(self.store.clone(), self.lease, workers)
         })

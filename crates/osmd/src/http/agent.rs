@@ -43,6 +43,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/agent/v1/work/{work_request_id}/log", post(log))
         .route("/agent/v1/work/{work_request_id}/complete", post(complete))
         .route("/agent/v1/work/complete", post(complete_batch))
+        .route("/agent/v1/work/exchange", post(exchange))
         .route(INVENTORY_PATH, post(super::packages::upload_inventory))
         // `verify` already bounds every agent body by `agent_max_body_bytes`; axum's own 2 MB
         // default would refuse large inventories and batches below that.
@@ -267,7 +268,11 @@ async fn poll(
             Duration::from_secs(req.wait_seconds.min(30)),
         )
         .await?;
-    let work: Vec<Work> = claimed
+    Ok(Json(work_of(&s, claimed)).into_response())
+}
+
+fn work_of(s: &AppState, claimed: Vec<osm_store::ClaimedWork>) -> Vec<Work> {
+    claimed
         .into_iter()
         .map(|w| Work {
             id: w.id,
@@ -275,8 +280,7 @@ async fn poll(
             action: w.action,
             lease_seconds: s.app.lease.as_secs(),
         })
-        .collect();
-    Ok(Json(work).into_response())
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -390,27 +394,43 @@ async fn complete_batch(
     body: Bytes,
 ) -> ApiResult<Response> {
     let batch: CompleteBatch = parse_json(&body)?;
-    if batch.items.is_empty() || batch.items.len() > MAX_BATCH {
+    if batch.items.is_empty() {
         return Err(ApiError::invalid(format!(
             "send between 1 and {MAX_BATCH} items per call"
         )));
     }
-    let reports = batch
-        .items
+    let reports = reports("items", batch.items)?;
+    let ids: Vec<String> = reports.iter().map(|r| r.id.clone()).collect();
+    let answers = s.app.agent_complete(&a.instance_id, reports).await?;
+    Ok(Json(answers_of(ids, answers)).into_response())
+}
+
+/// Checks a list of reports (each naming its work request) before anything changes.
+fn reports(field: &str, items: Vec<CompleteItem>) -> ApiResult<Vec<Report>> {
+    if items.len() > MAX_BATCH {
+        return Err(ApiError::invalid(format!(
+            "send at most {MAX_BATCH} items in {field}"
+        )));
+    }
+    items
         .into_iter()
         .enumerate()
         .map(|(n, item)| {
             let id = item
                 .id
                 .clone()
-                .ok_or_else(|| ApiError::missing(&format!("items[{n}].id")))?;
+                .ok_or_else(|| ApiError::missing(&format!("{field}[{n}].id")))?;
             report(item, id)
         })
-        .collect::<ApiResult<Vec<_>>>()?;
-    let ids: Vec<String> = reports.iter().map(|r| r.id.clone()).collect();
-    let answers = s.app.agent_complete(&a.instance_id, reports).await?;
-    let body: Vec<serde_json::Value> = ids
-        .into_iter()
+        .collect()
+}
+
+/// Each report's answer: its new status, or the error that refused it.
+fn answers_of(
+    ids: Vec<String>,
+    answers: Vec<ApiResult<osm_store::Completed>>,
+) -> Vec<serde_json::Value> {
+    ids.into_iter()
         .zip(answers)
         .map(|(id, answer)| match answer {
             Ok(done) => serde_json::json!({ "id": id, "status": done.status }),
@@ -418,6 +438,43 @@ async fn complete_batch(
                 serde_json::json!({ "id": id, "error": { "code": e.code, "message": e.message } })
             }
         })
-        .collect();
-    Ok(Json(body).into_response())
+        .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ExchangeRequest {
+    /// Outcomes of earlier work, recorded first.
+    #[serde(default)]
+    report: Vec<CompleteItem>,
+    #[serde(default)]
+    wait_seconds: u64,
+    #[serde(default)]
+    max: Option<u32>,
+}
+
+/// Reports outcomes and claims the next work in one call and one transaction: an agent that
+/// runs batches sends this once per batch instead of a report and a poll.
+async fn exchange(
+    State(s): State<AppState>,
+    Extension(a): Extension<Agent>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let req: ExchangeRequest = parse_json(&body)?;
+    let reports = reports("report", req.report)?;
+    let ids: Vec<String> = reports.iter().map(|r| r.id.clone()).collect();
+    let (answers, claimed) = s
+        .app
+        .agent_exchange(
+            &a.instance_id,
+            reports,
+            req.max.unwrap_or(10),
+            Duration::from_secs(req.wait_seconds.min(30)),
+        )
+        .await?;
+    Ok(Json(serde_json::json!({
+        "reported": answers_of(ids, answers),
+        "work": work_of(&s, claimed),
+    }))
+    .into_response())
 }

@@ -15,6 +15,8 @@ use crate::{Backend, TestApp, both_backends, spawn_app};
 both_backends!(
     enrol_claim_log_complete,
     batched_completion,
+    exchange_reports_and_claims_in_one_call,
+    concurrent_agents_share_transactions,
     cancel_and_lease_expiry,
     retention_boundaries,
     install_keys
@@ -299,6 +301,166 @@ async fn batched_completion(b: Backend) {
     assert!(r.status < 300, "{}", r.text());
     let (_, answers) = complete_batch(&agent, json!([{"id": ids[2], "outcome": "CANCELED"}])).await;
     assert_eq!(answers[0], json!({"id": ids[2], "status": "CANCELED"}));
+}
+
+async fn exchange(agent: &AgentClient, body: Value) -> (u16, Value) {
+    let r = agent.post("/agent/v1/work/exchange", &body).await.unwrap();
+    let body = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    (r.status, body)
+}
+
+async fn exchange_reports_and_claims_in_one_call(b: Backend) {
+    let app = spawn_app(b).await;
+    let agent = enrol(&app, "web-01").await;
+    let other = enrol(&app, "web-02").await;
+    let first: Vec<String> = {
+        let mut ids = vec![];
+        for p in ["a", "b"] {
+            ids.push(install(&app, &agent.instance_id, p).await);
+        }
+        ids
+    };
+    let foreign = install(&app, &other.instance_id, "z").await;
+
+    // Nothing to report yet: a plain claim.
+    let (status, answer) = exchange(&agent, json!({"max": 10})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["reported"], json!([]));
+    let work: Vec<&str> = answer["work"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(work, [first[0].as_str(), first[1].as_str()]);
+    assert_eq!(answer["work"][0]["action"], json!({"kind": "install_package", "names": ["a"]}), "{answer}");
+
+    // Bad reports are refused whole: nothing is recorded and nothing claimed.
+    let second = install(&app, &agent.instance_id, "c").await;
+    for bad in [
+        json!({"report": [{"id": first[0], "outcome": "FAILED"}]}),
+        json!({"report": [{"outcome": "SUCCEEDED"}]}),
+        json!({"report": [{"id": first[0], "outcome": "SUCCEEDED"}], "unknown": 1}),
+        json!({"report": Value::Array(vec![json!({"id": first[0], "outcome": "SUCCEEDED"}); 1001])}),
+    ] {
+        let (status, body) = exchange(&agent, bad).await;
+        assert_eq!(status, 400, "{body}");
+    }
+    assert_eq!(wr(&app, &first[0]).await["status"], "IN_PROGRESS");
+    assert_eq!(wr(&app, &second).await["status"], "ACCEPTED");
+
+    // Outcomes of the first batch and the claim of the next in one call; each report answers
+    // on its own, another instance's work request is not this agent's.
+    let (status, answer) = exchange(
+        &agent,
+        json!({"max": 10, "waitSeconds": 5, "report": [
+            {"id": first[0], "outcome": "SUCCEEDED", "log": ["Setting up a (1.0)"]},
+            {"id": first[1], "outcome": "FAILED", "errors": [{"code": "PackageNotFound", "message": "no package b"}]},
+            {"id": foreign, "outcome": "SUCCEEDED"},
+        ]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["reported"][0],
+        json!({"id": first[0], "status": "SUCCEEDED"})
+    );
+    assert_eq!(
+        answer["reported"][1],
+        json!({"id": first[1], "status": "FAILED"})
+    );
+    assert_eq!(
+        answer["reported"][2]["error"]["code"],
+        "NotAuthorizedOrNotFound"
+    );
+    assert_eq!(answer["work"].as_array().unwrap().len(), 1);
+    assert_eq!(answer["work"][0]["id"], second.as_str());
+    assert_eq!(wr(&app, &first[0]).await["status"], "SUCCEEDED");
+    assert_eq!(wr(&app, &first[1]).await["status"], "FAILED");
+    assert_eq!(wr(&app, &foreign).await["status"], "ACCEPTED");
+    assert_eq!(wr(&app, &second).await["status"], "IN_PROGRESS");
+
+    // With nothing queued the outcomes are recorded at once and the call waits for new work.
+    let started = Instant::now();
+    let waiter = {
+        let agent = agent.clone();
+        let second = second.clone();
+        tokio::spawn(async move {
+            exchange(&agent, json!({"max": 10, "waitSeconds": 20, "report": [{"id": second, "outcome": "SUCCEEDED"}]})).await
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while wr(&app, &second).await["status"] != "SUCCEEDED" {
+        assert!(Instant::now() < deadline, "the report waited for work");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let third = install(&app, &agent.instance_id, "d").await;
+    let (status, answer) = waiter.await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["reported"][0]["status"], "SUCCEEDED");
+    assert_eq!(
+        answer["work"][0]["id"],
+        third.as_str(),
+        "woken by the new work"
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+}
+
+/// Many agents polling and reporting at once: every work request is handed out exactly once
+/// and ends as its agent said, whatever batches the calls were gathered in.
+async fn concurrent_agents_share_transactions(b: Backend) {
+    let app = spawn_app(b).await;
+    let mut agents = vec![];
+    for i in 0..8 {
+        agents.push(enrol(&app, &format!("host-{i}")).await);
+    }
+    let mut queued = std::collections::HashMap::new();
+    for a in &agents {
+        for p in 0..15 {
+            queued.insert(
+                install(&app, &a.instance_id, &format!("p{p}")).await,
+                a.instance_id.clone(),
+            );
+        }
+    }
+    let tasks: Vec<_> = agents
+        .into_iter()
+        .map(|agent| {
+            tokio::spawn(async move {
+                let mut seen = vec![];
+                let mut report: Vec<Value> = vec![];
+                loop {
+                    let (status, answer) =
+                        exchange(&agent, json!({"max": 4, "report": report})).await;
+                    assert_eq!(status, 200, "{answer}");
+                    for a in answer["reported"].as_array().unwrap() {
+                        assert!(a.get("status").is_some(), "{a}");
+                    }
+                    let work = answer["work"].as_array().unwrap().clone();
+                    if work.is_empty() && report.is_empty() {
+                        return (agent.instance_id.clone(), seen);
+                    }
+                    report = work
+                        .iter()
+                        .map(|w| json!({"id": w["id"], "outcome": "SUCCEEDED"}))
+                        .collect();
+                    seen.extend(work.iter().map(|w| w["id"].as_str().unwrap().to_string()));
+                }
+            })
+        })
+        .collect();
+    let mut handed_out = std::collections::HashSet::new();
+    for t in tasks {
+        let (instance, seen) = t.await.unwrap();
+        assert_eq!(seen.len(), 15, "each agent got its own work, all of it");
+        for id in seen {
+            assert_eq!(queued[&id], instance, "work went to its own instance");
+            assert!(handed_out.insert(id), "handed out once");
+        }
+    }
+    for id in queued.keys() {
+        assert_eq!(wr(&app, id).await["status"], "SUCCEEDED");
+    }
 }
 
 async fn cancel_and_lease_expiry(b: Backend) {
