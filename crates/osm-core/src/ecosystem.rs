@@ -81,7 +81,11 @@ mod tests {
             ("Ubuntu", "22.04", Some("Ubuntu:22.04")),
             ("Ubuntu", "24.04.1 LTS", Some("Ubuntu:24.04")),
             ("Oracle Linux Server", "9.4", Some("Oracle Linux:9")),
-            ("Red Hat Enterprise Linux", "9.3", Some("Red Hat:enterprise_linux:9")),
+            (
+                "Red Hat Enterprise Linux",
+                "9.3",
+                Some("Red Hat:enterprise_linux:9"),
+            ),
             ("AlmaLinux", "9.4", Some("AlmaLinux:9")),
             ("Rocky Linux", "8.10", Some("Rocky Linux:8")),
             ("Debian GNU/Linux", "trixie/sid", None),
@@ -118,7 +122,10 @@ mod tests {
             "Red Hat:enterprise_linux:10::baseos",
             "Red Hat:enterprise_linux:1"
         ));
-        assert!(!applies("Red Hat:rhel_eus:9.2::baseos", "Red Hat:enterprise_linux:9"));
+        assert!(!applies(
+            "Red Hat:rhel_eus:9.2::baseos",
+            "Red Hat:enterprise_linux:9"
+        ));
         assert!(applies("Rocky Linux:9", "Rocky Linux:9"));
         assert!(!applies("AlmaLinux:9", "Rocky Linux:9"));
         assert!(!applies("Debian:12", "Ubuntu:22.04"));

@@ -208,7 +208,9 @@ pub fn check_batch<'a>(ids: impl IntoIterator<Item = &'a str>) -> Result<(), (us
         if let Some(first) = seen.insert(id, i) {
             return Err((
                 i,
-                format!("the id {id:?} is also record {first} of this batch; import each record once"),
+                format!(
+                    "the id {id:?} is also record {first} of this batch; import each record once"
+                ),
             ));
         }
     }
@@ -313,10 +315,28 @@ mod tests {
             1
         );
         // A rebuild of the vulnerable version still sorts below the fix.
-        assert!(fixing(eco, "openssl", "1:3.0.11-1~deb12u1", "1:3.0.11-1~deb12u1+b1", [&a]).is_empty());
+        assert!(
+            fixing(
+                eco,
+                "openssl",
+                "1:3.0.11-1~deb12u1",
+                "1:3.0.11-1~deb12u1+b1",
+                [&a]
+            )
+            .is_empty()
+        );
         // Already fixed, another release, another package, no ecosystem, a malformed version.
         assert!(fixing(eco, "openssl", "1:3.0.11-1~deb12u2", "1:3.0.13-1", [&a]).is_empty());
-        assert!(fixing(Some("Debian:11"), "openssl", "3.0.1-1", "1:3.0.11-1~deb12u2", [&a]).is_empty());
+        assert!(
+            fixing(
+                Some("Debian:11"),
+                "openssl",
+                "3.0.1-1",
+                "1:3.0.11-1~deb12u2",
+                [&a]
+            )
+            .is_empty()
+        );
         assert!(fixing(eco, "libssl3", "3.0.1-1", "1:3.0.11-1~deb12u2", [&a]).is_empty());
         assert!(fixing(None, "openssl", "3.0.1-1", "1:3.0.11-1~deb12u2", [&a]).is_empty());
         assert!(fixing(eco, "openssl", "3.0.1-1", "not a version!", [&a]).is_empty());
@@ -371,7 +391,12 @@ mod tests {
                 package_type: Some("deb".into()),
             }]
         );
-        assert!(e.solution.contains("openssl 1:3.0.11-1~deb12u2 (Debian:12)"), "{}", e.solution);
+        assert!(
+            e.solution
+                .contains("openssl 1:3.0.11-1~deb12u2 (Debian:12)"),
+            "{}",
+            e.solution
+        );
         assert_eq!(
             e.references.as_deref(),
             Some("https://security.example/DSA-5900-1")

@@ -224,7 +224,10 @@ impl Advisory {
         let at = |path: Vec<Seg>, message: String| FieldError { path, message };
         let id = self.id.as_str();
         if id.trim().is_empty() {
-            return Err(at(vec![Seg::Key("id")], "the advisory has an empty id".into()));
+            return Err(at(
+                vec![Seg::Key("id")],
+                "the advisory has an empty id".into(),
+            ));
         }
         if id.chars().count() > MAX_ID_LEN {
             return Err(at(
@@ -294,8 +297,7 @@ impl Advisory {
                 for (e, event) in range.events.iter().enumerate() {
                     let version = event.version();
                     let introduced_zero = matches!(event, RangeEvent::Introduced(v) if v == "0");
-                    if range.kind == "ECOSYSTEM" && !introduced_zero && !scheme.is_valid(version)
-                    {
+                    if range.kind == "ECOSYSTEM" && !introduced_zero && !scheme.is_valid(version) {
                         return Err(bad(
                             here(&[
                                 Seg::Key("ranges"),
@@ -504,8 +506,7 @@ impl Advisory {
         self.affected
             .iter()
             .filter(|a| {
-                a.package.name == name
-                    && crate::ecosystem::applies(&a.package.ecosystem, ecosystem)
+                a.package.name == name && crate::ecosystem::applies(&a.package.ecosystem, ecosystem)
             })
             .find_map(|a| {
                 if a.versions.iter().any(|v| v == installed) {
@@ -544,8 +545,8 @@ impl Advisory {
             return UpdateClassification::Security;
         }
         match series {
-            "DSA" | "DLA" | "DTSA" | "USN" | "LSN" | "RHSA" | "ALSA" | "RLSA" | "ELSA" | "DEBIAN"
-            | "UBUNTU" | "GHSA" | "CVE" | "OSV" | "SUSE" | "OPENSUSE" | "MGASA" => {
+            "DSA" | "DLA" | "DTSA" | "USN" | "LSN" | "RHSA" | "ALSA" | "RLSA" | "ELSA"
+            | "DEBIAN" | "UBUNTU" | "GHSA" | "CVE" | "OSV" | "SUSE" | "OPENSUSE" | "MGASA" => {
                 UpdateClassification::Security
             }
             "RHBA" | "ALBA" | "RLBA" | "ELBA" => UpdateClassification::Bug,
@@ -768,9 +769,12 @@ mod tests {
         let e = parse(r#"{"id": "X-1", "modified": "2024-01-01T00:00:00Z", "affected": [{"package": {"ecosystem": "Debian:12", "name": ""}}]}"#).unwrap_err();
         assert!(e.message.starts_with("affected[0].package.name: "), "{e}");
         assert_eq!(e.position, Some((1, 111)), "{e}");
-        let e = parse("{\"modified\": \"2024-01-01T00:00:00Z\",\n \"id\": \"two words\"}").unwrap_err();
+        let e =
+            parse("{\"modified\": \"2024-01-01T00:00:00Z\",\n \"id\": \"two words\"}").unwrap_err();
         assert_eq!(e.position, Some((2, 8)), "{e}");
-        let e = parse(r#"{"id": "X-1", "modified": "2024-01-01T00:00:00Z", "aliases": ["CVE-24-1"]}"#).unwrap_err();
+        let e =
+            parse(r#"{"id": "X-1", "modified": "2024-01-01T00:00:00Z", "aliases": ["CVE-24-1"]}"#)
+                .unwrap_err();
         assert!(e.message.starts_with("aliases[0]: "), "{e}");
         // Escaped strings and nested values before the field do not throw the position off.
         let e = parse("{\"details\": \"a \\\"quoted\\\" [x] {y}\", \"references\": [{\"type\": \"WEB\", \"url\": \"u\"}],\n\"modified\": \"2024-01-01T00:00:00Z\", \"id\": \"\"}").unwrap_err();
