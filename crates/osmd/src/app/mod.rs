@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod agents;
 pub mod compartments;
+pub mod errata;
 mod groups;
 pub mod instances;
 pub mod packages;
