@@ -200,19 +200,76 @@ pub const MAX_LIST: usize = 10_000;
 /// Parses and checks one OSV document (see [`Advisory::check`]); an error names its line and
 /// column, also for a well-formed document whose field breaks a rule.
 pub fn parse(text: &str) -> Result<Advisory, OsvError> {
-    let advisory: Advisory = serde_json::from_str(text).map_err(|e| OsvError {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let advisory: Advisory =
+        serde_path_to_error::deserialize(&mut de).map_err(|e| refused(text, e))?;
+    de.end().map_err(|e| OsvError {
         position: Some((e.line(), e.column())),
-        message: e.to_string(),
+        message: without_position(&e.to_string()),
     })?;
     advisory.check().map_err(|e| OsvError {
         position: Some(
-            locate(text, &e.path)
+            locate(text, &steps_of(&e.path))
                 .map(|at| line_column(text, at))
                 .unwrap_or((1, 1)),
         ),
         message: e.to_string(),
     })?;
     Ok(advisory)
+}
+
+/// A value of the wrong type or form is named by its field, at the value's start; broken JSON
+/// where the parser stopped.
+fn refused(text: &str, e: serde_path_to_error::Error<serde_json::Error>) -> OsvError {
+    let steps: Vec<Step> = e
+        .path()
+        .iter()
+        .filter_map(|s| match s {
+            serde_path_to_error::Segment::Map { key } => Some(Step::Key(key)),
+            serde_path_to_error::Segment::Seq { index } => Some(Step::Index(*index)),
+            _ => None,
+        })
+        .collect();
+    let field = e.path().to_string();
+    let inner = e.inner();
+    let message = without_position(&inner.to_string());
+    let at_field = inner.is_data() && !steps.is_empty();
+    let position = match at_field.then(|| locate(text, &steps)).flatten() {
+        Some(at) => line_column(text, at),
+        None => (inner.line(), inner.column()),
+    };
+    OsvError {
+        position: Some(position),
+        message: if at_field {
+            format!("{field}: {message}")
+        } else {
+            message
+        },
+    }
+}
+
+/// serde_json's message without its trailing " at line L column C" (the position is given
+/// apart).
+fn without_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) if message[i..].contains(" column ") => message[..i].to_string(),
+        _ => message.to_string(),
+    }
+}
+
+/// One step into a JSON document.
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn steps_of(path: &[Seg]) -> Vec<Step<'_>> {
+    path.iter()
+        .map(|s| match s {
+            Seg::Key(k) => Step::Key(k),
+            Seg::Index(i) => Step::Index(*i),
+        })
+        .collect()
 }
 
 impl Advisory {
@@ -324,7 +381,7 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// The byte offset where the value at `path` starts in the (well-formed) JSON `text`.
-fn locate(text: &str, path: &[Seg]) -> Option<usize> {
+fn locate(text: &str, path: &[Step]) -> Option<usize> {
     let mut s = Scanner {
         b: text.as_bytes(),
         i: 0,
@@ -350,13 +407,13 @@ impl<'a> Scanner<'a> {
     }
 
     /// At the value `path` leads to, its offset.
-    fn find(&mut self, path: &[Seg]) -> Option<usize> {
+    fn find(&mut self, path: &[Step]) -> Option<usize> {
         self.ws();
         let Some((first, rest)) = path.split_first() else {
             return Some(self.i);
         };
         match (self.peek()?, first) {
-            (b'{', Seg::Key(want)) => {
+            (b'{', Step::Key(want)) => {
                 self.i += 1;
                 loop {
                     self.ws();
@@ -380,7 +437,7 @@ impl<'a> Scanner<'a> {
                     }
                 }
             }
-            (b'[', Seg::Index(want)) => {
+            (b'[', Step::Index(want)) => {
                 self.i += 1;
                 let mut n = 0;
                 loop {
@@ -739,7 +796,17 @@ mod tests {
     #[test]
     fn malformed_documents_are_refused_with_a_position() {
         let e = parse("{\"id\": \"X\",\n \"modified\": 12}").unwrap_err();
-        assert_eq!(e.position.map(|p| p.0), Some(2));
+        assert_eq!(e.position, Some((2, 14)), "{e}");
+        assert!(e.message.starts_with("modified: invalid type"), "{e}");
+        assert!(!e.message.contains("at line"), "{e}");
+        let e = parse("{\"id\": \"X\",\n \"modified\": \"2024-01-01T00:00:00Z\"} trailing")
+            .unwrap_err();
+        assert_eq!(e.position.map(|p| p.0), Some(2), "{e}");
+        let e = parse(
+            "{\"id\": \"X\",\n \"affected\": [{\"package\": {\"ecosystem\": \"Debian:12\"}}]}",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("name"), "{e}");
         let e = parse(r#"{"id": "X", "modified": "yesterday"}"#).unwrap_err();
         assert!(e.position.is_some(), "{e}");
         let e = parse(

@@ -600,7 +600,11 @@ mod tests {
     fn debian_hosts_report_debian_and_every_package_can_have_an_update() {
         let inv = SimInventory::generate_for(Distro::Debian, false, false, 400);
         assert_eq!(inv.os(), ("Debian GNU/Linux", "12"));
-        assert!(inv.installed.values().all(|p| p.package_type.as_deref() == Some("deb")));
+        assert!(
+            inv.installed
+                .values()
+                .all(|p| p.package_type.as_deref() == Some("deb"))
+        );
         assert_eq!(inv.updates.len(), inv.installed.len());
         // What the compatibility tests' OSV fixture names (tests/compat/osv).
         let openssl = inv.updates.values().find(|u| u.name == "openssl").unwrap();
