@@ -227,6 +227,7 @@ conformance!(
     errata_import_is_all_or_nothing,
     errata_withdrawn_records_stop_matching,
     errata_matching_on_upload_survives_later_uploads,
+    errata_imports_race_uploads,
     paging_errata,
 );
 
@@ -4535,6 +4536,81 @@ async fn errata_matching_on_upload_survives_later_uploads(db: Db) {
         .unwrap();
     assert!(erratum_names(s, &deb.id).await.is_empty());
     assert_eq!(counts(s, &deb.id).await.security, 0);
+}
+
+/// Imports and uploads at the same time (PostgreSQL runs them on several connections): none
+/// fails or deadlocks, and whatever the order, every upload ends matched against the records.
+async fn errata_imports_race_uploads(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let fleet: Vec<ManagedInstance> = (0..8)
+        .map(|i| {
+            on(
+                instance(&c, &format!("deb{i}"), OsFamily::Linux, at(1, 0)),
+                "Debian GNU/Linux",
+                "12",
+            )
+        })
+        .collect();
+    s.managed_instance_insert_many(&fleet).await.unwrap();
+    let mut tasks = vec![];
+    for mi in &fleet {
+        let (store, root, id) = (db.store.clone(), root.clone(), mi.id.clone());
+        tasks.push(tokio::spawn(async move {
+            for round in 0..4 {
+                store
+                    .inventory_apply(
+                        &id,
+                        &root,
+                        &full(vec![], debian_updates()),
+                        at(10 + round, 0),
+                    )
+                    .await
+                    .expect("an upload beside an import");
+            }
+        }));
+    }
+    let (store, tenancy_id) = (db.store.clone(), root.clone());
+    tasks.push(tokio::spawn(async move {
+        for round in 0..4 {
+            let records: Vec<ImportRecord> = feed()
+                .into_iter()
+                .map(|r| {
+                    let mut doc: serde_json::Value = serde_json::from_str(&r.document).unwrap();
+                    doc["modified"] =
+                        serde_json::json!(osm_core::time::format_rfc3339(at(10 + round, 0)));
+                    osv_doc(doc)
+                })
+                .collect();
+            store
+                .errata_import(&tenancy_id, &records, at(10 + round, 0))
+                .await
+                .expect("an import beside uploads");
+        }
+    }));
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for mi in &fleet {
+        let u = all_updates(s, &mi.id).await;
+        let u = by_name(&u);
+        assert_eq!(
+            u["openssl"].update.update_type,
+            UpdateClassification::Security,
+            "{}",
+            mi.display_name
+        );
+        assert_eq!(
+            u["openssl"].update.cves,
+            ["CVE-2023-9999", "CVE-2024-0001", "CVE-2024-0002"]
+        );
+        assert_eq!(counts(s, &mi.id).await.security, 2, "{}", mi.display_name);
+        assert_eq!(
+            erratum_names(s, &mi.id).await,
+            ["DLA-9-1", "DSA-5900-1", "DSA-5901-1"]
+        );
+    }
 }
 
 async fn paging_errata(db: Db) {

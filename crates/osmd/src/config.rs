@@ -155,6 +155,11 @@ mod tests {
             jail.set_env("OSM_LEASE_SECS", "15");
             let short = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
             assert_eq!(short.lease_secs, 15);
+            jail.set_env("OSM_ERRATA_DIR", "/srv/osv");
+            let errata = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
+            assert_eq!(errata.errata_dir, Some(PathBuf::from("/srv/osv")));
+            assert_eq!(d.errata_dir, None);
+            assert_eq!(d.errata_max_body_bytes, 64 * 1024 * 1024);
             jail.set_env("OSM_LEASE_SECS", "0");
             assert!(Settings::load(None, &Overrides::default()).is_err());
             Ok(())

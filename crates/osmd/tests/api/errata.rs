@@ -8,7 +8,7 @@ use osm_core::ids::{ResourceKind, new_ocid};
 use osm_core::{ApiKey, Group, User, httpsig};
 use serde_json::{Value, json};
 
-use crate::helpers::try_spawn_app_with;
+use crate::helpers::{spawn_app_with, try_spawn_app_with};
 use crate::{Backend, TestApp, both_backends, spawn_app};
 
 both_backends!(
@@ -16,7 +16,8 @@ both_backends!(
     import_refuses_bad_records_and_changes_nothing,
     errata_are_seen_only_within_reach,
     errata_dir_is_imported_at_start,
-    a_bad_errata_dir_stops_the_start
+    a_bad_errata_dir_stops_the_start,
+    imports_have_their_own_body_limit
 );
 
 const IMPORT: &str = "/osm/v1/errata/import";
@@ -620,4 +621,45 @@ async fn a_bad_errata_dir_stops_the_start(b: Backend) {
         Err(e) => format!("{e:#}"),
     };
     assert!(e.contains("cannot read the directory"), "{e}");
+}
+
+/// A feed larger than the API's body limit (64 KiB in these tests) fits the import's own
+/// (`errata_max_body_bytes`); one larger than that gets 413 and changes nothing.
+async fn imports_have_their_own_body_limit(b: Backend) {
+    let app = spawn_app_with(b, |s| s.errata_max_body_bytes = 256 * 1024).await;
+    let batch = |n: usize| {
+        let records: Vec<Value> = (0..n)
+            .map(|i| {
+                let mut r = record(
+                    &format!("DSA-{}-1", 7000 + i),
+                    &format!("pkg{i}"),
+                    "1.0-2",
+                    &[],
+                    "2024-01-01T00:00:00Z",
+                );
+                r["details"] = json!("x".repeat(1000));
+                r
+            })
+            .collect();
+        json!({ "records": records })
+    };
+    let small = batch(100);
+    assert!(small.to_string().len() > 64 * 1024);
+    let r = app.post(IMPORT, Some(&small)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json::<Value>()["created"], 100);
+    let big = batch(300);
+    assert!(big.to_string().len() > 256 * 1024);
+    let r = app.post(IMPORT, Some(&big)).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    let listed = get_json(&app, "/20190801/errata").await;
+    assert_eq!(listed.as_array().unwrap().len(), 100);
+    // Other calls keep the API's limit.
+    let r = app
+        .post(
+            "/20190801/managedInstanceGroups",
+            Some(&json!({"compartmentId": app.tenancy, "displayName": "x".repeat(70 * 1024)})),
+        )
+        .await;
+    assert_eq!(r.status, 413);
 }
