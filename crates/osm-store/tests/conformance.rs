@@ -4690,3 +4690,151 @@ async fn paging_errata(db: Db) {
         .unwrap();
     assert_eq!(one.items.len(), 1);
 }
+
+// --- migration 0007 on a store that already holds updates --------------------------------
+
+/// A database at migration 0006 with an instance whose agent reported an update naming an
+/// advisory; migrating to 0007 keeps what the agent reported (`reported_*`) and lists the
+/// advisory among the instance's errata.
+async fn migration_0007_keeps_reported_updates(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, pg) = match backend {
+        Backend::Sqlite => (
+            format!("sqlite://{}", dir.path().join("osm.db").display()),
+            None,
+        ),
+        Backend::Postgres => {
+            let admin = pg_admin_url();
+            let name = format!("osm_test_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = pg_admin(&admin).await;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            (pg_url_with_db(&admin, &name), Some((admin, name)))
+        }
+    };
+    let folder = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(folder);
+    let mut migrator = sqlx::migrate::Migrator::new(path).await.unwrap();
+    migrator.migrations = std::borrow::Cow::Owned(
+        migrator
+            .migrations
+            .iter()
+            .filter(|m| m.version <= 6)
+            .cloned()
+            .collect(),
+    );
+    let rows = "INSERT INTO compartments (id, parent_id, name, description, lifecycle_state, time_created, freeform_tags, defined_tags, version) \
+                VALUES ('ocid1.tenancy.oc1..t', NULL, 'root', '', 'ACTIVE', 1, '{}', '{}', 1); \
+                INSERT INTO managed_instances (id, compartment_id, display_name, os_name, os_version, os_family, status, is_reboot_required, is_data_collection_authorized, security_updates, bug_updates, enhancement_updates, other_updates, time_created, version) \
+                VALUES ('ocid1.instance.oc1..m', 'ocid1.tenancy.oc1..t', 'old', 'Debian GNU/Linux', '12', 'LINUX', 'NORMAL', false, false, 0, 1, 0, 0, 1, 1); \
+                INSERT INTO instance_inventories (instance_id, revision, time_reported) VALUES ('ocid1.instance.oc1..m', 1, 1); \
+                INSERT INTO instance_updates (instance_id, item_key, name, architecture, installed_version, available_version, update_type, package_type, cves, advisories, revision, time_created) \
+                VALUES ('ocid1.instance.oc1..m', 'openssl amd64', 'openssl', 'amd64', '3.0.11-1~deb12u1', '3.0.11-1~deb12u2', 'BUG', NULL, '[\"CVE-2023-9999\"]', '[\"DLA-9-1\", \"DLA-9-2\"]', 1, 1); \
+                INSERT INTO errata (id, compartment_id, name, advisory_type, synopsis, issued, related_cves, time_created, time_updated) \
+                VALUES ('ocid1.osmserratum.oc1..e', 'ocid1.tenancy.oc1..t', 'DLA-9-1', 'BUG', NULL, NULL, '[]', 1, 1)";
+    match backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&format!("{url}?mode=rwc"))
+                .await
+                .unwrap();
+            migrator.run(&pool).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(rows))
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            migrator.run(&pool).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(rows))
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+    }
+    let store = osm_store::connect(&url)
+        .await
+        .expect("migrates to the latest version");
+    let mut req = PageRequest::all();
+    req.sort = SortKey::Name;
+    req.order = SortOrder::Asc;
+    let names: Vec<String> = store
+        .instance_errata_list("ocid1.instance.oc1..m", None, &req)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["DLA-9-1"], "DLA-9-2 has no catalogue entry");
+    // What the agent reported stays its own: a record fixing the update adds to it, and a
+    // withdrawal takes back exactly that.
+    let fix = osv(
+        "DSA-5900-1",
+        10,
+        "Debian:12",
+        "openssl",
+        "3.0.11-1~deb12u2",
+        &["CVE-2024-0001"],
+    );
+    let r = store
+        .errata_import("ocid1.tenancy.oc1..t", &[fix], at(20, 0))
+        .await
+        .unwrap();
+    assert_eq!(r.updates_changed, 1);
+    let u = &all_updates(&*store, "ocid1.instance.oc1..m").await[0].update;
+    assert_eq!(u.update_type, UpdateClassification::Security);
+    assert_eq!(u.cves, ["CVE-2023-9999", "CVE-2024-0001"]);
+    let mut doc = serde_json::json!({"id": "DSA-5900-1", "modified": "2030-01-01T00:10:00Z", "withdrawn": "2030-01-01T00:10:00Z"});
+    doc["affected"] = serde_json::from_str::<serde_json::Value>(
+        &osv(
+            "DSA-5900-1",
+            10,
+            "Debian:12",
+            "openssl",
+            "3.0.11-1~deb12u2",
+            &[],
+        )
+        .document,
+    )
+    .unwrap()["affected"]
+        .clone();
+    store
+        .errata_import("ocid1.tenancy.oc1..t", &[osv_doc(doc)], at(30, 0))
+        .await
+        .unwrap();
+    let u = &all_updates(&*store, "ocid1.instance.oc1..m").await[0].update;
+    assert_eq!(u.update_type, UpdateClassification::Bug);
+    assert_eq!(u.cves, ["CVE-2023-9999"]);
+    let advisories: Vec<&str> = u.advisories.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(advisories, ["DLA-9-1", "DLA-9-2"]);
+    drop(store);
+    if let Some((admin, name)) = pg
+        && let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await
+    {
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_0007_keeps_reported_updates_sqlite() {
+    migration_0007_keeps_reported_updates(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_0007_keeps_reported_updates_postgres() {
+    migration_0007_keeps_reported_updates(Backend::Postgres).await;
+}
