@@ -4,9 +4,11 @@
 //! optional because clients do not enforce "required"; the server validates and answers 400.
 //! Each type derives an OpenAPI schema ([`schemas`]).
 
+pub mod errata;
 pub mod packages;
 pub mod time;
 
+pub use errata::*;
 pub use packages::*;
 
 use std::collections::BTreeMap;
@@ -814,7 +816,12 @@ pub fn schemas() -> Vec<(
         AvailableWindowsUpdateSummary,
         InstalledWindowsUpdateSummary,
         WindowsUpdateSummary,
-        WindowsUpdate
+        WindowsUpdate,
+        ErratumSummary,
+        Erratum,
+        SoftwarePackageSummary,
+        ImportErrataDetails,
+        ErrataImportSummary
     );
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out.dedup_by(|a, b| a.0 == b.0);

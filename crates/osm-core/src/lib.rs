@@ -4,7 +4,9 @@
 //! Nothing here does I/O or async work; time-dependent functions take `now` as an
 //! argument so tests never wait for a clock.
 
+pub mod ecosystem;
 pub mod enums;
+pub mod errata;
 pub mod httpsig;
 pub mod ids;
 pub mod inventory;

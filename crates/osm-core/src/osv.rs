@@ -10,6 +10,8 @@ use std::cmp::Ordering;
 use jiff::Timestamp;
 use serde::Deserialize;
 
+use crate::enums::UpdateClassification;
+
 /// One advisory (an OSV record).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Advisory {
@@ -27,6 +29,16 @@ pub struct Advisory {
     pub affected: Vec<Affected>,
     #[serde(default)]
     pub references: Vec<Reference>,
+    /// CVSS and similar scores; a scored record is a security advisory.
+    #[serde(default)]
+    pub severity: Vec<Severity>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Severity {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub score: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -120,8 +132,49 @@ impl VersionScheme {
     }
 }
 
-/// Why an OSV document was refused; `line` and `column` point into the file when the JSON
-/// itself is at fault.
+/// One step of the path to a field of a record: `affected[0].ranges[1]` is
+/// `[Key("affected"), Index(0), Key("ranges"), Index(1)]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seg {
+    Key(&'static str),
+    Index(usize),
+}
+
+/// A record field that breaks a rule, by its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub path: Vec<Seg>,
+    pub message: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.path.is_empty() {
+            write!(f, "{}: ", path_text(&self.path))?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// `affected[0].ranges[1]`.
+pub fn path_text(path: &[Seg]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// Why an OSV document was refused: the line and column (1-based) in its text and what is
+/// wrong (naming the field when the JSON is well formed but a value breaks a rule).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}{message}", position.map(|(l, c)| format!("line {l}, column {c}: ")).unwrap_or_default())]
 pub struct OsvError {
@@ -130,56 +183,338 @@ pub struct OsvError {
 }
 
 impl OsvError {
-    fn at(message: String) -> Self {
-        OsvError {
-            position: None,
-            message,
+    /// `FILE:LINE:COLUMN: what` (as compilers print it), for a document read from `file`.
+    pub fn in_file(&self, file: &str) -> String {
+        match self.position {
+            Some((l, c)) => format!("{file}:{l}:{c}: {}", self.message),
+            None => format!("{file}: {}", self.message),
         }
     }
 }
 
-/// Parses and checks one OSV document: valid JSON of the schema, an id, and every version in
-/// an ecosystem osm knows well formed for that ecosystem.
+/// Longest advisory id accepted (it becomes the erratum's name).
+pub const MAX_ID_LEN: usize = 255;
+/// Most `affected` entries, aliases or references in one record.
+pub const MAX_LIST: usize = 10_000;
+
+/// Parses and checks one OSV document (see [`Advisory::check`]); an error names its line and
+/// column, also for a well-formed document whose field breaks a rule.
 pub fn parse(text: &str) -> Result<Advisory, OsvError> {
-    let advisory: Advisory = serde_json::from_str(text).map_err(|e| OsvError {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let advisory: Advisory =
+        serde_path_to_error::deserialize(&mut de).map_err(|e| refused(text, e))?;
+    de.end().map_err(|e| OsvError {
         position: Some((e.line(), e.column())),
+        message: without_position(&e.to_string()),
+    })?;
+    advisory.check().map_err(|e| OsvError {
+        position: Some(
+            locate(text, &steps_of(&e.path))
+                .map(|at| line_column(text, at))
+                .unwrap_or((1, 1)),
+        ),
         message: e.to_string(),
     })?;
-    if advisory.id.trim().is_empty() {
-        return Err(OsvError::at("the advisory has an empty id".into()));
+    Ok(advisory)
+}
+
+/// A value of the wrong type or form is named by its field, at the value's start; broken JSON
+/// where the parser stopped.
+fn refused(text: &str, e: serde_path_to_error::Error<serde_json::Error>) -> OsvError {
+    let steps: Vec<Step> = e
+        .path()
+        .iter()
+        .filter_map(|s| match s {
+            serde_path_to_error::Segment::Map { key } => Some(Step::Key(key)),
+            serde_path_to_error::Segment::Seq { index } => Some(Step::Index(*index)),
+            _ => None,
+        })
+        .collect();
+    let field = e.path().to_string();
+    let inner = e.inner();
+    let message = without_position(&inner.to_string());
+    let at_field = inner.is_data() && !steps.is_empty();
+    let position = match at_field.then(|| locate(text, &steps)).flatten() {
+        Some(at) => line_column(text, at),
+        None => (inner.line(), inner.column()),
+    };
+    OsvError {
+        position: Some(position),
+        message: if at_field {
+            format!("{field}: {message}")
+        } else {
+            message
+        },
     }
-    for (a, affected) in advisory.affected.iter().enumerate() {
-        let Some(scheme) = VersionScheme::of_ecosystem(&affected.package.ecosystem) else {
-            continue;
-        };
-        if affected.package.name.trim().is_empty() {
-            return Err(OsvError::at(format!("affected[{a}].package.name is empty")));
+}
+
+/// serde_json's message without its trailing " at line L column C" (the position is given
+/// apart).
+fn without_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) if message[i..].contains(" column ") => message[..i].to_string(),
+        _ => message.to_string(),
+    }
+}
+
+/// One step into a JSON document.
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn steps_of(path: &[Seg]) -> Vec<Step<'_>> {
+    path.iter()
+        .map(|s| match s {
+            Seg::Key(k) => Step::Key(k),
+            Seg::Index(i) => Step::Index(*i),
+        })
+        .collect()
+}
+
+impl Advisory {
+    /// The rules osm holds a record to: a usable id (it becomes an erratum name: no spaces or
+    /// control characters, at most [`MAX_ID_LEN`] characters), CVE aliases spelled as CVE ids,
+    /// and, for every affected package of an ecosystem osm knows, a package name and versions
+    /// well formed for that ecosystem (`0` may open a range).
+    pub fn check(&self) -> Result<(), FieldError> {
+        let at = |path: Vec<Seg>, message: String| FieldError { path, message };
+        let id = self.id.as_str();
+        if id.trim().is_empty() {
+            return Err(at(
+                vec![Seg::Key("id")],
+                "the advisory has an empty id".into(),
+            ));
         }
-        let bad = |field: String, v: &str| {
-            OsvError::at(format!(
-                "{field}: {v:?} is not a valid {} version",
-                affected.package.ecosystem
-            ))
-        };
-        for (v, version) in affected.versions.iter().enumerate() {
-            if !scheme.is_valid(version) {
-                return Err(bad(format!("affected[{a}].versions[{v}]"), version));
+        if id.chars().count() > MAX_ID_LEN {
+            return Err(at(
+                vec![Seg::Key("id")],
+                format!("the id is longer than {MAX_ID_LEN} characters"),
+            ));
+        }
+        if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(at(
+                vec![Seg::Key("id")],
+                format!("{id:?} is not an advisory id (no spaces or control characters)"),
+            ));
+        }
+        for (name, len) in [
+            ("affected", self.affected.len()),
+            ("aliases", self.aliases.len()),
+            ("references", self.references.len()),
+        ] {
+            if len > MAX_LIST {
+                return Err(at(
+                    vec![Seg::Key(name)],
+                    format!("{len} entries; at most {MAX_LIST} are accepted"),
+                ));
             }
         }
-        for (r, range) in affected.ranges.iter().enumerate() {
-            for (e, event) in range.events.iter().enumerate() {
-                let version = event.version();
-                let introduced_zero = matches!(event, RangeEvent::Introduced(v) if v == "0");
-                if range.kind == "ECOSYSTEM" && !introduced_zero && !scheme.is_valid(version) {
-                    return Err(bad(
-                        format!("affected[{a}].ranges[{r}].events[{e}]"),
-                        version,
-                    ));
+        for (i, alias) in self.aliases.iter().enumerate() {
+            if alias.starts_with("CVE-") && !crate::inventory::is_cve_id(alias) {
+                return Err(at(
+                    vec![Seg::Key("aliases"), Seg::Index(i)],
+                    format!("{alias:?} is not a CVE id such as CVE-2024-1234"),
+                ));
+            }
+        }
+        for (a, affected) in self.affected.iter().enumerate() {
+            let Some(scheme) = VersionScheme::of_ecosystem(&affected.package.ecosystem) else {
+                continue;
+            };
+            let here = |rest: &[Seg]| {
+                let mut p = vec![Seg::Key("affected"), Seg::Index(a)];
+                p.extend_from_slice(rest);
+                p
+            };
+            let name = &affected.package.name;
+            if let Err(e) = crate::validate::check_package_name("name", name) {
+                let message = if name.is_empty() {
+                    "the package name is empty".to_string()
+                } else {
+                    e.trim_start_matches("name: ").to_string()
+                };
+                return Err(at(here(&[Seg::Key("package"), Seg::Key("name")]), message));
+            }
+            let bad = |path: Vec<Seg>, v: &str| {
+                at(
+                    path,
+                    format!(
+                        "{v:?} is not a valid {} version",
+                        affected.package.ecosystem
+                    ),
+                )
+            };
+            for (v, version) in affected.versions.iter().enumerate() {
+                if !scheme.is_valid(version) {
+                    return Err(bad(here(&[Seg::Key("versions"), Seg::Index(v)]), version));
+                }
+            }
+            for (r, range) in affected.ranges.iter().enumerate() {
+                for (e, event) in range.events.iter().enumerate() {
+                    let version = event.version();
+                    let introduced_zero = matches!(event, RangeEvent::Introduced(v) if v == "0");
+                    if range.kind == "ECOSYSTEM" && !introduced_zero && !scheme.is_valid(version) {
+                        return Err(bad(
+                            here(&[
+                                Seg::Key("ranges"),
+                                Seg::Index(r),
+                                Seg::Key("events"),
+                                Seg::Index(e),
+                            ]),
+                            version,
+                        ));
+                    }
                 }
             }
         }
+        Ok(())
     }
-    Ok(advisory)
+}
+
+/// 1-based line and column of byte `offset` of `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// The byte offset where the value at `path` starts in the (well-formed) JSON `text`.
+fn locate(text: &str, path: &[Step]) -> Option<usize> {
+    let mut s = Scanner {
+        b: text.as_bytes(),
+        i: 0,
+    };
+    s.find(path)
+}
+
+/// Just enough of a JSON reader to walk a well-formed document to a value.
+struct Scanner<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn ws(&mut self) {
+        while self.i < self.b.len() && self.b[self.i].is_ascii_whitespace() {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    /// At the value `path` leads to, its offset.
+    fn find(&mut self, path: &[Step]) -> Option<usize> {
+        self.ws();
+        let Some((first, rest)) = path.split_first() else {
+            return Some(self.i);
+        };
+        match (self.peek()?, first) {
+            (b'{', Step::Key(want)) => {
+                self.i += 1;
+                loop {
+                    self.ws();
+                    if self.peek()? == b'}' {
+                        return None;
+                    }
+                    let key = self.string()?;
+                    self.ws();
+                    if self.peek()? != b':' {
+                        return None;
+                    }
+                    self.i += 1;
+                    if key == want.as_bytes() {
+                        return self.find(rest);
+                    }
+                    self.skip()?;
+                    self.ws();
+                    match self.peek()? {
+                        b',' => self.i += 1,
+                        _ => return None,
+                    }
+                }
+            }
+            (b'[', Step::Index(want)) => {
+                self.i += 1;
+                let mut n = 0;
+                loop {
+                    self.ws();
+                    if self.peek()? == b']' {
+                        return None;
+                    }
+                    if n == *want {
+                        return self.find(rest);
+                    }
+                    self.skip()?;
+                    self.ws();
+                    match self.peek()? {
+                        b',' => self.i += 1,
+                        _ => return None,
+                    }
+                    n += 1;
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// The raw bytes of a string (between its quotes), leaving the cursor after it.
+    fn string(&mut self) -> Option<&'a [u8]> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        self.i += 1;
+        let start = self.i;
+        while self.i < self.b.len() {
+            match self.b[self.i] {
+                b'\\' => self.i += 2,
+                b'"' => {
+                    self.i += 1;
+                    return Some(&self.b[start..self.i - 1]);
+                }
+                _ => self.i += 1,
+            }
+        }
+        None
+    }
+
+    /// Skips one value.
+    fn skip(&mut self) -> Option<()> {
+        self.ws();
+        match self.peek()? {
+            b'"' => self.string().map(|_| ()),
+            open @ (b'{' | b'[') => {
+                let close = if open == b'{' { b'}' } else { b']' };
+                self.i += 1;
+                loop {
+                    self.ws();
+                    if self.peek()? == close {
+                        self.i += 1;
+                        return Some(());
+                    }
+                    if open == b'{' {
+                        self.string()?;
+                        self.ws();
+                        self.i += 1; // ':'
+                    }
+                    self.skip()?;
+                    self.ws();
+                    if self.peek()? == b',' {
+                        self.i += 1;
+                    }
+                }
+            }
+            _ => {
+                while self.i < self.b.len() && !b",}] \t\r\n".contains(&self.b[self.i]) {
+                    self.i += 1;
+                }
+                Some(())
+            }
+        }
+    }
 }
 
 impl RangeEvent {
@@ -214,19 +549,21 @@ impl Advisory {
         cves
     }
 
-    /// Whether `installed` of package `name` on an instance of `ecosystem` (e.g. `Debian:12`)
-    /// is affected. An advisory for the bare family (`Debian`) applies to every release.
+    /// Whether `installed` of package `name` on an instance of `ecosystem` (e.g. `Debian:12`,
+    /// see [`crate::ecosystem`]) is affected. An advisory for the bare family (`Debian`)
+    /// applies to every release. A withdrawn advisory affects nothing.
     pub fn affects(&self, ecosystem: &str, name: &str, installed: &str) -> Option<Finding> {
         if self.withdrawn.is_some() {
             return None;
         }
         let scheme = VersionScheme::of_ecosystem(ecosystem)?;
-        let family = ecosystem.split(':').next().unwrap_or_default();
+        if !scheme.is_valid(installed) {
+            return None;
+        }
         self.affected
             .iter()
             .filter(|a| {
-                a.package.name == name
-                    && (a.package.ecosystem == ecosystem || a.package.ecosystem == family)
+                a.package.name == name && crate::ecosystem::applies(&a.package.ecosystem, ecosystem)
             })
             .find_map(|a| {
                 if a.versions.iter().any(|v| v == installed) {
@@ -239,6 +576,81 @@ impl Advisory {
                     .filter(|r| r.kind == "ECOSYSTEM")
                     .find_map(|r| range_affects(scheme, &r.events, installed))
             })
+    }
+
+    /// Whether updating package `name` from `installed` to `available` on an instance of
+    /// `ecosystem` fixes this advisory: `installed` is affected and `available` (well formed)
+    /// is not.
+    pub fn fixed_by(&self, ecosystem: &str, name: &str, installed: &str, available: &str) -> bool {
+        let Some(scheme) = VersionScheme::of_ecosystem(ecosystem) else {
+            return false;
+        };
+        scheme.is_valid(available)
+            && self.affects(ecosystem, name, installed).is_some()
+            && self.affects(ecosystem, name, available).is_none()
+    }
+
+    /// What kind of advisory this is. OSV records are vulnerability records, so one with a CVE
+    /// alias or a severity score, or from a security advisory series (`DSA-`, `DLA-`, `USN-`,
+    /// `RHSA-`, `ALSA-`, `RLSA-`, `ELSA-`, `DEBIAN-`, `UBUNTU-`, `GHSA-`…) is `SECURITY`; the
+    /// bug-fix and enhancement series of the RPM distributions (`RHBA-`, `ALBA-`, `RHEA-`…)
+    /// are `BUG` and `ENHANCEMENT`; anything else is `OTHER`.
+    pub fn classification(&self) -> UpdateClassification {
+        let id = self.id.to_ascii_uppercase();
+        let series = id.split(['-', ':']).next().unwrap_or_default();
+        if !self.cves().is_empty() || !self.severity.is_empty() {
+            return UpdateClassification::Security;
+        }
+        match series {
+            "DSA" | "DLA" | "DTSA" | "USN" | "LSN" | "RHSA" | "ALSA" | "RLSA" | "ELSA"
+            | "DEBIAN" | "UBUNTU" | "GHSA" | "CVE" | "OSV" | "SUSE" | "OPENSUSE" | "MGASA" => {
+                UpdateClassification::Security
+            }
+            "RHBA" | "ALBA" | "RLBA" | "ELBA" => UpdateClassification::Bug,
+            "RHEA" | "ALEA" | "RLEA" | "ELEA" => UpdateClassification::Enhancement,
+            _ => UpdateClassification::Other,
+        }
+    }
+
+    /// The versions that fix the advisory, per affected package of an ecosystem osm knows:
+    /// `(ecosystem, package name, fixed version)`, sorted and without repeats.
+    pub fn fixes(&self) -> Vec<(String, String, String)> {
+        let mut out: Vec<(String, String, String)> = self
+            .affected
+            .iter()
+            .filter(|a| VersionScheme::of_ecosystem(&a.package.ecosystem).is_some())
+            .flat_map(|a| {
+                a.ranges
+                    .iter()
+                    .filter(|r| r.kind == "ECOSYSTEM")
+                    .flat_map(|r| &r.events)
+                    .filter_map(move |e| match e {
+                        RangeEvent::Fixed(v) => Some((
+                            a.package.ecosystem.clone(),
+                            a.package.name.clone(),
+                            v.clone(),
+                        )),
+                        _ => None,
+                    })
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The package names of the record's affected entries in ecosystems osm knows, sorted
+    /// and without repeats (what the store indexes records by).
+    pub fn package_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .affected
+            .iter()
+            .filter(|a| VersionScheme::of_ecosystem(&a.package.ecosystem).is_some())
+            .map(|a| a.package.name.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 }
 
@@ -384,7 +796,17 @@ mod tests {
     #[test]
     fn malformed_documents_are_refused_with_a_position() {
         let e = parse("{\"id\": \"X\",\n \"modified\": 12}").unwrap_err();
-        assert_eq!(e.position.map(|p| p.0), Some(2));
+        assert_eq!(e.position, Some((2, 14)), "{e}");
+        assert!(e.message.starts_with("modified: invalid type"), "{e}");
+        assert!(!e.message.contains("at line"), "{e}");
+        let e = parse("{\"id\": \"X\",\n \"modified\": \"2024-01-01T00:00:00Z\"} trailing")
+            .unwrap_err();
+        assert_eq!(e.position.map(|p| p.0), Some(2), "{e}");
+        let e = parse(
+            "{\"id\": \"X\",\n \"affected\": [{\"package\": {\"ecosystem\": \"Debian:12\"}}]}",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("name"), "{e}");
         let e = parse(r#"{"id": "X", "modified": "yesterday"}"#).unwrap_err();
         assert!(e.position.is_some(), "{e}");
         let e = parse(
@@ -399,6 +821,31 @@ mod tests {
             "{e}"
         );
         assert!(parse(r#"{"id": " ", "modified": "2024-01-01T00:00:00Z"}"#).is_err());
+    }
+
+    #[test]
+    fn a_bad_field_is_named_at_its_line_and_column() {
+        let text = "{\n  \"id\": \"DSA-1-1\",\n  \"modified\": \"2024-01-01T00:00:00Z\",\n  \"affected\": [\n    {\"package\": {\"ecosystem\": \"Debian:12\", \"name\": \"zlib\"},\n     \"ranges\": [{\"type\": \"ECOSYSTEM\", \"events\": [{\"introduced\": \"0\"},\n       {\"fixed\": \"1.2 beta\"}]}]}\n  ]\n}\n";
+        let e = parse(text).unwrap_err();
+        assert_eq!(e.position, Some((7, 8)), "{e}");
+        assert_eq!(
+            e.in_file("a.json"),
+            "a.json:7:8: affected[0].ranges[0].events[1]: \"1.2 beta\" is not a valid Debian:12 version"
+        );
+        // A record whose package name is missing is named too, and so is a bad id.
+        let e = parse(r#"{"id": "X-1", "modified": "2024-01-01T00:00:00Z", "affected": [{"package": {"ecosystem": "Debian:12", "name": ""}}]}"#).unwrap_err();
+        assert!(e.message.starts_with("affected[0].package.name: "), "{e}");
+        assert_eq!(e.position, Some((1, 111)), "{e}");
+        let e =
+            parse("{\"modified\": \"2024-01-01T00:00:00Z\",\n \"id\": \"two words\"}").unwrap_err();
+        assert_eq!(e.position, Some((2, 8)), "{e}");
+        let e =
+            parse(r#"{"id": "X-1", "modified": "2024-01-01T00:00:00Z", "aliases": ["CVE-24-1"]}"#)
+                .unwrap_err();
+        assert!(e.message.starts_with("aliases[0]: "), "{e}");
+        // Escaped strings and nested values before the field do not throw the position off.
+        let e = parse("{\"details\": \"a \\\"quoted\\\" [x] {y}\", \"references\": [{\"type\": \"WEB\", \"url\": \"u\"}],\n\"modified\": \"2024-01-01T00:00:00Z\", \"id\": \"\"}").unwrap_err();
+        assert_eq!(e.position, Some((2, 43)), "{e}");
     }
 
     #[test]

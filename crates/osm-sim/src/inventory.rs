@@ -234,8 +234,21 @@ impl Flavour {
     }
 }
 
+/// Which distribution simulated Linux hosts run (`--distro`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Distro {
+    /// Half Debian-like, half Oracle-Linux-like packages, reported as "Simulated Linux 1.0"
+    /// (no OSV ecosystem: imported advisories do not apply).
+    Mixed,
+    /// Debian packages, reported as Debian GNU/Linux 12 (OSV ecosystem Debian:12).
+    Debian,
+    /// Oracle Linux packages, reported as Oracle Linux Server 9.4 (OSV ecosystem Oracle Linux:9).
+    Oracle,
+}
+
 /// What the simulated host has and what osmd holds of it.
 pub struct SimInventory {
+    distro: Distro,
     flavour: Option<Flavour>,
     installed: BTreeMap<String, Package>,
     available: BTreeMap<String, Package>,
@@ -270,11 +283,18 @@ fn selects(update_type: UpdateType, class: UpdateClassification) -> bool {
 impl SimInventory {
     /// A fresh host: `updates` pending, of which a third (at least one) are security updates
     /// with CVEs and an advisory when `vulnerable`, the rest bug fixes and enhancements.
-    pub fn generate(windows: bool, vulnerable: bool, updates: usize) -> SimInventory {
+    /// Linux hosts run `distro`.
+    pub fn generate_for(
+        distro: Distro,
+        windows: bool,
+        vulnerable: bool,
+        updates: usize,
+    ) -> SimInventory {
         let mut rng = rand::rng();
         let security = if vulnerable { (updates / 3).max(1) } else { 0 };
         let rest = updates.saturating_sub(security);
         let mut inv = SimInventory {
+            distro,
             flavour: None,
             installed: BTreeMap::new(),
             available: BTreeMap::new(),
@@ -312,10 +332,11 @@ impl SimInventory {
             }
             return inv;
         }
-        let flavour = if rng.random_bool(0.5) {
-            Flavour::Deb
-        } else {
-            Flavour::Rpm
+        let flavour = match distro {
+            Distro::Debian => Flavour::Deb,
+            Distro::Oracle => Flavour::Rpm,
+            Distro::Mixed if rng.random_bool(0.5) => Flavour::Deb,
+            Distro::Mixed => Flavour::Rpm,
         };
         inv.flavour = Some(flavour);
         let mut names: Vec<String> = TOOLS.iter().map(|t| t.to_string()).collect();
@@ -371,6 +392,16 @@ impl SimInventory {
             inv.updates.insert(u.key(), u);
         }
         inv
+    }
+
+    /// The `osName` and `osVersion` the host reports.
+    pub fn os(&self) -> (&'static str, &'static str) {
+        match (self.flavour, self.distro) {
+            (_, Distro::Mixed) => ("Simulated Linux", "1.0"),
+            (None, _) => ("Microsoft Windows Server 2022 Standard", "10.0.20348"),
+            (Some(_), Distro::Debian) => ("Debian GNU/Linux", "12"),
+            (Some(_), Distro::Oracle) => ("Oracle Linux Server", "9.4"),
+        }
     }
 
     /// Everything, for a full upload.
@@ -537,7 +568,7 @@ mod tests {
     #[test]
     fn generated_inventories_pass_the_server_checks() {
         for (windows, vulnerable) in [(false, true), (false, false), (true, true)] {
-            let inv = SimInventory::generate(windows, vulnerable, 10);
+            let inv = SimInventory::generate_for(Distro::Mixed, windows, vulnerable, 10);
             let mut full = inv.full();
             full.check().unwrap();
             let pending = inv.pending();
@@ -566,8 +597,29 @@ mod tests {
     }
 
     #[test]
+    fn debian_hosts_report_debian_and_every_package_can_have_an_update() {
+        let inv = SimInventory::generate_for(Distro::Debian, false, false, 400);
+        assert_eq!(inv.os(), ("Debian GNU/Linux", "12"));
+        assert!(
+            inv.installed
+                .values()
+                .all(|p| p.package_type.as_deref() == Some("deb"))
+        );
+        assert_eq!(inv.updates.len(), inv.installed.len());
+        // What the compatibility tests' OSV fixture names (tests/compat/osv).
+        let openssl = inv.updates.values().find(|u| u.name == "openssl").unwrap();
+        assert_eq!(openssl.installed_version, "3.2.4-1+deb12u3");
+        assert_eq!(openssl.available_version, "3.2.5-1+deb12u3");
+        assert_eq!(openssl.update_type, UpdateClassification::Bug);
+        let oracle = SimInventory::generate_for(Distro::Oracle, false, false, 10);
+        assert_eq!(oracle.os(), ("Oracle Linux Server", "9.4"));
+        let mixed = SimInventory::generate_for(Distro::Mixed, true, false, 10);
+        assert_eq!(mixed.os(), ("Simulated Linux", "1.0"));
+    }
+
+    #[test]
     fn actions_become_diffs() {
-        let mut inv = SimInventory::generate(false, true, 9);
+        let mut inv = SimInventory::generate_for(Distro::Mixed, false, true, 9);
         inv.revision = 4;
         let security = inv.pending()[0] as usize;
         let d = inv.apply(&WorkAction::UpdateAll {

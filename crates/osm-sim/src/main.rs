@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use inventory::SimInventory;
+use inventory::{Distro, SimInventory};
 use osm_client::AgentClient;
 use osm_core::WorkAction;
 use rand::RngExt;
@@ -54,6 +54,9 @@ struct Args {
     /// (POST /agent/v1/work/exchange)
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
     max_claim: u32,
+    /// Which distribution the Linux instances run (and report as osName/osVersion)
+    #[arg(long, value_enum, default_value_t = Distro::Mixed)]
+    distro: Distro,
     /// First instance number (hostnames sim-00001…)
     #[arg(long, default_value_t = 1)]
     first: usize,
@@ -175,7 +178,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
 /// Heartbeat facts; the counts matter only until osmd holds the inventory.
 fn facts(inv: &SimInventory) -> Value {
     let [security, bug, enhancement, other] = inv.pending();
-    json!({"osName": "Simulated Linux", "osVersion": "1.0", "osKernelVersion": "6.1.0-sim",
+    let (os_name, os_version) = inv.os();
+    json!({"osName": os_name, "osVersion": os_version, "osKernelVersion": "6.1.0-sim",
            "isRebootRequired": false,
            "updates": {"security": security, "bug": bug, "enhancement": enhancement, "other": other}})
 }
@@ -237,7 +241,8 @@ async fn simulate(
             rng.random_bool(args.security_ratio),
         )
     };
-    let mut inv = SimInventory::generate(
+    let mut inv = SimInventory::generate_for(
+        args.distro,
         windows,
         vulnerable,
         args.updates_per_instance.max(0) as usize,

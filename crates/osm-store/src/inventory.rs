@@ -465,6 +465,7 @@ macro_rules! impl_inventory_store {
                 async fn inventory_apply(&self, instance_id: &str, tenancy_id: &str, upload: &InventoryUpload, now: Timestamp) -> StoreResult<InventoryApplied> {
                     let _t = timer("inventory_apply");
                     let mut tx = self.write_tx().await?;
+                    super::errata_impl::lock_for_upload(&mut tx).await?;
                     let created = sqlx::query("INSERT INTO instance_inventories (instance_id, revision, time_reported) VALUES ($1, 0, $2) ON CONFLICT (instance_id) DO NOTHING")
                         .bind(instance_id)
                         .bind(micros(now))
@@ -519,6 +520,7 @@ macro_rules! impl_inventory_store {
                     }
                     upsert_catalogue(tx, upload.upserted_windows_updates(), now).await?;
                     upsert_errata(tx, tenancy_id, &reported_errata(upload.upserted_updates()), now).await?;
+                    super::errata_impl::after_upload(tx, instance_id, revision).await?;
                     sqlx::query("UPDATE instance_inventories SET revision = $1, time_reported = $2 WHERE instance_id = $3")
                         .bind(revision)
                         .bind(micros(now))

@@ -22,6 +22,7 @@ use osm_core::page::{Page, PageRequest};
 use osm_core::*;
 
 mod common;
+pub mod errata;
 pub mod inventory;
 pub mod postgres;
 mod rows;
@@ -89,6 +90,7 @@ pub enum CompletionRefused {
     WrongState(WorkRequestStatus),
 }
 
+pub use errata::{ErrataStore, ErratumFilter};
 pub use inventory::{InventoryStore, PackageList, WindowsUpdateFilter};
 
 #[derive(Debug, thiserror::Error)]
@@ -181,9 +183,10 @@ pub struct WorkRequestFilter {
 }
 
 /// The persistence interface of osmd. Method names are resource-first. The package inventory
-/// part is [`InventoryStore`] (in `inventory.rs`).
+/// part is [`InventoryStore`] (in `inventory.rs`), the errata part [`ErrataStore`] (in
+/// `errata.rs`).
 #[async_trait]
-pub trait Store: InventoryStore + Send + Sync + 'static {
+pub trait Store: InventoryStore + ErrataStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// A cheap round trip (health checks).

@@ -78,3 +78,12 @@ crate::common::impl_store!(
 );
 
 crate::inventory::impl_inventory_store!(PgStore, sqlx::Postgres, "postgres", " FOR UPDATE");
+
+// The advisory lock (key 0x6f736d07, "osm" and migration 7) orders imports and uploads.
+crate::errata::impl_errata_store!(
+    PgStore,
+    sqlx::Postgres,
+    " FOR UPDATE",
+    "SELECT pg_advisory_xact_lock_shared(1869835527)",
+    "SELECT pg_advisory_xact_lock(1869835527)"
+);

@@ -203,3 +203,5 @@ crate::common::impl_store!(
 );
 
 crate::inventory::impl_inventory_store!(SqliteStore, sqlx::Sqlite, "sqlite", "");
+
+crate::errata::impl_errata_store!(SqliteStore, sqlx::Sqlite, "", "", "");

@@ -222,6 +222,13 @@ conformance!(
     inventory_diff_and_revision_mismatch,
     inventory_windows_updates_and_catalogue,
     paging_inventory,
+    errata_import_matches_updates,
+    errata_reimport_is_idempotent_and_stale_records_wait,
+    errata_import_is_all_or_nothing,
+    errata_withdrawn_records_stop_matching,
+    errata_matching_on_upload_survives_later_uploads,
+    errata_imports_race_uploads,
+    paging_errata,
 );
 
 // --- fixtures -----------------------------------------------------------------------------
@@ -3901,4 +3908,933 @@ async fn paging_inventory(db: Db) {
         &expected,
     )
     .await;
+}
+
+// --- errata and OSV matching --------------------------------------------------------------
+
+use osm_core::errata::{ImportRecord, ImportSummary};
+
+/// An OSV record affecting `pkg` in `ecosystem` below `fixed`, with CVE `aliases`.
+fn osv(
+    id: &str,
+    modified: i64,
+    ecosystem: &str,
+    pkg: &str,
+    fixed: &str,
+    aliases: &[&str],
+) -> ImportRecord {
+    osv_doc(serde_json::json!({
+        "id": id,
+        "aliases": aliases,
+        "summary": format!("{pkg} security update"),
+        "details": format!("{id} fixes {pkg}."),
+        "published": "2029-12-01T00:00:00Z",
+        "modified": osm_core::time::format_rfc3339(at(modified, 0)),
+        "affected": [{"package": {"ecosystem": ecosystem, "name": pkg},
+                      "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}]}],
+    }))
+}
+
+fn osv_doc(v: serde_json::Value) -> ImportRecord {
+    let text = v.to_string();
+    ImportRecord {
+        advisory: osm_core::osv::parse(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
+        document: text,
+    }
+}
+
+fn on(mut mi: ManagedInstance, os: &str, version: &str) -> ManagedInstance {
+    mi.os_name = Some(os.into());
+    mi.os_version = Some(version.into());
+    mi
+}
+
+fn update_of(
+    name: &str,
+    installed: &str,
+    available: &str,
+    class: UpdateClassification,
+    cves: &[&str],
+    advisories: &[&str],
+) -> PackageUpdate {
+    PackageUpdate {
+        installed_version: installed.into(),
+        available_version: available.into(),
+        ..pkg_update(name, class, cves, advisories)
+    }
+}
+
+fn debian_updates() -> Vec<PackageUpdate> {
+    vec![
+        update_of(
+            "openssl",
+            "3.0.11-1~deb12u1",
+            "3.0.11-1~deb12u2",
+            UpdateClassification::Bug,
+            &["CVE-2023-9999"],
+            &["DLA-9-1"],
+        ),
+        // An epoch: 1:1.2.13-1 is newer than any version without one.
+        update_of(
+            "zlib1g",
+            "1:1.2.13.dfsg-1",
+            "1:1.2.13.dfsg-1+deb12u1",
+            UpdateClassification::Enhancement,
+            &[],
+            &[],
+        ),
+        update_of(
+            "curl",
+            "7.88.1-10",
+            "7.88.1-10+deb12u5",
+            UpdateClassification::Bug,
+            &[],
+            &[],
+        ),
+    ]
+}
+
+fn feed() -> Vec<ImportRecord> {
+    vec![
+        osv(
+            "DSA-5900-1",
+            10,
+            "Debian:12",
+            "openssl",
+            "3.0.11-1~deb12u2",
+            &["CVE-2024-0002", "CVE-2024-0001"],
+        ),
+        osv(
+            "DSA-5901-1",
+            10,
+            "Debian:12",
+            "zlib1g",
+            "1:1.2.13.dfsg-1+deb12u1",
+            &["CVE-2024-0100"],
+        ),
+        // Another release and another distribution: neither applies to a Debian 12 host.
+        osv(
+            "DSA-5902-1",
+            10,
+            "Debian:11",
+            "curl",
+            "7.88.1-10+deb12u9",
+            &["CVE-2024-0200"],
+        ),
+        osv(
+            "USN-7000-1",
+            10,
+            "Ubuntu:22.04:LTS",
+            "curl",
+            "7.88.1-10+deb12u9",
+            &["CVE-2024-0300"],
+        ),
+    ]
+}
+
+fn by_name(updates: &[ListedUpdate]) -> BTreeMap<String, &ListedUpdate> {
+    updates.iter().map(|u| (u.update.name.clone(), u)).collect()
+}
+
+async fn erratum_names(s: &dyn Store, instance: &str) -> Vec<String> {
+    let mut req = PageRequest::all();
+    req.sort = SortKey::Name;
+    req.order = SortOrder::Asc;
+    s.instance_errata_list(instance, None, &req)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|e| e.name)
+        .collect()
+}
+
+fn everywhere(compartments: &[&str]) -> ErratumFilter {
+    let c: Vec<String> = compartments.iter().map(|c| c.to_string()).collect();
+    ErratumFilter {
+        catalogue_in: c.clone(),
+        applying_in: c,
+        ..Default::default()
+    }
+}
+
+async fn errata_import_matches_updates(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let other = new_compartment(s, &root, "other").await;
+    let deb = on(
+        instance(&c, "deb", OsFamily::Linux, at(1, 0)),
+        "Debian GNU/Linux",
+        "12",
+    );
+    let ubu = on(
+        instance(&other, "ubu", OsFamily::Linux, at(1, 0)),
+        "Ubuntu",
+        "22.04",
+    );
+    s.managed_instance_insert_many(&[deb.clone(), ubu.clone()])
+        .await
+        .unwrap();
+    s.inventory_apply(&deb.id, &root, &full(vec![], debian_updates()), at(5, 0))
+        .await
+        .unwrap();
+    s.inventory_apply(&ubu.id, &root, &full(vec![], debian_updates()), at(5, 0))
+        .await
+        .unwrap();
+    let before = counts(s, &deb.id).await;
+    assert_eq!((before.security, before.bug, before.enhancement), (0, 2, 1));
+    assert_eq!(erratum_names(s, &deb.id).await, ["DLA-9-1"]);
+
+    let summary = s.errata_import(&root, &feed(), at(20, 0)).await.unwrap();
+    assert_eq!(
+        summary,
+        ImportSummary {
+            records: 4,
+            created: 4,
+            updates_changed: 2,
+            instances_changed: 1,
+            ..Default::default()
+        }
+    );
+    // Stored through the existing columns: type, CVEs (merged with the agent's), advisories.
+    let updates = all_updates(s, &deb.id).await;
+    let u = by_name(&updates);
+    let openssl = &u["openssl"].update;
+    assert_eq!(openssl.update_type, UpdateClassification::Security);
+    assert_eq!(
+        openssl.cves,
+        ["CVE-2023-9999", "CVE-2024-0001", "CVE-2024-0002"]
+    );
+    let names: Vec<&str> = u["openssl"]
+        .errata
+        .iter()
+        .map(|(_, n)| n.as_str())
+        .collect();
+    assert_eq!(names, ["DLA-9-1", "DSA-5900-1"]);
+    assert_eq!(
+        u["zlib1g"].update.update_type,
+        UpdateClassification::Security
+    );
+    assert_eq!(u["zlib1g"].update.cves, ["CVE-2024-0100"]);
+    assert_eq!(u["curl"].update.update_type, UpdateClassification::Bug);
+    assert!(u["curl"].update.cves.is_empty());
+    let after = counts(s, &deb.id).await;
+    assert_eq!((after.security, after.bug, after.enhancement), (2, 1, 0));
+    // The Ubuntu host reported the same packages: no Debian record applies to it.
+    let ubu_updates = all_updates(s, &ubu.id).await;
+    assert_eq!(
+        by_name(&ubu_updates)["openssl"].update.update_type,
+        UpdateClassification::Bug
+    );
+    assert_eq!(counts(s, &ubu.id).await.security, 0);
+    assert_eq!(
+        erratum_names(s, &deb.id).await,
+        ["DLA-9-1", "DSA-5900-1", "DSA-5901-1"]
+    );
+    assert_eq!(erratum_names(s, &ubu.id).await, ["DLA-9-1"]);
+
+    // The catalogue entry of a record.
+    let page = s
+        .erratum_list(
+            &ErratumFilter {
+                advisory_name: Some("DSA-5900-1".into()),
+                ..everywhere(&[&root])
+            },
+            &PageRequest::all(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    let e = &page.items[0];
+    assert!(e.id.starts_with("ocid1.osmserratum.oc1.."), "{}", e.id);
+    assert_eq!(e.compartment_id, root);
+    assert_eq!(e.advisory_type, Some(UpdateClassification::Security));
+    assert_eq!(e.synopsis.as_deref(), Some("openssl security update"));
+    assert_eq!(e.description.as_deref(), Some("DSA-5900-1 fixes openssl."));
+    assert_eq!(e.issuer.as_deref(), Some("Debian"));
+    assert_eq!(e.related_cves, ["CVE-2024-0001", "CVE-2024-0002"]);
+    assert_eq!(e.modified, Some(at(10, 0)));
+    assert_eq!(e.issued, Some("2029-12-01T00:00:00Z".parse().unwrap()));
+    // The same id the update lists.
+    assert_eq!(u["openssl"].errata[1].0, e.id);
+
+    // Visibility: whole catalogue from the tenancy; from "other" only what applies there.
+    let details = s
+        .erratum_get(&e.id, &everywhere(&[&root, &c, &other]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        details.affected_instances,
+        [IdName {
+            id: deb.id.clone(),
+            display_name: "deb".into()
+        }]
+    );
+    let versions: Vec<(&str, &str)> = details
+        .packages
+        .iter()
+        .map(|p| (p.name.as_str(), p.version.as_str()))
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            ("openssl", "3.0.11-1~deb12u2"),
+            ("openssl", "3.0.11-1~deb12u2")
+        ]
+    );
+    assert_eq!(details.packages[0].architecture, None);
+    assert_eq!(details.packages[1].architecture.as_deref(), Some("amd64"));
+    assert!(
+        s.erratum_get(&e.id, &everywhere(&[&other]))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let from_c = s
+        .erratum_get(&e.id, &everywhere(&[&c]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(from_c.affected_instances.len(), 1);
+    let only_root = s
+        .erratum_get(
+            &e.id,
+            &ErratumFilter {
+                catalogue_in: vec![root.clone()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(only_root.affected_instances.is_empty());
+    let listed: Vec<String> = s
+        .erratum_list(&everywhere(&[&other]), &PageRequest::all())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(listed, ["DLA-9-1"]);
+    assert!(
+        s.erratum_list(&ErratumFilter::default(), &PageRequest::all())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    // The issue-date window (the agent's DLA-9-1 was issued at -50 s, the records in 2029).
+    let window = ErratumFilter {
+        issued_from: Some(at(-60, 0)),
+        issued_to: Some(at(0, 0)),
+        ..everywhere(&[&root])
+    };
+    let names: Vec<String> = s
+        .erratum_list(&window, &PageRequest::all())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["DLA-9-1"]);
+}
+
+async fn errata_reimport_is_idempotent_and_stale_records_wait(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let deb = on(
+        instance(&c, "deb", OsFamily::Linux, at(1, 0)),
+        "Debian GNU/Linux",
+        "12",
+    );
+    s.managed_instance_insert(&deb).await.unwrap();
+    s.inventory_apply(&deb.id, &root, &full(vec![], debian_updates()), at(5, 0))
+        .await
+        .unwrap();
+    s.errata_import(&root, &feed(), at(20, 0)).await.unwrap();
+    let updates = all_updates(s, &deb.id).await;
+    let erratum = async |name: &str| {
+        s.erratum_list(
+            &ErratumFilter {
+                advisory_name: Some(name.to_string()),
+                ..everywhere(&[&root])
+            },
+            &PageRequest::all(),
+        )
+        .await
+        .unwrap()
+        .items
+        .remove(0)
+    };
+    let first = erratum("DSA-5900-1").await;
+
+    let again = s.errata_import(&root, &feed(), at(30, 0)).await.unwrap();
+    assert_eq!(
+        again,
+        ImportSummary {
+            records: 4,
+            unchanged: 4,
+            ..Default::default()
+        }
+    );
+    assert_eq!(all_updates(s, &deb.id).await, updates);
+    assert_eq!(erratum("DSA-5900-1").await, first);
+
+    // A newer version (fixed later, another CVE) replaces the record; an older one waits.
+    let newer = osv(
+        "DSA-5900-1",
+        40,
+        "Debian:12",
+        "openssl",
+        "3.0.11-1~deb12u3",
+        &["CVE-2024-0003"],
+    );
+    let older = osv(
+        "DSA-5901-1",
+        5,
+        "Debian:12",
+        "zlib1g",
+        "1:1.2.13.dfsg-1",
+        &[],
+    );
+    let r = s
+        .errata_import(&root, &[newer, older], at(50, 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        ImportSummary {
+            records: 2,
+            updated: 1,
+            stale: 1,
+            updates_changed: 1,
+            instances_changed: 1,
+            ..Default::default()
+        }
+    );
+    let u = all_updates(s, &deb.id).await;
+    let u = by_name(&u);
+    // deb12u2 no longer fixes it: the openssl update is what the agent said again.
+    assert_eq!(u["openssl"].update.update_type, UpdateClassification::Bug);
+    assert_eq!(u["openssl"].update.cves, ["CVE-2023-9999"]);
+    assert_eq!(
+        u["zlib1g"].update.update_type,
+        UpdateClassification::Security
+    );
+    let e = erratum("DSA-5900-1").await;
+    assert_eq!(e.id, first.id);
+    assert_eq!(e.modified, Some(at(40, 0)));
+    // CVEs merge into what the catalogue knew; the solution names the new fix.
+    assert_eq!(
+        e.related_cves,
+        ["CVE-2024-0001", "CVE-2024-0002", "CVE-2024-0003"]
+    );
+    assert!(
+        e.solution.as_deref().unwrap().contains("deb12u3"),
+        "{:?}",
+        e.solution
+    );
+    assert_eq!(erratum("DSA-5901-1").await.modified, Some(at(10, 0)));
+}
+
+async fn errata_import_is_all_or_nothing(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let deb = on(
+        instance(&c, "deb", OsFamily::Linux, at(1, 0)),
+        "Debian GNU/Linux",
+        "12",
+    );
+    s.managed_instance_insert(&deb).await.unwrap();
+    s.inventory_apply(&deb.id, &root, &full(vec![], debian_updates()), at(5, 0))
+        .await
+        .unwrap();
+    let updates = all_updates(s, &deb.id).await;
+    let before = counts(s, &deb.id).await;
+    // The tenancy does not exist: the catalogue insert fails after the records were stored and
+    // the updates matched; the whole import rolls back.
+    let r = s
+        .errata_import("ocid1.tenancy.oc1..missing", &feed(), at(20, 0))
+        .await;
+    assert!(matches!(r, Err(StoreError::MissingReference(_))), "{r:?}");
+    assert_eq!(all_updates(s, &deb.id).await, updates);
+    assert_eq!(counts(s, &deb.id).await, before);
+    assert_eq!(erratum_names(s, &deb.id).await, ["DLA-9-1"]);
+    // Nothing of it was kept: the same batch now imports as new.
+    let ok = s.errata_import(&root, &feed(), at(21, 0)).await.unwrap();
+    assert_eq!(ok.created, 4);
+    assert_eq!(ok.updates_changed, 2);
+}
+
+async fn errata_withdrawn_records_stop_matching(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let deb = on(
+        instance(&c, "deb", OsFamily::Linux, at(1, 0)),
+        "Debian GNU/Linux",
+        "12",
+    );
+    s.managed_instance_insert(&deb).await.unwrap();
+    s.inventory_apply(&deb.id, &root, &full(vec![], debian_updates()), at(5, 0))
+        .await
+        .unwrap();
+    let reported = all_updates(s, &deb.id).await;
+    let before = counts(s, &deb.id).await;
+    s.errata_import(&root, &feed(), at(20, 0)).await.unwrap();
+    assert_eq!(counts(s, &deb.id).await.security, 2);
+
+    let mut doc: serde_json::Value = serde_json::from_str(&feed()[0].document).unwrap();
+    doc["modified"] = serde_json::json!("2030-01-01T00:01:00Z");
+    doc["withdrawn"] = serde_json::json!("2030-01-01T00:01:00Z");
+    let r = s
+        .errata_import(&root, &[osv_doc(doc)], at(60, 0))
+        .await
+        .unwrap();
+    assert_eq!((r.updated, r.withdrawn, r.updates_changed), (1, 1, 1));
+    let now = all_updates(s, &deb.id).await;
+    let u = by_name(&now);
+    let was = by_name(&reported);
+    // Exactly what the agent reported, its own CVE and advisory kept.
+    assert_eq!(u["openssl"].update, was["openssl"].update);
+    assert_eq!(
+        u["zlib1g"].update.update_type,
+        UpdateClassification::Security
+    );
+    let c2 = counts(s, &deb.id).await;
+    assert_eq!((c2.security, c2.bug, c2.enhancement), (1, before.bug, 0));
+    assert_eq!(erratum_names(s, &deb.id).await, ["DLA-9-1", "DSA-5901-1"]);
+    // The entry stays in the catalogue, marked withdrawn, applying nowhere.
+    let e = s
+        .erratum_list(
+            &ErratumFilter {
+                advisory_name: Some("DSA-5900-1".into()),
+                ..everywhere(&[&root])
+            },
+            &PageRequest::all(),
+        )
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    assert_eq!(e.withdrawn, Some(at(60, 0)));
+    let d = s
+        .erratum_get(&e.id, &everywhere(&[&root, &c]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(d.affected_instances.is_empty());
+    // A later upload does not bring it back either.
+    s.inventory_apply(&deb.id, &root, &full(vec![], debian_updates()), at(70, 0))
+        .await
+        .unwrap();
+    assert_eq!(counts(s, &deb.id).await.security, 1);
+}
+
+async fn errata_matching_on_upload_survives_later_uploads(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let deb = on(
+        instance(&c, "deb", OsFamily::Linux, at(1, 0)),
+        "Debian GNU/Linux",
+        "12",
+    );
+    let unknown = on(
+        instance(&c, "arch", OsFamily::Linux, at(1, 0)),
+        "Arch Linux",
+        "rolling",
+    );
+    s.managed_instance_insert_many(&[deb.clone(), unknown.clone()])
+        .await
+        .unwrap();
+    // Records first, inventory after: the upload is matched in its own transaction.
+    let r = s.errata_import(&root, &feed(), at(2, 0)).await.unwrap();
+    assert_eq!((r.created, r.updates_changed), (4, 0));
+    s.inventory_apply(&deb.id, &root, &full(vec![], debian_updates()), at(5, 0))
+        .await
+        .unwrap();
+    s.inventory_apply(
+        &unknown.id,
+        &root,
+        &full(vec![], debian_updates()),
+        at(5, 0),
+    )
+    .await
+    .unwrap();
+    let check = async |security: i64| {
+        let u = all_updates(s, &deb.id).await;
+        let u = by_name(&u);
+        assert_eq!(
+            u["openssl"].update.update_type,
+            UpdateClassification::Security
+        );
+        assert_eq!(
+            u["openssl"].update.cves,
+            ["CVE-2023-9999", "CVE-2024-0001", "CVE-2024-0002"]
+        );
+        assert_eq!(counts(s, &deb.id).await.security, security);
+    };
+    check(2).await;
+    // An OS osm has no ecosystem for is never matched.
+    assert_eq!(counts(s, &unknown.id).await.security, 0);
+    // A later full upload (the agent reports the same as before) keeps the OSV CVEs.
+    s.inventory_apply(&deb.id, &root, &full(vec![], debian_updates()), at(6, 0))
+        .await
+        .unwrap();
+    check(2).await;
+    // A diff that touches another update leaves openssl matched; one that changes zlib1g's
+    // available version to a still vulnerable one drops zlib1g's match.
+    let rev = s.inventory_state(&deb.id).await.unwrap().unwrap().revision;
+    let diff = InventoryUpload::Diff(InventoryDiff {
+        base_revision: rev,
+        updates: Some(Changes {
+            upsert: vec![update_of(
+                "zlib1g",
+                "1:1.2.13.dfsg-1",
+                "1:1.2.13.dfsg-1+b1",
+                UpdateClassification::Enhancement,
+                &[],
+                &[],
+            )],
+            remove: vec![],
+        }),
+        ..Default::default()
+    });
+    s.inventory_apply(&deb.id, &root, &diff, at(7, 0))
+        .await
+        .unwrap();
+    check(1).await;
+    let u = all_updates(s, &deb.id).await;
+    let u = by_name(&u);
+    assert_eq!(
+        u["zlib1g"].update.update_type,
+        UpdateClassification::Enhancement
+    );
+    assert!(u["zlib1g"].update.advisories.is_empty());
+    assert_eq!(erratum_names(s, &deb.id).await, ["DLA-9-1", "DSA-5900-1"]);
+    // Removing the update removes its errata from the instance.
+    let diff = InventoryUpload::Diff(InventoryDiff {
+        base_revision: rev + 1,
+        updates: Some(Changes {
+            upsert: vec![],
+            remove: vec![PackageKey {
+                name: "openssl".into(),
+                architecture: Some("amd64".into()),
+            }],
+        }),
+        ..Default::default()
+    });
+    s.inventory_apply(&deb.id, &root, &diff, at(8, 0))
+        .await
+        .unwrap();
+    assert!(erratum_names(s, &deb.id).await.is_empty());
+    assert_eq!(counts(s, &deb.id).await.security, 0);
+}
+
+/// Imports and uploads at the same time (PostgreSQL runs them on several connections): none
+/// fails or deadlocks, and whatever the order, every upload ends matched against the records.
+async fn errata_imports_race_uploads(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let fleet: Vec<ManagedInstance> = (0..8)
+        .map(|i| {
+            on(
+                instance(&c, &format!("deb{i}"), OsFamily::Linux, at(1, 0)),
+                "Debian GNU/Linux",
+                "12",
+            )
+        })
+        .collect();
+    s.managed_instance_insert_many(&fleet).await.unwrap();
+    let mut tasks = vec![];
+    for mi in &fleet {
+        let (store, root, id) = (db.store.clone(), root.clone(), mi.id.clone());
+        tasks.push(tokio::spawn(async move {
+            for round in 0..4 {
+                store
+                    .inventory_apply(
+                        &id,
+                        &root,
+                        &full(vec![], debian_updates()),
+                        at(10 + round, 0),
+                    )
+                    .await
+                    .expect("an upload beside an import");
+            }
+        }));
+    }
+    let (store, tenancy_id) = (db.store.clone(), root.clone());
+    tasks.push(tokio::spawn(async move {
+        for round in 0..4 {
+            let records: Vec<ImportRecord> = feed()
+                .into_iter()
+                .map(|r| {
+                    let mut doc: serde_json::Value = serde_json::from_str(&r.document).unwrap();
+                    doc["modified"] =
+                        serde_json::json!(osm_core::time::format_rfc3339(at(10 + round, 0)));
+                    osv_doc(doc)
+                })
+                .collect();
+            store
+                .errata_import(&tenancy_id, &records, at(10 + round, 0))
+                .await
+                .expect("an import beside uploads");
+        }
+    }));
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for mi in &fleet {
+        let u = all_updates(s, &mi.id).await;
+        let u = by_name(&u);
+        assert_eq!(
+            u["openssl"].update.update_type,
+            UpdateClassification::Security,
+            "{}",
+            mi.display_name
+        );
+        assert_eq!(
+            u["openssl"].update.cves,
+            ["CVE-2023-9999", "CVE-2024-0001", "CVE-2024-0002"]
+        );
+        assert_eq!(counts(s, &mi.id).await.security, 2, "{}", mi.display_name);
+        assert_eq!(
+            erratum_names(s, &mi.id).await,
+            ["DLA-9-1", "DSA-5900-1", "DSA-5901-1"]
+        );
+    }
+}
+
+async fn paging_errata(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let deb = on(
+        instance(&c, "deb", OsFamily::Linux, at(1, 0)),
+        "Debian GNU/Linux",
+        "12",
+    );
+    s.managed_instance_insert(&deb).await.unwrap();
+    // 23 records, some sharing an issue date, one without; each fixes one package.
+    let mut records = vec![];
+    let mut updates = vec![];
+    for i in 0..23 {
+        let pkg = format!("pkg{i:02}");
+        let mut doc = serde_json::json!({
+            "id": format!("DSA-{}-1", 6000 + (i * 7) % 23),
+            "aliases": [format!("CVE-2024-{:04}", 1000 + i)],
+            "modified": "2030-01-01T00:00:00Z",
+            "published": osm_core::time::format_rfc3339(at(-((i % 5) * 100), 0)),
+            "affected": [{"package": {"ecosystem": "Debian:12", "name": pkg},
+                          "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.0-2"}]}]}],
+        });
+        if i == 7 {
+            doc.as_object_mut().unwrap().remove("published");
+        }
+        records.push(osv_doc(doc));
+        updates.push(update_of(
+            &pkg,
+            "1.0-1",
+            "1.0-2",
+            UpdateClassification::Bug,
+            &[],
+            &[],
+        ));
+    }
+    s.inventory_apply(&deb.id, &root, &full(vec![], updates), at(5, 0))
+        .await
+        .unwrap();
+    s.errata_import(&root, &records, at(10, 0)).await.unwrap();
+    let all = s
+        .erratum_list(&everywhere(&[&root]), &PageRequest::all())
+        .await
+        .unwrap()
+        .items;
+    let expected: BTreeSet<String> = all.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(expected.len(), 23);
+    check_paging(
+        async |req| s.erratum_list(&everywhere(&[&root]), &req).await.unwrap(),
+        |e, sort| match sort {
+            SortKey::TimeCreated => (
+                KeyValue::Micros(e.issued.map_or(0, osm_core::time::to_micros)),
+                e.id.clone(),
+            ),
+            SortKey::Name => (KeyValue::Text(e.name.clone()), e.id.clone()),
+        },
+        &expected,
+    )
+    .await;
+    check_paging(
+        async |req| s.instance_errata_list(&deb.id, None, &req).await.unwrap(),
+        |e, sort| match sort {
+            SortKey::TimeCreated => (
+                KeyValue::Micros(osm_core::time::to_micros(e.time_created)),
+                e.id.clone(),
+            ),
+            SortKey::Name => (KeyValue::Text(e.name.clone()), e.id.clone()),
+        },
+        &expected,
+    )
+    .await;
+    let one = s
+        .instance_errata_list(&deb.id, Some("DSA-6000-1"), &PageRequest::all())
+        .await
+        .unwrap();
+    assert_eq!(one.items.len(), 1);
+}
+
+// --- migration 0007 on a store that already holds updates --------------------------------
+
+/// A database at migration 0006 with an instance whose agent reported an update naming an
+/// advisory; migrating to 0007 keeps what the agent reported (`reported_*`) and lists the
+/// advisory among the instance's errata.
+async fn migration_0007_keeps_reported_updates(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, pg) = match backend {
+        Backend::Sqlite => (
+            format!("sqlite://{}", dir.path().join("osm.db").display()),
+            None,
+        ),
+        Backend::Postgres => {
+            let admin = pg_admin_url();
+            let name = format!("osm_test_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = pg_admin(&admin).await;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            (pg_url_with_db(&admin, &name), Some((admin, name)))
+        }
+    };
+    let folder = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(folder);
+    let mut migrator = sqlx::migrate::Migrator::new(path).await.unwrap();
+    migrator.migrations = std::borrow::Cow::Owned(
+        migrator
+            .migrations
+            .iter()
+            .filter(|m| m.version <= 6)
+            .cloned()
+            .collect(),
+    );
+    let rows = "INSERT INTO compartments (id, parent_id, name, description, lifecycle_state, time_created, freeform_tags, defined_tags, version) \
+                VALUES ('ocid1.tenancy.oc1..t', NULL, 'root', '', 'ACTIVE', 1, '{}', '{}', 1); \
+                INSERT INTO managed_instances (id, compartment_id, display_name, os_name, os_version, os_family, status, is_reboot_required, is_data_collection_authorized, security_updates, bug_updates, enhancement_updates, other_updates, time_created, version) \
+                VALUES ('ocid1.instance.oc1..m', 'ocid1.tenancy.oc1..t', 'old', 'Debian GNU/Linux', '12', 'LINUX', 'NORMAL', false, false, 0, 1, 0, 0, 1, 1); \
+                INSERT INTO instance_inventories (instance_id, revision, time_reported) VALUES ('ocid1.instance.oc1..m', 1, 1); \
+                INSERT INTO instance_updates (instance_id, item_key, name, architecture, installed_version, available_version, update_type, package_type, cves, advisories, revision, time_created) \
+                VALUES ('ocid1.instance.oc1..m', 'openssl amd64', 'openssl', 'amd64', '3.0.11-1~deb12u1', '3.0.11-1~deb12u2', 'BUG', NULL, '[\"CVE-2023-9999\"]', '[\"DLA-9-1\", \"DLA-9-2\"]', 1, 1); \
+                INSERT INTO errata (id, compartment_id, name, advisory_type, synopsis, issued, related_cves, time_created, time_updated) \
+                VALUES ('ocid1.osmserratum.oc1..e', 'ocid1.tenancy.oc1..t', 'DLA-9-1', 'BUG', NULL, NULL, '[]', 1, 1)";
+    match backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&format!("{url}?mode=rwc"))
+                .await
+                .unwrap();
+            migrator.run(&pool).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(rows))
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            migrator.run(&pool).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(rows))
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+    }
+    let store = osm_store::connect(&url)
+        .await
+        .expect("migrates to the latest version");
+    let mut req = PageRequest::all();
+    req.sort = SortKey::Name;
+    req.order = SortOrder::Asc;
+    let names: Vec<String> = store
+        .instance_errata_list("ocid1.instance.oc1..m", None, &req)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["DLA-9-1"], "DLA-9-2 has no catalogue entry");
+    // What the agent reported stays its own: a record fixing the update adds to it, and a
+    // withdrawal takes back exactly that.
+    let fix = osv(
+        "DSA-5900-1",
+        10,
+        "Debian:12",
+        "openssl",
+        "3.0.11-1~deb12u2",
+        &["CVE-2024-0001"],
+    );
+    let r = store
+        .errata_import("ocid1.tenancy.oc1..t", &[fix], at(20, 0))
+        .await
+        .unwrap();
+    assert_eq!(r.updates_changed, 1);
+    let u = &all_updates(&*store, "ocid1.instance.oc1..m").await[0].update;
+    assert_eq!(u.update_type, UpdateClassification::Security);
+    assert_eq!(u.cves, ["CVE-2023-9999", "CVE-2024-0001"]);
+    let mut doc = serde_json::json!({"id": "DSA-5900-1", "modified": "2030-01-01T00:10:00Z", "withdrawn": "2030-01-01T00:10:00Z"});
+    doc["affected"] = serde_json::from_str::<serde_json::Value>(
+        &osv(
+            "DSA-5900-1",
+            10,
+            "Debian:12",
+            "openssl",
+            "3.0.11-1~deb12u2",
+            &[],
+        )
+        .document,
+    )
+    .unwrap()["affected"]
+        .clone();
+    store
+        .errata_import("ocid1.tenancy.oc1..t", &[osv_doc(doc)], at(30, 0))
+        .await
+        .unwrap();
+    let u = &all_updates(&*store, "ocid1.instance.oc1..m").await[0].update;
+    assert_eq!(u.update_type, UpdateClassification::Bug);
+    assert_eq!(u.cves, ["CVE-2023-9999"]);
+    let advisories: Vec<&str> = u.advisories.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(advisories, ["DLA-9-1", "DLA-9-2"]);
+    drop(store);
+    if let Some((admin, name)) = pg
+        && let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await
+    {
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_0007_keeps_reported_updates_sqlite() {
+    migration_0007_keeps_reported_updates(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_0007_keeps_reported_updates_postgres() {
+    migration_0007_keeps_reported_updates(Backend::Postgres).await;
 }

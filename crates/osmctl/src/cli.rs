@@ -93,6 +93,9 @@ pub enum Command {
     /// Agent install keys (an osm extension)
     #[command(subcommand, visible_aliases = ["install-keys"])]
     InstallKey(InstallKeyCmd),
+    /// Errata: advisories agents report and imported OSV records, and the instances they apply to
+    #[command(subcommand, visible_aliases = ["erratum"])]
+    Errata(ErrataCmd),
     /// Print a shell completion script
     #[command(
         after_help = "Example:\n  osmctl completions bash > /etc/bash_completion.d/osmctl\n  osmctl completions zsh > \"${fpath[1]}/_osmctl\""
@@ -724,6 +727,52 @@ pub enum InstallKeyCmd {
     Revoke {
         #[arg(value_parser = parse::install_key_id)]
         id: String,
+    },
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errata
+
+#[derive(Debug, Subcommand)]
+pub enum ErrataCmd {
+    /// List errata (the whole catalogue, or those that apply to one instance); --sort-by
+    /// time-created orders by issue date
+    #[command(
+        after_help = "Examples:\n  osmctl errata list --advisory-name DSA-5678-1\n  osmctl errata list --issued-after 2024-01-01T00:00 --all -o json\n  osmctl errata list --instance ocid1.instance.oc1..aaaa"
+    )]
+    List {
+        #[command(flatten)]
+        compartment: InCompartment,
+        /// Only the errata that apply to this instance (its available updates fix them)
+        #[arg(long, value_parser = parse::instance_id, conflicts_with_all = ["erratum_id", "issued_after", "issued_before"])]
+        instance: Option<String>,
+        #[arg(long, value_parser = parse::erratum_id)]
+        erratum_id: Option<String>,
+        /// Exact advisory name
+        #[arg(long)]
+        advisory_name: Option<String>,
+        /// Issued at or after this time (RFC 3339, YYYY-MM-DDTHH:MM in UTC, or YYYY-MM-DD)
+        #[arg(long, value_name = "TIME", value_parser = parse::instant)]
+        issued_after: Option<jiff::Timestamp>,
+        /// Issued at or before this time
+        #[arg(long, value_name = "TIME", value_parser = parse::instant)]
+        issued_before: Option<jiff::Timestamp>,
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// Show an erratum: its CVEs, the instances it applies to, the packages that fix it
+    Get {
+        #[arg(value_parser = parse::erratum_id)]
+        id: String,
+    },
+    /// Import a directory of OSV advisory files (every *.json in it, one record each): all are
+    /// checked first and nothing is sent when one is bad; osmd applies them all or none
+    #[command(
+        after_help = "Example:\n  osmctl errata import ./debian-osv\n\nA bad file stops the import before anything is sent, with its position:\n  osmctl: ./debian-osv/DSA-5678-1.json:12:31: affected[0].ranges[0].events[1]: \"1.2 beta\" is not a valid Debian:12 version"
+    )]
+    Import {
+        /// Directory of OSV JSON files
+        dir: PathBuf,
     },
 }
 

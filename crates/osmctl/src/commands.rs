@@ -25,6 +25,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Job(c) => job(&api, out, c, prepared).await,
         Command::WorkRequest(c) => work_request(&api, out, c).await,
         Command::InstallKey(c) => install_key(&api, out, c).await,
+        Command::Errata(c) => errata(&api, out, c, prepared).await,
         Command::Completions { .. } => Ok(()),
     }
 }
@@ -122,6 +123,10 @@ fn prepare(command: &Command, now: Timestamp) -> Result<Prepared, Failure> {
                 ..Default::default()
             }
         }
+        Command::Errata(ErrataCmd::Import { dir }) => Prepared {
+            body: Some(json!({ "records": read_osv_dir(dir).map_err(usage)? })),
+            ..Default::default()
+        },
         Command::Job(JobCmd::Upcoming { before, .. }) => Prepared {
             time_end: Some(
                 parse::at(before, now, &jiff::tz::TimeZone::UTC)
@@ -766,6 +771,121 @@ async fn install_key(api: &Api, out: Output, cmd: InstallKeyCmd) -> Result<(), F
         InstallKeyCmd::Revoke { id } => {
             api.delete(&format!("{base}/{id}"), None).await?;
             done(out, format!("revoked {id}"));
+            Ok(())
+        }
+    }
+}
+
+/// Every `*.json` file of `dir`, in name order, each checked as one OSV record. The first bad
+/// one stops it: `FILE:LINE:COLUMN: what is wrong`.
+fn read_osv_dir(dir: &std::path::Path) -> Result<Vec<Value>, String> {
+    let unreadable =
+        |e: std::io::Error| format!("cannot read the directory {}: {e}", dir.display());
+    let mut files = vec![];
+    for entry in std::fs::read_dir(dir).map_err(unreadable)? {
+        let path = entry.map_err(unreadable)?.path();
+        if path.extension().is_some_and(|x| x == "json") && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(format!(
+            "{} holds no *.json file; give a directory of OSV records",
+            dir.display()
+        ));
+    }
+    let mut ids = vec![];
+    let mut records = vec![];
+    for path in &files {
+        let shown = path.display().to_string();
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("{shown}: cannot read it: {e}"))?;
+        let advisory = osm_core::osv::parse(&text).map_err(|e| e.in_file(&shown))?;
+        ids.push(advisory.id);
+        records.push(serde_json::from_str::<Value>(&text).map_err(|e| format!("{shown}: {e}"))?);
+    }
+    osm_core::errata::check_batch(ids.iter().map(String::as_str)).map_err(|(i, _)| {
+        let first = ids.iter().position(|id| *id == ids[i]).unwrap_or(0);
+        format!(
+            "{}:1:1: the id {:?} is also the id of {}; keep one file per record",
+            files[i].display(),
+            ids[i],
+            files[first].display()
+        )
+    })?;
+    Ok(records)
+}
+
+async fn errata(api: &Api, out: Output, cmd: ErrataCmd, prepared: Prepared) -> Result<(), Failure> {
+    match cmd {
+        ErrataCmd::List {
+            compartment,
+            instance,
+            erratum_id,
+            advisory_name,
+            issued_after,
+            issued_before,
+            paging,
+        } => {
+            let mut q = Query::new();
+            let rows = if let Some(id) = instance {
+                q.opt("compartmentId", compartment.compartment_id)
+                    .opt("displayName", advisory_name);
+                let path = format!("{OSMS}/managedInstances/{id}/errata");
+                api.list(&path, q, &paging, "DISPLAYNAME").await?
+            } else {
+                q.set("compartmentId", compartment_or_tenancy(api, &compartment))
+                    .opt("erratumId", erratum_id)
+                    .opt("advisoryName", advisory_name)
+                    .opt(
+                        "timeIssueDateStart",
+                        issued_after.map(osm_core::time::format_rfc3339),
+                    )
+                    .opt(
+                        "timeIssueDateEnd",
+                        issued_before.map(osm_core::time::format_rfc3339),
+                    )
+                    .opt(
+                        "sortBy",
+                        paging.sort_by.map(|s| match s {
+                            SortBy::TimeCreated => "ISSUEDATE",
+                            SortBy::Name => "ADVISORYNAME",
+                        }),
+                    );
+                let paging = Paging {
+                    sort_by: None,
+                    ..paging
+                };
+                api.list(&format!("{OSMS}/errata"), q, &paging, "ADVISORYNAME")
+                    .await?
+            };
+            output::list(out, Kind::Erratum, &rows)
+        }
+        ErrataCmd::Get { id } => {
+            output::object(out, &api.get(&format!("{OSMS}/errata/{id}")).await?.body)
+        }
+        ErrataCmd::Import { dir } => {
+            let body = prepared.body.expect("prepared");
+            let resp = api.post("/osm/v1/errata/import", Some(&body)).await?;
+            if out == Output::Json {
+                return output::object(out, &resp.body);
+            }
+            let s: Value = serde_json::from_slice(&resp.body).map_err(|e| {
+                Failure::Connection(format!("the import answered malformed JSON: {e}"))
+            })?;
+            let n = |k: &str| s[k].as_u64().unwrap_or(0);
+            println!(
+                "imported {} OSV records from {}: {} new, {} updated, {} unchanged, {} older than osm's (kept osm's); {} updates on {} instances changed",
+                n("records"),
+                dir.display(),
+                n("created"),
+                n("updated"),
+                n("unchanged"),
+                n("stale"),
+                n("updatesChanged"),
+                n("instancesChanged")
+            );
             Ok(())
         }
     }

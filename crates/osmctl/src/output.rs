@@ -20,6 +20,7 @@ pub enum Kind {
     Log,
     Error,
     InstallKey,
+    Erratum,
 }
 
 impl Kind {
@@ -72,6 +73,14 @@ impl Kind {
                 ("TIME", "timestamp"),
                 ("CODE", "code"),
                 ("MESSAGE", "message"),
+            ],
+            Kind::Erratum => &[
+                ("NAME", "name"),
+                ("TYPE", "advisoryType"),
+                ("ISSUED", "issued"),
+                ("CVES", "*cves"),
+                ("SYNOPSIS", "synopsis"),
+                ("ID", "id"),
             ],
             Kind::InstallKey => &[
                 ("NAME", "displayName"),
@@ -169,6 +178,19 @@ fn cell(row: &Value, field: &str) -> String {
                 "-".into()
             } else {
                 all.join(", ")
+            }
+        }
+        "*cves" => {
+            let cves: Vec<&str> = row["relatedCves"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            if cves.is_empty() {
+                "-".into()
+            } else {
+                cves.join(", ")
             }
         }
         "*percent" => match row["percentComplete"].as_f64() {

@@ -109,6 +109,28 @@ pub fn at(text: &str, now: Timestamp, zone: &TimeZone) -> Result<Timestamp, Stri
     Ok(when)
 }
 
+/// A point in time, past or future (`--issued-after`): an RFC 3339 instant, a date and time in
+/// UTC (`2024-01-02T03:04`, `2024-01-02 03:04:05`) or a date (`2024-01-02`, its midnight UTC).
+pub fn instant(text: &str) -> Result<Timestamp, String> {
+    let s = text.trim();
+    if let Ok(t) = s.parse::<Timestamp>() {
+        return Ok(t);
+    }
+    let local = s.replacen(' ', "T", 1).parse::<DateTime>().or_else(|_| {
+        s.parse::<jiff::civil::Date>()
+            .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
+    });
+    local
+        .ok()
+        .and_then(|dt| TimeZone::UTC.to_ambiguous_timestamp(dt).compatible().ok())
+        .ok_or_else(|| {
+            format!(
+                "{text:?} is not a time: give an RFC 3339 time (2024-01-02T03:04:05Z), a UTC date \
+                 and time (2024-01-02T03:04) or a date (2024-01-02)"
+            )
+        })
+}
+
 /// A plain duration for waiting (`--timeout 10m`, `--interval 2s`).
 pub fn duration(text: &str) -> Result<std::time::Duration, String> {
     let bad = || format!("{text:?} is not a duration such as 500ms, 2s, 10m or 1h");
@@ -153,6 +175,10 @@ pub fn work_request_id(v: &str) -> Result<String, String> {
     ocid_of(v, &["osmsworkrequest"], "work request")
 }
 
+pub fn erratum_id(v: &str) -> Result<String, String> {
+    ocid_of(v, &["osmserratum"], "erratum")
+}
+
 pub fn install_key_id(v: &str) -> Result<String, String> {
     ocid_of(v, &["osmsinstallkey"], "install key")
 }
@@ -171,6 +197,23 @@ mod tests {
 
     fn t(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn instants_may_be_in_the_past() {
+        let t = |s: &str| instant(s).map(osm_core::time::format_rfc3339);
+        assert_eq!(
+            t("2024-01-02T03:04:05Z").unwrap(),
+            "2024-01-02T03:04:05.000Z"
+        );
+        assert_eq!(
+            t("2024-01-02T03:04:05+02:00").unwrap(),
+            "2024-01-02T01:04:05.000Z"
+        );
+        assert_eq!(t("2024-01-02 03:04").unwrap(), "2024-01-02T03:04:00.000Z");
+        assert_eq!(t("2024-01-02").unwrap(), "2024-01-02T00:00:00.000Z");
+        assert!(t("soon").unwrap_err().contains("is not a time"));
+        assert!(t("2024-13-01").is_err());
     }
 
     #[test]

@@ -40,6 +40,11 @@ pub struct Settings {
     /// How long, in seconds, a claimed work request stays with its agent without a heartbeat
     /// before it fails with `LeaseExpired`.
     pub lease_secs: u64,
+    /// A directory of OSV advisory files (`*.json`) imported at every start, all or none (see
+    /// docs/errata.md); a bad file stops the start.
+    pub errata_dir: Option<PathBuf>,
+    /// Largest body of an errata import (`POST /osm/v1/errata/import`), in bytes.
+    pub errata_max_body_bytes: usize,
 }
 
 impl Default for Settings {
@@ -56,6 +61,8 @@ impl Default for Settings {
             catch_up_secs: 3600,
             retention_days: 14,
             lease_secs: 120,
+            errata_dir: None,
+            errata_max_body_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -148,6 +155,11 @@ mod tests {
             jail.set_env("OSM_LEASE_SECS", "15");
             let short = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
             assert_eq!(short.lease_secs, 15);
+            jail.set_env("OSM_ERRATA_DIR", "/srv/osv");
+            let errata = Settings::load(None, &Overrides::default()).map_err(|e| *e)?;
+            assert_eq!(errata.errata_dir, Some(PathBuf::from("/srv/osv")));
+            assert_eq!(d.errata_dir, None);
+            assert_eq!(d.errata_max_body_bytes, 64 * 1024 * 1024);
             jail.set_env("OSM_LEASE_SECS", "0");
             assert!(Settings::load(None, &Overrides::default()).is_err());
             Ok(())

@@ -104,6 +104,26 @@ pub async fn start_with_store(settings: Settings, store: Arc<dyn Store>) -> anyh
     let outcome = bootstrap::ensure(store.as_ref(), &settings.data_dir, addr)
         .await
         .context("bootstrapping the store")?;
+    if let Some(dir) = &settings.errata_dir {
+        let summary = app::errata::import_dir(store.as_ref(), &outcome.tenancy_id, dir)
+            .await
+            .with_context(|| {
+                format!(
+                    "importing the OSV advisories of errata_dir {} (fix or remove the file named, or unset errata_dir / OSM_ERRATA_DIR)",
+                    dir.display()
+                )
+            })?;
+        tracing::info!(
+            dir = %dir.display(),
+            records = summary.records,
+            created = summary.created,
+            updated = summary.updated,
+            unchanged = summary.unchanged,
+            stale = summary.stale,
+            updates_changed = summary.updates_changed,
+            "imported the OSV advisories of errata_dir"
+        );
+    }
     let metrics = telemetry::metrics_handle();
     let app = Arc::new(
         app::App::new(

@@ -1,7 +1,9 @@
 //! osmctl end to end: the built binary against a real osmd (both store backends) and hosts
 //! simulated by the real `osm-sim`.
 
+#[macro_use]
 mod support;
+mod errata;
 
 use std::time::Duration;
 

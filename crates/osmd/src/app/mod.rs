@@ -6,6 +6,7 @@ pub mod actions;
 pub mod agents;
 pub mod compartments;
 mod dispatch;
+pub mod errata;
 mod groups;
 pub mod instances;
 pub mod packages;

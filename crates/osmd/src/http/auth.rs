@@ -82,7 +82,11 @@ async fn verify(state: &AppState, req: Request) -> Result<Request, ApiError> {
     )
     .map_err(|e| ApiError::not_authenticated(e.to_string()))?;
 
-    let limit = state.settings.max_body_bytes;
+    let limit = if parts.uri.path() == super::errata::IMPORT_PATH {
+        state.settings.errata_max_body_bytes
+    } else {
+        state.settings.max_body_bytes
+    };
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)

@@ -5,6 +5,7 @@
 mod actions;
 pub mod agent;
 pub mod auth;
+pub mod errata;
 pub mod error;
 pub mod extract;
 mod groups;
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(actions::routes())
         .merge(agent::routes(state.clone()))
+        .merge(errata::routes())
         .merge(identity::routes())
         .merge(groups::routes())
         .merge(instances::routes())

@@ -56,6 +56,24 @@ pub async fn fresh_pg_database() -> (String, String) {
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// [`spawn_app`] with settings changed by `tweak` (which may also fill the data directory).
+pub async fn spawn_app_with(
+    backend: Backend,
+    tweak: impl FnOnce(&mut osmd::config::Settings),
+) -> TestApp {
+    try_spawn_app_with(backend, tweak)
+        .await
+        .expect("osmd starts")
+}
+
+/// The same, answering why osmd refused to start.
+pub async fn try_spawn_app_with(
+    backend: Backend,
+    tweak: impl FnOnce(&mut osmd::config::Settings),
+) -> anyhow::Result<TestApp> {
     let dir = tempfile::tempdir().unwrap();
     let (db, pg_db) = match backend {
         Backend::Sqlite => (
@@ -67,19 +85,28 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
             (url, Some(name))
         }
     };
-    let settings = osmd::config::Settings {
+    let mut settings = osmd::config::Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.path().to_path_buf(),
         db: Some(db),
         max_body_bytes: 64 * 1024,
         ..Default::default()
     };
-    let server = osmd::start(settings).await.expect("osmd starts");
+    tweak(&mut settings);
+    let server = match osmd::start(settings).await {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(name) = pg_db {
+                drop_pg_database(name);
+            }
+            return Err(e);
+        }
+    };
     assert!(server.bootstrapped);
     let config = OciConfig::load(&server.admin_config(), "DEFAULT").expect("admin config loads");
     let base = format!("https://{}", server.addr);
     let client = Client::from_config(&config, Some(&server.ca_file()), None).expect("client");
-    TestApp {
+    Ok(TestApp {
         tenancy: server.tenancy_id.clone(),
         store: server.store.clone(),
         server: Some(server),
@@ -88,7 +115,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         dir,
         config,
         pg_db,
-    }
+    })
 }
 
 impl TestApp {
@@ -192,30 +219,32 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(name) = self.pg_db.take() {
-            // Best effort: the database is throw-away either way.
-            let admin = pg_admin_url();
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    use sqlx::Connection;
-                    if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                        let _ = sqlx::Executor::execute(
-                            &mut c,
-                            sqlx::AssertSqlSafe(format!(
-                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                            )),
-                        )
-                        .await;
-                    }
-                });
-            })
-            .join()
-            .ok();
+            drop_pg_database(name);
         }
     }
+}
+
+/// Drops a test database (best effort: it is throw-away either way).
+fn drop_pg_database(name: String) {
+    let admin = pg_admin_url();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use sqlx::Connection;
+            if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                let _ = sqlx::Executor::execute(
+                    &mut c,
+                    sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")),
+                )
+                .await;
+            }
+        });
+    })
+    .join()
+    .ok();
 }
 
 /// Expands each `async fn name(backend: Backend)` test body into one test per backend.

@@ -7,6 +7,7 @@ mod actions;
 mod agent_protocol;
 mod bad_input;
 mod crash;
+mod errata;
 mod groups;
 mod identity;
 mod instances;
