@@ -24,6 +24,7 @@ use osm_core::*;
 mod common;
 pub mod inventory;
 pub mod postgres;
+pub mod report;
 mod rows;
 pub mod sqlite;
 
@@ -58,6 +59,7 @@ pub enum CompletionRefused {
 }
 
 pub use inventory::{InventoryStore, PackageList, WindowsUpdateFilter};
+pub use report::{ComplianceScope, ReportStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -149,9 +151,10 @@ pub struct WorkRequestFilter {
 }
 
 /// The persistence interface of osmd. Method names are resource-first. The package inventory
-/// part is [`InventoryStore`] (in `inventory.rs`).
+/// part is [`InventoryStore`] (in `inventory.rs`), the compliance report's reads
+/// [`ReportStore`] (in `report.rs`).
 #[async_trait]
-pub trait Store: InventoryStore + Send + Sync + 'static {
+pub trait Store: InventoryStore + ReportStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// A cheap round trip (health checks).

@@ -52,3 +52,10 @@ crate::common::impl_store!(
 );
 
 crate::inventory::impl_inventory_store!(PgStore, sqlx::Postgres, "postgres", " FOR UPDATE");
+
+// One snapshot for the report's statements.
+crate::report::impl_report_store!(
+    PgStore,
+    sqlx::Postgres,
+    "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+);

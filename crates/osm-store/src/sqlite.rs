@@ -156,3 +156,5 @@ crate::common::impl_store!(
 );
 
 crate::inventory::impl_inventory_store!(SqliteStore, sqlx::Sqlite, "sqlite", "");
+
+crate::report::impl_report_store!(SqliteStore, sqlx::Sqlite, "BEGIN");
