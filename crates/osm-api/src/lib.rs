@@ -5,9 +5,11 @@
 //! Each type derives an OpenAPI schema ([`schemas`]).
 
 pub mod packages;
+pub mod report;
 pub mod time;
 
 pub use packages::*;
+pub use report::*;
 
 use std::collections::BTreeMap;
 
@@ -814,7 +816,13 @@ pub fn schemas() -> Vec<(
         AvailableWindowsUpdateSummary,
         InstalledWindowsUpdateSummary,
         WindowsUpdateSummary,
-        WindowsUpdate
+        WindowsUpdate,
+        ComplianceReport,
+        ComplianceReportScope,
+        ComplianceReportFilters,
+        ComplianceSummary,
+        InstanceCompliance,
+        ComplianceUpdate
     );
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out.dedup_by(|a, b| a.0 == b.0);

@@ -8,6 +8,7 @@ pub mod compartments;
 mod groups;
 pub mod instances;
 pub mod packages;
+pub mod report;
 mod retry;
 mod scheduled_jobs;
 mod work_requests;
