@@ -206,7 +206,10 @@ pub fn build(
         std::collections::HashMap::new();
     for u in rows.updates {
         if filter.counts(&u) {
-            by_instance.entry(u.instance_id.clone()).or_default().push(u);
+            by_instance
+                .entry(u.instance_id.clone())
+                .or_default()
+                .push(u);
         }
     }
     let mut all_cves: BTreeSet<String> = BTreeSet::new();
@@ -290,7 +293,12 @@ mod tests {
         }
     }
 
-    fn update(instance: &str, name: &str, class: UpdateClassification, cves: &[&str]) -> PendingUpdate {
+    fn update(
+        instance: &str,
+        name: &str,
+        class: UpdateClassification,
+        cves: &[&str],
+    ) -> PendingUpdate {
         PendingUpdate {
             instance_id: instance.into(),
             source: UpdateSource::Package,
@@ -323,7 +331,12 @@ mod tests {
                 row("i4", "app-1", Some(at(-7200))),
             ],
             updates: vec![
-                update("i1", "openssl", Security, &["CVE-2024-0001", "CVE-2024-0002"]),
+                update(
+                    "i1",
+                    "openssl",
+                    Security,
+                    &["CVE-2024-0001", "CVE-2024-0002"],
+                ),
                 update("i1", "curl", Bug, &[]),
                 update("i2", "openssl", Security, &["CVE-2024-0001"]),
                 update("i2", "zlib", Security, &["CVE-2024-0009"]),
@@ -342,7 +355,10 @@ mod tests {
         assert_eq!(r.instances[0].missing, 2);
         assert_eq!(r.instances[0].cves, ["CVE-2024-0001", "CVE-2024-0009"]);
         assert!(r.instances[0].updates.is_empty(), "no details asked");
-        assert_eq!(r.instances[1].inventory_age, Some(SignedDuration::from_secs(3600)));
+        assert_eq!(
+            r.instances[1].inventory_age,
+            Some(SignedDuration::from_secs(3600))
+        );
         assert_eq!(r.instances[3].inventory_age, None);
         assert_eq!(
             r.summary,
@@ -378,7 +394,12 @@ mod tests {
             severity: UpdateClassification::Other,
             ..Default::default()
         };
-        assert_eq!(build(rows(), scope(), &other, at(0)).summary.updates_missing, 6);
+        assert_eq!(
+            build(rows(), scope(), &other, at(0))
+                .summary
+                .updates_missing,
+            6
+        );
     }
 
     #[test]
@@ -393,12 +414,20 @@ mod tests {
         assert_eq!(r.instances[0].instance.id, "i2");
         assert_eq!(r.instances[0].updates.len(), 1);
         assert_eq!(r.instances[0].updates[0].name, "zlib");
-        assert_eq!(r.summary.instances_scanned, 4, "every instance is still scanned");
+        assert_eq!(
+            r.summary.instances_scanned, 4,
+            "every instance is still scanned"
+        );
     }
 
     #[test]
     fn empty_scope() {
-        let r = build(ComplianceRows::default(), scope(), &ComplianceFilter::default(), at(0));
+        let r = build(
+            ComplianceRows::default(),
+            scope(),
+            &ComplianceFilter::default(),
+            at(0),
+        );
         assert_eq!(r.summary.instances_scanned, 0);
         assert_eq!(r.summary.oldest_inventory, None);
         assert!(r.instances.is_empty());
@@ -408,11 +437,21 @@ mod tests {
     fn severity_classes_and_cve_ids() {
         use UpdateClassification::*;
         assert_eq!(classes_at_or_above(Security), [Security]);
-        assert_eq!(classes_at_or_above(Enhancement), [Security, Bug, Enhancement]);
+        assert_eq!(
+            classes_at_or_above(Enhancement),
+            [Security, Bug, Enhancement]
+        );
         assert_eq!(classes_at_or_above(Other).len(), 4);
         assert_eq!(check_cve("cve-2024-3094").unwrap(), "CVE-2024-3094");
         assert_eq!(check_cve("CVE-2021-1234567").unwrap(), "CVE-2021-1234567");
-        for bad in ["", "CVE-24-1234", "CVE-2024-123", "DSA-5678-1", "CVE-2024-12a4", "CVE-2024"] {
+        for bad in [
+            "",
+            "CVE-24-1234",
+            "CVE-2024-123",
+            "DSA-5678-1",
+            "CVE-2024-12a4",
+            "CVE-2024",
+        ] {
             let e = check_cve(bad).unwrap_err();
             assert!(e.contains("CVE-2024-3094"), "{e}");
         }

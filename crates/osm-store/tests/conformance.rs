@@ -3950,7 +3950,12 @@ async fn compliance_counts_and_pending_updates(db: Db) {
                 &["CVE-2024-0727", "CVE-2023-5678"],
                 &["DSA-5678-1"],
             ),
-            pkg_update("zlib1g", UpdateClassification::Security, &["CVE-2023-45853"], &[]),
+            pkg_update(
+                "zlib1g",
+                UpdateClassification::Security,
+                &["CVE-2023-45853"],
+                &[],
+            ),
             pkg_update("libc6", UpdateClassification::Bug, &[], &[]),
             pkg_update("vim", UpdateClassification::Enhancement, &[], &[]),
             pkg_update("tzdata", UpdateClassification::Other, &[], &[]),
@@ -3969,9 +3974,27 @@ async fn compliance_counts_and_pending_updates(db: Db) {
         .unwrap();
     let upload = InventoryUpload::Full(FullInventory {
         windows_updates: vec![
-            win_update("aaaa-1", "Security Update KB1", UpdateClassification::Security, false, None),
-            win_update("bbbb-2", "Old Security KB2", UpdateClassification::Security, true, None),
-            win_update("cccc-3", "Bug Fix KB3", UpdateClassification::Bug, false, None),
+            win_update(
+                "aaaa-1",
+                "Security Update KB1",
+                UpdateClassification::Security,
+                false,
+                None,
+            ),
+            win_update(
+                "bbbb-2",
+                "Old Security KB2",
+                UpdateClassification::Security,
+                true,
+                None,
+            ),
+            win_update(
+                "cccc-3",
+                "Bug Fix KB3",
+                UpdateClassification::Bug,
+                false,
+                None,
+            ),
         ],
         ..Default::default()
     });
@@ -4013,11 +4036,7 @@ async fn compliance_counts_and_pending_updates(db: Db) {
     );
     assert!(pending_of(&rows, &patched.id).is_empty());
     assert_eq!(pending_of(&rows, &win.id), ["SECURITY:aaaa-1"]);
-    let openssl = rows
-        .updates
-        .iter()
-        .find(|u| u.name == "openssl")
-        .unwrap();
+    let openssl = rows.updates.iter().find(|u| u.name == "openssl").unwrap();
     assert_eq!(
         openssl,
         &PendingUpdate {
@@ -4050,7 +4069,10 @@ async fn compliance_counts_and_pending_updates(db: Db) {
         ["BUG:libc6", "SECURITY:openssl", "SECURITY:zlib1g"]
     );
     assert_eq!(pending_of(&wider, &patched.id), ["BUG:libc6"]);
-    assert_eq!(pending_of(&wider, &win.id), ["BUG:cccc-3", "SECURITY:aaaa-1"]);
+    assert_eq!(
+        pending_of(&wider, &win.id),
+        ["BUG:cccc-3", "SECURITY:aaaa-1"]
+    );
     let counts_only = s.compliance_rows(&scope, &[]).await.unwrap();
     assert!(counts_only.updates.is_empty());
     assert_eq!(row_of(&counts_only, &vulnerable.id).pending.security, 2);
@@ -4095,17 +4117,31 @@ async fn compliance_scopes(db: Db) {
     s.managed_instance_insert_many(&[top.clone(), deep.clone(), away.clone()])
         .await
         .unwrap();
-    for (mi, cve) in [(&top, "CVE-2024-0001"), (&deep, "CVE-2024-0002"), (&away, "CVE-2024-0003")] {
+    for (mi, cve) in [
+        (&top, "CVE-2024-0001"),
+        (&deep, "CVE-2024-0002"),
+        (&away, "CVE-2024-0003"),
+    ] {
         let upload = full(
             vec![],
-            vec![pkg_update("openssl", UpdateClassification::Security, &[cve], &[])],
+            vec![pkg_update(
+                "openssl",
+                UpdateClassification::Security,
+                &[cve],
+                &[],
+            )],
         );
         s.inventory_apply(&mi.id, &root, &upload, at(10, 0))
             .await
             .unwrap();
     }
     let ids = |rows: &osm_core::report::ComplianceRows| {
-        sorted(rows.instances.iter().map(|i| i.display_name.clone()).collect())
+        sorted(
+            rows.instances
+                .iter()
+                .map(|i| i.display_name.clone())
+                .collect(),
+        )
     };
     let cves = |rows: &osm_core::report::ComplianceRows| {
         sorted(rows.updates.iter().flat_map(|u| u.cves.clone()).collect())
@@ -4113,7 +4149,10 @@ async fn compliance_scopes(db: Db) {
 
     // A compartment alone: not what lies below it.
     let rows = s
-        .compliance_rows(&ComplianceScope::Compartments(vec![team.clone()]), SECURITY_ONLY)
+        .compliance_rows(
+            &ComplianceScope::Compartments(vec![team.clone()]),
+            SECURITY_ONLY,
+        )
         .await
         .unwrap();
     assert_eq!(ids(&rows), ["top"]);
@@ -4171,7 +4210,10 @@ async fn compliance_scopes(db: Db) {
         )
         .await
         .unwrap();
-    assert!(rows.instances.is_empty(), "an unknown group has no instances");
+    assert!(
+        rows.instances.is_empty(),
+        "an unknown group has no instances"
+    );
 }
 
 async fn compliance_without_inventory(db: Db) {
@@ -4191,7 +4233,10 @@ async fn compliance_without_inventory(db: Db) {
         .await
         .unwrap();
     let rows = s
-        .compliance_rows(&ComplianceScope::Compartments(vec![c.clone()]), SECURITY_ONLY)
+        .compliance_rows(
+            &ComplianceScope::Compartments(vec![c.clone()]),
+            SECURITY_ONLY,
+        )
         .await
         .unwrap();
     assert_eq!(rows.instances.len(), 2);

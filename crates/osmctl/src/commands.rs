@@ -25,6 +25,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Job(c) => job(&api, out, c, prepared).await,
         Command::WorkRequest(c) => work_request(&api, out, c).await,
         Command::InstallKey(c) => install_key(&api, out, c).await,
+        Command::Report(c) => crate::report::run(&api, out, c).await,
         Command::Completions { .. } => Ok(()),
     }
 }

@@ -155,7 +155,11 @@ async fn report_scopes_filters_and_figures(b: Backend) {
     assert_eq!(r["scope"]["compartmentId"], team.as_str());
     assert_eq!(r["scope"]["compartmentIdInSubtree"], false);
     assert_eq!(r["scope"]["compartmentCount"], 1);
-    let r = report(&app, &format!("compartmentId={team}&compartmentIdInSubtree=true")).await;
+    let r = report(
+        &app,
+        &format!("compartmentId={team}&compartmentIdInSubtree=true"),
+    )
+    .await;
     assert_eq!(names(&r), ["clean", "db", "silent", "web"]);
     assert_eq!(r["scope"]["compartmentCount"], 2);
     assert_eq!(r["filters"]["severity"], "SECURITY");
@@ -240,13 +244,18 @@ async fn report_scopes_filters_and_figures(b: Backend) {
     assert_eq!(r["summary"]["missingUpdates"], 5);
     assert_eq!(r["summary"]["missingSecurityUpdates"], 3);
     let w = by_name(&r, "web")["updates"].as_array().unwrap().clone();
-    let kinds: Vec<&str> = w.iter().map(|u| u["updateType"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = w
+        .iter()
+        .map(|u| u["updateType"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["SECURITY", "SECURITY", "BUG"]);
 
     // CVE filter (any case in, upper case out).
     let r = report(
         &app,
-        &format!("compartmentId={team}&compartmentIdInSubtree=true&cve=cve-2023-45853,CVE-2099-0001"),
+        &format!(
+            "compartmentId={team}&compartmentIdInSubtree=true&cve=cve-2023-45853,CVE-2099-0001"
+        ),
     )
     .await;
     assert_eq!(
@@ -259,7 +268,11 @@ async fn report_scopes_filters_and_figures(b: Backend) {
     assert_eq!(r["summary"]["instancesScanned"], 4);
 
     // The tenancy's whole tree, and a group.
-    let r = report(&app, &format!("compartmentId={t}&compartmentIdInSubtree=true")).await;
+    let r = report(
+        &app,
+        &format!("compartmentId={t}&compartmentIdInSubtree=true"),
+    )
+    .await;
     assert_eq!(r["summary"]["instancesScanned"], 5);
     assert_eq!(r["summary"]["instancesMissingUpdates"], 3);
     assert_eq!(r["scope"]["compartmentCount"], 4);
@@ -337,8 +350,20 @@ async fn report_reach_is_limited_to_grants(b: Backend) {
     let team = app.compartment(&t, "team").await;
     let inner = app.compartment(&team, "inner").await;
     let secret = app.compartment(&t, "secret").await;
-    let mine = host(&app, &inner, "mine", Some(vec![update("a", Security, &["CVE-2024-0001"])])).await;
-    let hidden = host(&app, &secret, "hidden", Some(vec![update("b", Security, &["CVE-2024-0002"])])).await;
+    let mine = host(
+        &app,
+        &inner,
+        "mine",
+        Some(vec![update("a", Security, &["CVE-2024-0001"])]),
+    )
+    .await;
+    let hidden = host(
+        &app,
+        &secret,
+        "hidden",
+        Some(vec![update("b", Security, &["CVE-2024-0002"])]),
+    )
+    .await;
     let team_group = app.group(&team, "mixed").await;
     let secret_group = app.group(&secret, "secret").await;
     for mi in [&mine, &hidden] {
@@ -365,8 +390,10 @@ async fn report_reach_is_limited_to_grants(b: Backend) {
     // Out of reach looks like not found: the tenancy, a sibling, an unknown compartment.
     for c in [&t, &secret, &new_ocid(ResourceKind::Compartment)] {
         for subtree in ["true", "false"] {
-            let (status, body) =
-                get(format!("compartmentId={c}&compartmentIdInSubtree={subtree}")).await;
+            let (status, body) = get(format!(
+                "compartmentId={c}&compartmentIdInSubtree={subtree}"
+            ))
+            .await;
             assert_eq!(status, 404, "{c}: {body}");
             assert_eq!(body["code"], "NotAuthorizedOrNotFound");
         }
@@ -386,7 +413,10 @@ async fn report_reach_is_limited_to_grants(b: Backend) {
     assert_eq!(names(&r), ["hidden", "mine"]);
     // A deleted group is gone.
     let r = app
-        .delete(&format!("/20190801/managedInstanceGroups/{secret_group}"), None)
+        .delete(
+            &format!("/20190801/managedInstanceGroups/{secret_group}"),
+            None,
+        )
         .await;
     assert!(r.status < 300, "{}", r.text());
     let r = app
@@ -410,7 +440,13 @@ async fn report_bad_input_changes_nothing(b: Backend) {
     let app = spawn_app(b).await;
     let t = app.tenancy.clone();
     let c = app.compartment(&t, "c").await;
-    host(&app, &c, "web", Some(vec![update("openssl", Security, &["CVE-2024-0727"])])).await;
+    host(
+        &app,
+        &c,
+        "web",
+        Some(vec![update("openssl", Security, &["CVE-2024-0727"])]),
+    )
+    .await;
     let win = instance(&c, "win", OsFamily::Windows);
     app.store.managed_instance_insert(&win).await.unwrap();
     let upload = InventoryUpload::Full(FullInventory {
@@ -432,29 +468,92 @@ async fn report_bad_input_changes_nothing(b: Backend) {
         .await
         .unwrap();
     let g = app.group(&c, "g").await;
-    let before = stable(report(&app, &format!("compartmentId={t}&compartmentIdInSubtree=true&details=true")).await);
+    let before = stable(
+        report(
+            &app,
+            &format!("compartmentId={t}&compartmentIdInSubtree=true&details=true"),
+        )
+        .await,
+    );
     // A Windows instance's pending security update is reported with its title.
     let w = by_name(&before, "win");
     assert_eq!(w["missingUpdates"], 1);
     assert_eq!(w["updates"][0]["kind"], "WINDOWS_UPDATE");
-    assert_eq!(w["updates"][0]["displayName"], "2024-02 Cumulative Update (KB5034441)");
+    assert_eq!(
+        w["updates"][0]["displayName"],
+        "2024-02 Cumulative Update (KB5034441)"
+    );
 
-    let cves: Vec<String> = (0..101).map(|n| format!("CVE-2024-{:04}", 1000 + n)).collect();
+    let cves: Vec<String> = (0..101)
+        .map(|n| format!("CVE-2024-{:04}", 1000 + n))
+        .collect();
     let cases: Vec<(String, &str, &str)> = vec![
         (String::new(), "MissingParameter", "compartmentId"),
-        (format!("compartmentId={c}&managedInstanceGroupId={g}"), "InvalidParameter", "not both"),
-        (format!("managedInstanceGroupId={g}&compartmentIdInSubtree=true"), "InvalidParameter", "compartmentIdInSubtree"),
-        ("compartmentId=nope".into(), "InvalidParameter", "compartmentId"),
-        ("managedInstanceGroupId=nope".into(), "InvalidParameter", "managedInstanceGroupId"),
-        (format!("compartmentId={c}&compartmentIdInSubtree=yes"), "InvalidParameter", "true or false"),
-        (format!("compartmentId={c}&details=1"), "InvalidParameter", "details"),
-        (format!("compartmentId={c}&severity=CRITICAL"), "InvalidParameter", "SECURITY, BUG, ENHANCEMENT or OTHER"),
-        (format!("compartmentId={c}&severity=security"), "InvalidParameter", "SECURITY"),
-        (format!("compartmentId={c}&cve=DSA-5678-1"), "InvalidParameter", "CVE-2024-3094"),
-        (format!("compartmentId={c}&cve="), "InvalidParameter", "not a CVE id"),
-        (format!("compartmentId={c}&cve=CVE-2024-0727,,CVE-2024-1"), "InvalidParameter", "not a CVE id"),
-        (format!("compartmentId={c}&cve={}", cves.join(",")), "InvalidParameter", "at most 100"),
-        (format!("compartmentId={c}&cve=CVE-2024-0727&cve=CVE-2024-0728"), "InvalidParameter", "more than once"),
+        (
+            format!("compartmentId={c}&managedInstanceGroupId={g}"),
+            "InvalidParameter",
+            "not both",
+        ),
+        (
+            format!("managedInstanceGroupId={g}&compartmentIdInSubtree=true"),
+            "InvalidParameter",
+            "compartmentIdInSubtree",
+        ),
+        (
+            "compartmentId=nope".into(),
+            "InvalidParameter",
+            "compartmentId",
+        ),
+        (
+            "managedInstanceGroupId=nope".into(),
+            "InvalidParameter",
+            "managedInstanceGroupId",
+        ),
+        (
+            format!("compartmentId={c}&compartmentIdInSubtree=yes"),
+            "InvalidParameter",
+            "true or false",
+        ),
+        (
+            format!("compartmentId={c}&details=1"),
+            "InvalidParameter",
+            "details",
+        ),
+        (
+            format!("compartmentId={c}&severity=CRITICAL"),
+            "InvalidParameter",
+            "SECURITY, BUG, ENHANCEMENT or OTHER",
+        ),
+        (
+            format!("compartmentId={c}&severity=security"),
+            "InvalidParameter",
+            "SECURITY",
+        ),
+        (
+            format!("compartmentId={c}&cve=DSA-5678-1"),
+            "InvalidParameter",
+            "CVE-2024-3094",
+        ),
+        (
+            format!("compartmentId={c}&cve="),
+            "InvalidParameter",
+            "not a CVE id",
+        ),
+        (
+            format!("compartmentId={c}&cve=CVE-2024-0727,,CVE-2024-1"),
+            "InvalidParameter",
+            "not a CVE id",
+        ),
+        (
+            format!("compartmentId={c}&cve={}", cves.join(",")),
+            "InvalidParameter",
+            "at most 100",
+        ),
+        (
+            format!("compartmentId={c}&cve=CVE-2024-0727&cve=CVE-2024-0728"),
+            "InvalidParameter",
+            "more than once",
+        ),
     ];
     for (query, code, needle) in &cases {
         let r = app.get(&format!("{REPORT}?{query}")).await;
@@ -464,7 +563,13 @@ async fn report_bad_input_changes_nothing(b: Backend) {
         let message = body["message"].as_str().unwrap();
         assert!(message.contains(needle), "{query}: {message}");
     }
-    let after = stable(report(&app, &format!("compartmentId={t}&compartmentIdInSubtree=true&details=true")).await);
+    let after = stable(
+        report(
+            &app,
+            &format!("compartmentId={t}&compartmentIdInSubtree=true&details=true"),
+        )
+        .await,
+    );
     assert_eq!(before, after, "bad requests changed nothing");
     app.stop().await;
 }
