@@ -148,37 +148,38 @@ fn count(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-impl From<&report::PendingUpdate> for ComplianceUpdate {
-    fn from(u: &report::PendingUpdate) -> Self {
+impl From<report::PendingUpdate> for ComplianceUpdate {
+    fn from(u: report::PendingUpdate) -> Self {
         ComplianceUpdate {
-            display_name: u.display_name.clone(),
-            name: u.name.clone(),
+            display_name: u.display_name,
+            name: u.name,
             kind: match u.source {
                 UpdateSource::Package => "PACKAGE",
                 UpdateSource::Windows => "WINDOWS_UPDATE",
             }
             .into(),
             update_type: u.update_type,
-            architecture: u.architecture.clone(),
-            installed_version: u.installed_version.clone(),
-            available_version: u.available_version.clone(),
-            related_cves: u.cves.clone(),
-            advisories: u.advisories.clone(),
+            architecture: u.architecture,
+            installed_version: u.installed_version,
+            available_version: u.available_version,
+            related_cves: u.cves,
+            advisories: u.advisories,
         }
     }
 }
 
-impl ComplianceReport {
-    pub fn from_domain(r: &report::ComplianceReport) -> Self {
-        let scope = match &r.scope {
+impl From<report::ComplianceReport> for ComplianceReport {
+    /// Consumes the report: a fleet's report is megabytes, not worth copying.
+    fn from(r: report::ComplianceReport) -> Self {
+        let scope = match r.scope {
             ReportScope::Compartment {
                 id,
                 in_subtree,
                 compartments,
             } => ComplianceReportScope {
-                compartment_id: Some(id.clone()),
-                compartment_id_in_subtree: *in_subtree,
-                compartment_count: Some(count(*compartments)),
+                compartment_id: Some(id),
+                compartment_id_in_subtree: in_subtree,
+                compartment_count: Some(count(compartments)),
                 managed_instance_group_id: None,
                 managed_instance_group_name: None,
             },
@@ -186,19 +187,20 @@ impl ComplianceReport {
                 compartment_id: None,
                 compartment_id_in_subtree: false,
                 compartment_count: None,
-                managed_instance_group_id: Some(id.clone()),
-                managed_instance_group_name: Some(display_name.clone()),
+                managed_instance_group_id: Some(id),
+                managed_instance_group_name: Some(display_name),
             },
         };
         let s = &r.summary;
+        let details = r.filter.details;
         ComplianceReport {
             time_generated: r.generated,
             scope,
             filters: ComplianceReportFilters {
                 severity: r.filter.severity,
                 update_types: report::classes_at_or_above(r.filter.severity),
-                cves: r.filter.cves.iter().cloned().collect(),
-                details: r.filter.details,
+                cves: r.filter.cves.into_iter().collect(),
+                details,
             },
             summary: ComplianceSummary {
                 instances_scanned: count(s.instances_scanned),
@@ -211,16 +213,16 @@ impl ComplianceReport {
             },
             instances: r
                 .instances
-                .iter()
+                .into_iter()
                 .map(|i| {
-                    let m = &i.instance;
+                    let m = i.instance;
                     InstanceCompliance {
-                        id: m.id.clone(),
-                        display_name: m.display_name.clone(),
-                        compartment_id: m.compartment_id.clone(),
+                        id: m.id,
+                        display_name: m.display_name,
+                        compartment_id: m.compartment_id,
                         os_family: m.os_family,
-                        os_name: m.os_name.clone(),
-                        os_version: m.os_version.clone(),
+                        os_name: m.os_name,
+                        os_version: m.os_version,
                         last_checkin: time::text(m.last_checkin),
                         time_inventory_reported: m.inventory_reported,
                         inventory_age_seconds: i.inventory_age.map(|d| d.as_secs()),
@@ -230,11 +232,9 @@ impl ComplianceReport {
                         other_updates: m.pending.other,
                         missing_updates: count(i.missing),
                         missing_security_updates: count(i.missing_security),
-                        related_cves: i.cves.clone(),
-                        updates: r
-                            .filter
-                            .details
-                            .then(|| i.updates.iter().map(ComplianceUpdate::from).collect()),
+                        related_cves: i.cves,
+                        updates: details
+                            .then(|| i.updates.into_iter().map(ComplianceUpdate::from).collect()),
                     }
                 })
                 .collect(),

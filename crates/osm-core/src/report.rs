@@ -226,7 +226,8 @@ pub fn build(
                     .then_with(|| a.architecture.cmp(&b.architecture))
                     .then_with(|| a.name.cmp(&b.name))
             });
-            let cves: BTreeSet<String> = updates.iter().flat_map(|u| u.cves.clone()).collect();
+            let cves: BTreeSet<&String> = updates.iter().flat_map(|u| &u.cves).collect();
+            let cves: Vec<String> = cves.into_iter().cloned().collect();
             all_cves.extend(cves.iter().cloned());
             InstanceCompliance {
                 inventory_age: instance.inventory_reported.map(|t| now.duration_since(t)),
@@ -235,7 +236,7 @@ pub fn build(
                     .iter()
                     .filter(|u| u.update_type == UpdateClassification::Security)
                     .count(),
-                cves: cves.into_iter().collect(),
+                cves,
                 updates: if filter.details { updates } else { vec![] },
                 instance,
             }

@@ -53,9 +53,12 @@ crate::common::impl_store!(
 
 crate::inventory::impl_inventory_store!(PgStore, sqlx::Postgres, "postgres", " FOR UPDATE");
 
-// One snapshot for the report's statements.
+// One snapshot for the report's statements; json_agg is NULL over no rows.
 crate::report::impl_report_store!(
     PgStore,
     sqlx::Postgres,
-    "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+    "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+    "json_build_array",
+    "COALESCE(CAST(json_agg({}) AS text), '[]')",
+    "CAST({} AS json)"
 );

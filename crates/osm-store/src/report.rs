@@ -5,7 +5,10 @@
 //! A report is read in one snapshot by four set-based statements, whatever the number of
 //! instances: the instances in scope with their last inventory time, their pending updates
 //! counted by classification, and the pending package and Windows updates of the classes the
-//! report counts. Shaping (filters, figures, order) is `osm_core::report`'s.
+//! report counts. Each statement builds its whole answer as one JSON array in the database
+//! (`json_group_array` on SQLite, `json_agg` on PostgreSQL): one row to hand over instead of
+//! tens of thousands, which the drivers decode one by one at several microseconds each.
+//! Shaping (filters, figures, order) is `osm_core::report`'s.
 
 use async_trait::async_trait;
 use osm_core::UpdateClassification;
@@ -35,21 +38,29 @@ pub trait ReportStore: Send + Sync {
 }
 
 macro_rules! impl_report_store {
-    ($store:ty, $db:ty, $begin_read:literal) => {
+    // `$array`: the function building a JSON array of its arguments; `$agg`: the aggregate of
+    // such arrays into one JSON text (`[]` over no rows); `$json`: a JSON text column as JSON.
+    ($store:ty, $db:ty, $begin_read:literal, $array:literal, $agg:literal, $json:literal) => {
         mod report_impl {
             use super::*;
             use std::collections::HashMap;
 
             use async_trait::async_trait;
             use osm_core::report::*;
-            use osm_core::{UpdateClassification, UpdateCounts};
+            use osm_core::{OsFamily, UpdateClassification, UpdateCounts};
             use sqlx::{QueryBuilder, Row};
 
-            use $crate::StoreResult;
             use $crate::report::{ComplianceScope, ReportStore};
             use $crate::rows::*;
+            use $crate::{StoreError, StoreResult};
 
             use super::store_impl::timer;
+
+            /// `SELECT <agg of arrays of columns> FROM` …
+            fn select_array(columns: &[&str]) -> String {
+                let array = format!("{}({})", $array, columns.join(", "));
+                format!("SELECT {} AS doc FROM ", format!($agg, array))
+            }
 
             /// Appends `IN (…)`: the ids of the instances in scope.
             fn push_scope(qb: &mut QueryBuilder<$db>, scope: &ComplianceScope) {
@@ -79,9 +90,33 @@ macro_rules! impl_report_store {
                 qb.push(")");
             }
 
-            fn non_empty(text: Option<String>) -> Option<String> {
-                text.filter(|t| !t.is_empty())
+            /// Runs a statement built by [`select_array`] and decodes its rows.
+            async fn rows<T: serde::de::DeserializeOwned>(
+                qb: &mut QueryBuilder<$db>,
+                tx: &mut sqlx::Transaction<'static, $db>,
+                what: &str,
+            ) -> StoreResult<Vec<T>> {
+                let text: Option<String> = qb.build().fetch_one(&mut **tx).await?.try_get("doc")?;
+                match text {
+                    None => Ok(vec![]),
+                    Some(t) => serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("{what}: {e}"))),
+                }
             }
+
+            fn class(text: &str) -> StoreResult<UpdateClassification> {
+                parse_enum("update_type", text)
+            }
+
+            /// Instance id, name, compartment, OS family, name and version, last check-in, last
+            /// inventory upload.
+            type InstanceTuple = (String, String, String, String, Option<String>, Option<String>, Option<i64>, Option<i64>);
+            /// Instance id, classification, count.
+            type CountTuple = (String, String, i64);
+            /// Instance id, name, architecture (`""`: none), versions, classification, CVEs,
+            /// advisories.
+            type PackageTuple = (String, String, String, String, String, String, Vec<String>, Vec<String>);
+            /// Instance id, update id, title, classification.
+            type WindowsTuple = (String, String, String, String);
 
             #[async_trait]
             impl ReportStore for $store {
@@ -92,41 +127,39 @@ macro_rules! impl_report_store {
                     }
                     let mut tx = self.read().begin_with($begin_read).await?;
 
-                    let mut qb = QueryBuilder::<$db>::new(
-                        "SELECT m.id, m.display_name, m.compartment_id, m.os_family, m.os_name, m.os_version, m.last_checkin, i.time_reported \
-                         FROM managed_instances m LEFT JOIN instance_inventories i ON i.instance_id = m.id WHERE m.id",
-                    );
+                    let mut qb = QueryBuilder::<$db>::new(select_array(&[
+                        "m.id", "m.display_name", "m.compartment_id", "m.os_family", "m.os_name", "m.os_version", "m.last_checkin", "i.time_reported",
+                    ]));
+                    qb.push("managed_instances m LEFT JOIN instance_inventories i ON i.instance_id = m.id WHERE m.id");
                     push_scope(&mut qb, scope);
                     let mut instances = Vec::new();
-                    for r in qb.build().fetch_all(&mut *tx).await? {
+                    for (id, display_name, compartment_id, os_family, os_name, os_version, last_checkin, reported) in rows::<InstanceTuple>(&mut qb, &mut tx, "instances").await? {
                         instances.push(InstanceRow {
-                            id: r.try_get("id")?,
-                            display_name: r.try_get("display_name")?,
-                            compartment_id: r.try_get("compartment_id")?,
-                            os_family: parse_enum("os_family", &r.try_get::<String, _>("os_family")?)?,
-                            os_name: r.try_get("os_name")?,
-                            os_version: r.try_get("os_version")?,
-                            last_checkin: opt_ts(r.try_get("last_checkin")?),
-                            inventory_reported: opt_ts(r.try_get("time_reported")?),
+                            id,
+                            display_name,
+                            compartment_id,
+                            os_family: parse_enum::<OsFamily>("os_family", &os_family)?,
+                            os_name,
+                            os_version,
+                            last_checkin: opt_ts(last_checkin),
+                            inventory_reported: opt_ts(reported),
                             pending: UpdateCounts::default(),
                         });
                     }
 
-                    let mut qb = QueryBuilder::<$db>::new(
-                        "SELECT instance_id, update_type, count(*) AS n FROM instance_updates WHERE instance_id",
-                    );
+                    let mut qb = QueryBuilder::<$db>::new(select_array(&["instance_id", "update_type", "n"]));
+                    qb.push("(SELECT instance_id, update_type, count(*) AS n FROM instance_updates WHERE instance_id");
                     push_scope(&mut qb, scope);
                     qb.push(
                         " GROUP BY instance_id, update_type UNION ALL \
                          SELECT instance_id, update_type, count(*) AS n FROM instance_windows_updates WHERE NOT installed AND instance_id",
                     );
                     push_scope(&mut qb, scope);
-                    qb.push(" GROUP BY instance_id, update_type");
+                    qb.push(" GROUP BY instance_id, update_type) pending");
                     let mut counts: HashMap<String, UpdateCounts> = HashMap::new();
-                    for r in qb.build().fetch_all(&mut *tx).await? {
-                        let c = counts.entry(r.try_get("instance_id")?).or_default();
-                        let n: i64 = r.try_get("n")?;
-                        match parse_enum::<UpdateClassification>("update_type", &r.try_get::<String, _>("update_type")?)? {
+                    for (instance_id, update_type, n) in rows::<CountTuple>(&mut qb, &mut tx, "counts").await? {
+                        let c = counts.entry(instance_id).or_default();
+                        match class(&update_type)? {
                             UpdateClassification::Security => c.security += n,
                             UpdateClassification::Bug => c.bug += n,
                             UpdateClassification::Enhancement => c.enhancement += n,
@@ -141,42 +174,42 @@ macro_rules! impl_report_store {
 
                     let mut updates = Vec::new();
                     if !classes.is_empty() {
-                        let mut qb = QueryBuilder::<$db>::new(
-                            "SELECT instance_id, name, architecture, installed_version, available_version, update_type, cves, advisories \
-                             FROM instance_updates WHERE instance_id",
-                        );
+                        let cves = format!($json, "cves");
+                        let advisories = format!($json, "advisories");
+                        let mut qb = QueryBuilder::<$db>::new(select_array(&[
+                            "instance_id", "name", "architecture", "installed_version", "available_version", "update_type", &cves, &advisories,
+                        ]));
+                        qb.push("instance_updates WHERE instance_id");
                         push_scope(&mut qb, scope);
                         push_classes(&mut qb, classes);
-                        for r in qb.build().fetch_all(&mut *tx).await? {
-                            let name: String = r.try_get("name")?;
+                        for (instance_id, name, architecture, installed, available, update_type, cves, advisories) in rows::<PackageTuple>(&mut qb, &mut tx, "updates").await? {
                             updates.push(PendingUpdate {
-                                instance_id: r.try_get("instance_id")?,
+                                instance_id,
                                 source: UpdateSource::Package,
                                 display_name: name.clone(),
                                 name,
-                                architecture: non_empty(r.try_get("architecture")?),
-                                installed_version: r.try_get("installed_version")?,
-                                available_version: r.try_get("available_version")?,
-                                update_type: parse_enum("update_type", &r.try_get::<String, _>("update_type")?)?,
-                                cves: from_json("cves", &r.try_get::<String, _>("cves")?)?,
-                                advisories: from_json("advisories", &r.try_get::<String, _>("advisories")?)?,
+                                architecture: (!architecture.is_empty()).then_some(architecture),
+                                installed_version: Some(installed),
+                                available_version: Some(available),
+                                update_type: class(&update_type)?,
+                                cves,
+                                advisories,
                             });
                         }
-                        let mut qb = QueryBuilder::<$db>::new(
-                            "SELECT instance_id, name, display_name, update_type FROM instance_windows_updates WHERE NOT installed AND instance_id",
-                        );
+                        let mut qb = QueryBuilder::<$db>::new(select_array(&["instance_id", "name", "display_name", "update_type"]));
+                        qb.push("instance_windows_updates WHERE NOT installed AND instance_id");
                         push_scope(&mut qb, scope);
                         push_classes(&mut qb, classes);
-                        for r in qb.build().fetch_all(&mut *tx).await? {
+                        for (instance_id, name, display_name, update_type) in rows::<WindowsTuple>(&mut qb, &mut tx, "Windows updates").await? {
                             updates.push(PendingUpdate {
-                                instance_id: r.try_get("instance_id")?,
+                                instance_id,
                                 source: UpdateSource::Windows,
-                                display_name: r.try_get("display_name")?,
-                                name: r.try_get("name")?,
+                                display_name,
+                                name,
                                 architecture: None,
                                 installed_version: None,
                                 available_version: None,
-                                update_type: parse_enum("update_type", &r.try_get::<String, _>("update_type")?)?,
+                                update_type: class(&update_type)?,
                                 cves: vec![],
                                 advisories: vec![],
                             });

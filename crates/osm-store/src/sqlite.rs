@@ -157,4 +157,11 @@ crate::common::impl_store!(
 
 crate::inventory::impl_inventory_store!(SqliteStore, sqlx::Sqlite, "sqlite", "");
 
-crate::report::impl_report_store!(SqliteStore, sqlx::Sqlite, "BEGIN");
+crate::report::impl_report_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    "BEGIN",
+    "json_array",
+    "json_group_array({})",
+    "json({})"
+);

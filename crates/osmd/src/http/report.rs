@@ -73,5 +73,5 @@ async fn compliance(
 ) -> ApiResult<Response> {
     let q = query(&q)?;
     let report = s.app.compliance_report(&p, &q).await?;
-    Ok(Json(osm_api::ComplianceReport::from_domain(&report)).into_response())
+    Ok(Json(osm_api::ComplianceReport::from(report)).into_response())
 }
