@@ -6,10 +6,12 @@
 
 pub mod errata;
 pub mod packages;
+pub mod report;
 pub mod time;
 
 pub use errata::*;
 pub use packages::*;
+pub use report::*;
 
 use std::collections::BTreeMap;
 
@@ -821,7 +823,13 @@ pub fn schemas() -> Vec<(
         Erratum,
         SoftwarePackageSummary,
         ImportErrataDetails,
-        ErrataImportSummary
+        ErrataImportSummary,
+        ComplianceReport,
+        ComplianceReportScope,
+        ComplianceReportFilters,
+        ComplianceSummary,
+        InstanceCompliance,
+        ComplianceUpdate
     );
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out.dedup_by(|a, b| a.0 == b.0);

@@ -14,6 +14,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod osv;
 pub mod page;
+pub mod report;
 pub mod schedule;
 pub mod time;
 pub mod validate;

@@ -25,6 +25,7 @@ mod common;
 pub mod errata;
 pub mod inventory;
 pub mod postgres;
+pub mod report;
 mod rows;
 pub mod sqlite;
 
@@ -92,6 +93,7 @@ pub enum CompletionRefused {
 
 pub use errata::{ErrataStore, ErratumFilter};
 pub use inventory::{InventoryStore, PackageList, WindowsUpdateFilter};
+pub use report::{ComplianceScope, ReportStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -184,9 +186,9 @@ pub struct WorkRequestFilter {
 
 /// The persistence interface of osmd. Method names are resource-first. The package inventory
 /// part is [`InventoryStore`] (in `inventory.rs`), the errata part [`ErrataStore`] (in
-/// `errata.rs`).
+/// `errata.rs`), the compliance report's reads [`ReportStore`] (in `report.rs`).
 #[async_trait]
-pub trait Store: InventoryStore + ErrataStore + Send + Sync + 'static {
+pub trait Store: InventoryStore + ErrataStore + ReportStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// A cheap round trip (health checks).

@@ -87,3 +87,13 @@ crate::errata::impl_errata_store!(
     "SELECT pg_advisory_xact_lock_shared(1869835527)",
     "SELECT pg_advisory_xact_lock(1869835527)"
 );
+
+// One snapshot for the report's statements; json_agg is NULL over no rows.
+crate::report::impl_report_store!(
+    PgStore,
+    sqlx::Postgres,
+    "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+    "json_build_array",
+    "COALESCE(CAST(json_agg({}) AS text), '[]')",
+    "CAST({} AS json)"
+);

@@ -205,3 +205,11 @@ crate::common::impl_store!(
 crate::inventory::impl_inventory_store!(SqliteStore, sqlx::Sqlite, "sqlite", "");
 
 crate::errata::impl_errata_store!(SqliteStore, sqlx::Sqlite, "", "", "");
+crate::report::impl_report_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    "BEGIN",
+    "json_array",
+    "json_group_array({})",
+    "json({})"
+);

@@ -229,6 +229,9 @@ conformance!(
     errata_matching_on_upload_survives_later_uploads,
     errata_imports_race_uploads,
     paging_errata,
+    compliance_counts_and_pending_updates,
+    compliance_scopes,
+    compliance_without_inventory,
 );
 
 // --- fixtures -----------------------------------------------------------------------------
@@ -4837,4 +4840,347 @@ async fn migration_0007_keeps_reported_updates_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migration_0007_keeps_reported_updates_postgres() {
     migration_0007_keeps_reported_updates(Backend::Postgres).await;
+}
+
+// --- compliance report --------------------------------------------------------------------
+
+use osm_core::report::{InstanceRow, PendingUpdate, UpdateSource};
+
+/// The report's rows of one instance.
+fn row_of<'a>(rows: &'a osm_core::report::ComplianceRows, id: &str) -> &'a InstanceRow {
+    rows.instances
+        .iter()
+        .find(|i| i.id == id)
+        .unwrap_or_else(|| panic!("{id} is not in the report: {rows:#?}"))
+}
+
+fn pending_of(rows: &osm_core::report::ComplianceRows, id: &str) -> Vec<String> {
+    let mut names: Vec<String> = rows
+        .updates
+        .iter()
+        .filter(|u| u.instance_id == id)
+        .map(|u| format!("{}:{}", u.update_type, u.name))
+        .collect();
+    names.sort();
+    names
+}
+
+const SECURITY_ONLY: &[UpdateClassification] = &[UpdateClassification::Security];
+
+async fn compliance_counts_and_pending_updates(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let vulnerable = instance(&c, "vulnerable", OsFamily::Linux, at(1, 0));
+    let patched = instance(&c, "patched", OsFamily::Linux, at(1, 0));
+    let win = instance(&c, "win", OsFamily::Windows, at(1, 0));
+    s.managed_instance_insert_many(&[vulnerable.clone(), patched.clone(), win.clone()])
+        .await
+        .unwrap();
+    let upload = full(
+        vec![pkg("openssl", "3.0.11-1", Some("amd64"))],
+        vec![
+            pkg_update(
+                "openssl",
+                UpdateClassification::Security,
+                &["CVE-2024-0727", "CVE-2023-5678"],
+                &["DSA-5678-1"],
+            ),
+            pkg_update(
+                "zlib1g",
+                UpdateClassification::Security,
+                &["CVE-2023-45853"],
+                &[],
+            ),
+            pkg_update("libc6", UpdateClassification::Bug, &[], &[]),
+            pkg_update("vim", UpdateClassification::Enhancement, &[], &[]),
+            pkg_update("tzdata", UpdateClassification::Other, &[], &[]),
+        ],
+    );
+    s.inventory_apply(&vulnerable.id, &root, &upload, at(10, 0))
+        .await
+        .unwrap();
+    // Zero security updates: only a bug fix pending.
+    let upload = full(
+        vec![],
+        vec![pkg_update("libc6", UpdateClassification::Bug, &[], &[])],
+    );
+    s.inventory_apply(&patched.id, &root, &upload, at(20, 0))
+        .await
+        .unwrap();
+    let upload = InventoryUpload::Full(FullInventory {
+        windows_updates: vec![
+            win_update(
+                "aaaa-1",
+                "Security Update KB1",
+                UpdateClassification::Security,
+                false,
+                None,
+            ),
+            win_update(
+                "bbbb-2",
+                "Old Security KB2",
+                UpdateClassification::Security,
+                true,
+                None,
+            ),
+            win_update(
+                "cccc-3",
+                "Bug Fix KB3",
+                UpdateClassification::Bug,
+                false,
+                None,
+            ),
+        ],
+        ..Default::default()
+    });
+    s.inventory_apply(&win.id, &root, &upload, at(30, 0))
+        .await
+        .unwrap();
+
+    let scope = ComplianceScope::Compartments(vec![c.clone()]);
+    let rows = s.compliance_rows(&scope, SECURITY_ONLY).await.unwrap();
+    assert_eq!(rows.instances.len(), 3);
+    let v = row_of(&rows, &vulnerable.id);
+    assert_eq!(
+        v.pending,
+        UpdateCounts {
+            security: 2,
+            bug: 1,
+            enhancement: 1,
+            other: 1
+        }
+    );
+    assert_eq!(v.inventory_reported, Some(at(10, 0)));
+    assert_eq!(v.display_name, "vulnerable");
+    assert_eq!(v.compartment_id, c);
+    assert_eq!(v.os_family, OsFamily::Linux);
+    assert_eq!(v.os_name.as_deref(), Some("Oracle Linux"));
+    assert_eq!(v.last_checkin, Some(at(1, 0)));
+    let p = row_of(&rows, &patched.id);
+    assert_eq!(p.pending.security, 0);
+    assert_eq!(p.pending.bug, 1);
+    assert_eq!(p.inventory_reported, Some(at(20, 0)));
+    // Windows: only updates not installed are pending.
+    let w = row_of(&rows, &win.id);
+    assert_eq!((w.pending.security, w.pending.bug), (1, 1));
+
+    // Only the classes asked for come back, with what the report shows of them.
+    assert_eq!(
+        pending_of(&rows, &vulnerable.id),
+        ["SECURITY:openssl", "SECURITY:zlib1g"]
+    );
+    assert!(pending_of(&rows, &patched.id).is_empty());
+    assert_eq!(pending_of(&rows, &win.id), ["SECURITY:aaaa-1"]);
+    let openssl = rows.updates.iter().find(|u| u.name == "openssl").unwrap();
+    assert_eq!(
+        openssl,
+        &PendingUpdate {
+            instance_id: vulnerable.id.clone(),
+            source: UpdateSource::Package,
+            display_name: "openssl".into(),
+            name: "openssl".into(),
+            architecture: Some("amd64".into()),
+            installed_version: Some("1.0-1".into()),
+            available_version: Some("1.0-2".into()),
+            update_type: UpdateClassification::Security,
+            cves: vec!["CVE-2024-0727".into(), "CVE-2023-5678".into()],
+            advisories: vec!["DSA-5678-1".into()],
+        }
+    );
+    let kb1 = rows.updates.iter().find(|u| u.name == "aaaa-1").unwrap();
+    assert_eq!(kb1.source, UpdateSource::Windows);
+    assert_eq!(kb1.display_name, "Security Update KB1");
+    assert_eq!(kb1.installed_version, None);
+
+    let wider = s
+        .compliance_rows(
+            &scope,
+            &[UpdateClassification::Security, UpdateClassification::Bug],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        pending_of(&wider, &vulnerable.id),
+        ["BUG:libc6", "SECURITY:openssl", "SECURITY:zlib1g"]
+    );
+    assert_eq!(pending_of(&wider, &patched.id), ["BUG:libc6"]);
+    assert_eq!(
+        pending_of(&wider, &win.id),
+        ["BUG:cccc-3", "SECURITY:aaaa-1"]
+    );
+    let counts_only = s.compliance_rows(&scope, &[]).await.unwrap();
+    assert!(counts_only.updates.is_empty());
+    assert_eq!(row_of(&counts_only, &vulnerable.id).pending.security, 2);
+
+    // An update-all of the security updates: the report follows the inventory.
+    let diff = InventoryUpload::Diff(InventoryDiff {
+        base_revision: 1,
+        updates: Some(Changes {
+            upsert: vec![],
+            remove: vec![
+                PackageKey {
+                    name: "openssl".into(),
+                    architecture: Some("amd64".into()),
+                },
+                PackageKey {
+                    name: "zlib1g".into(),
+                    architecture: Some("amd64".into()),
+                },
+            ],
+        }),
+        ..Default::default()
+    });
+    s.inventory_apply(&vulnerable.id, &root, &diff, at(40, 0))
+        .await
+        .unwrap();
+    let after = s.compliance_rows(&scope, SECURITY_ONLY).await.unwrap();
+    assert!(pending_of(&after, &vulnerable.id).is_empty());
+    let v = row_of(&after, &vulnerable.id);
+    assert_eq!((v.pending.security, v.pending.bug), (0, 1));
+    assert_eq!(v.inventory_reported, Some(at(40, 0)));
+}
+
+async fn compliance_scopes(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let team = new_compartment(s, &root, "team").await;
+    let inner = new_compartment(s, &team, "inner").await;
+    let other = new_compartment(s, &root, "other").await;
+    let top = instance(&team, "top", OsFamily::Linux, at(1, 0));
+    let deep = instance(&inner, "deep", OsFamily::Linux, at(1, 0));
+    let away = instance(&other, "away", OsFamily::Linux, at(1, 0));
+    s.managed_instance_insert_many(&[top.clone(), deep.clone(), away.clone()])
+        .await
+        .unwrap();
+    for (mi, cve) in [
+        (&top, "CVE-2024-0001"),
+        (&deep, "CVE-2024-0002"),
+        (&away, "CVE-2024-0003"),
+    ] {
+        let upload = full(
+            vec![],
+            vec![pkg_update(
+                "openssl",
+                UpdateClassification::Security,
+                &[cve],
+                &[],
+            )],
+        );
+        s.inventory_apply(&mi.id, &root, &upload, at(10, 0))
+            .await
+            .unwrap();
+    }
+    let ids = |rows: &osm_core::report::ComplianceRows| {
+        sorted(
+            rows.instances
+                .iter()
+                .map(|i| i.display_name.clone())
+                .collect(),
+        )
+    };
+    let cves = |rows: &osm_core::report::ComplianceRows| {
+        sorted(rows.updates.iter().flat_map(|u| u.cves.clone()).collect())
+    };
+
+    // A compartment alone: not what lies below it.
+    let rows = s
+        .compliance_rows(
+            &ComplianceScope::Compartments(vec![team.clone()]),
+            SECURITY_ONLY,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&rows), ["top"]);
+    assert_eq!(cves(&rows), ["CVE-2024-0001"]);
+    // Its subtree, as the caller lists it.
+    let rows = s
+        .compliance_rows(
+            &ComplianceScope::Compartments(vec![team.clone(), inner.clone()]),
+            SECURITY_ONLY,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&rows), ["deep", "top"]);
+    assert_eq!(cves(&rows), ["CVE-2024-0001", "CVE-2024-0002"]);
+    // Nothing asked, nothing read.
+    let rows = s
+        .compliance_rows(&ComplianceScope::Compartments(vec![]), SECURITY_ONLY)
+        .await
+        .unwrap();
+    assert!(rows.instances.is_empty() && rows.updates.is_empty());
+
+    // A group: its members, wherever they live.
+    let g = group(&team, "g", OsFamily::Linux, at(1, 0));
+    s.managed_instance_group_create(&g, None).await.unwrap();
+    let rows = s
+        .compliance_rows(&ComplianceScope::Group(g.id.clone()), SECURITY_ONLY)
+        .await
+        .unwrap();
+    assert!(rows.instances.is_empty(), "an empty group has no instances");
+    s.managed_instance_group_attach(&g.id, &deep.id, None)
+        .await
+        .unwrap();
+    s.managed_instance_group_attach(&g.id, &away.id, None)
+        .await
+        .unwrap();
+    let rows = s
+        .compliance_rows(&ComplianceScope::Group(g.id.clone()), SECURITY_ONLY)
+        .await
+        .unwrap();
+    assert_eq!(ids(&rows), ["away", "deep"]);
+    assert_eq!(cves(&rows), ["CVE-2024-0002", "CVE-2024-0003"]);
+    assert_eq!(row_of(&rows, &away.id).compartment_id, other);
+    s.managed_instance_group_detach(&g.id, &away.id, None)
+        .await
+        .unwrap();
+    let rows = s
+        .compliance_rows(&ComplianceScope::Group(g.id.clone()), SECURITY_ONLY)
+        .await
+        .unwrap();
+    assert_eq!(ids(&rows), ["deep"]);
+    let rows = s
+        .compliance_rows(
+            &ComplianceScope::Group(new_ocid(ResourceKind::ManagedInstanceGroup)),
+            SECURITY_ONLY,
+        )
+        .await
+        .unwrap();
+    assert!(
+        rows.instances.is_empty(),
+        "an unknown group has no instances"
+    );
+}
+
+async fn compliance_without_inventory(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    // Its heartbeat counters say 3 security updates, but no inventory was ever uploaded: the
+    // report knows no update of it.
+    let silent = instance(&c, "silent", OsFamily::Linux, at(1, 0));
+    assert_eq!(silent.updates.security, 3);
+    let empty = instance(&c, "empty", OsFamily::Linux, at(1, 0));
+    s.managed_instance_insert_many(&[silent.clone(), empty.clone()])
+        .await
+        .unwrap();
+    // An inventory with nothing pending.
+    s.inventory_apply(&empty.id, &root, &full(vec![], vec![]), at(5, 0))
+        .await
+        .unwrap();
+    let rows = s
+        .compliance_rows(
+            &ComplianceScope::Compartments(vec![c.clone()]),
+            SECURITY_ONLY,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.instances.len(), 2);
+    let r = row_of(&rows, &silent.id);
+    assert_eq!(r.inventory_reported, None);
+    assert_eq!(r.pending, UpdateCounts::default());
+    let r = row_of(&rows, &empty.id);
+    assert_eq!(r.inventory_reported, Some(at(5, 0)));
+    assert_eq!(r.pending, UpdateCounts::default());
+    assert!(rows.updates.is_empty());
 }

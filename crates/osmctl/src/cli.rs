@@ -25,6 +25,7 @@ Examples:
       --operation update-all --update-type security --every 1d --at 2030-01-01T02:00 --time-zone Europe/Paris
   osmctl group update-all ocid1.osmsmanagedinstancegroup.oc1..aaaa --type security --wait
   osmctl work-request list --all -o json
+  osmctl report compliance --details --format html --output-file compliance.html
   osmctl completions bash > /etc/bash_completion.d/osmctl";
 
 #[derive(Debug, Parser)]
@@ -96,6 +97,9 @@ pub enum Command {
     /// Errata: advisories agents report and imported OSV records, and the instances they apply to
     #[command(subcommand, visible_aliases = ["erratum"])]
     Errata(ErrataCmd),
+    /// Reports computed by osmd: compliance (which instances miss security updates)
+    #[command(subcommand, visible_aliases = ["reports"])]
+    Report(crate::report::ReportCmd),
     /// Print a shell completion script
     #[command(
         after_help = "Example:\n  osmctl completions bash > /etc/bash_completion.d/osmctl\n  osmctl completions zsh > \"${fpath[1]}/_osmctl\""

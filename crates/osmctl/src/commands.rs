@@ -26,6 +26,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::WorkRequest(c) => work_request(&api, out, c).await,
         Command::InstallKey(c) => install_key(&api, out, c).await,
         Command::Errata(c) => errata(&api, out, c, prepared).await,
+        Command::Report(c) => crate::report::run(&api, out, c).await,
         Command::Completions { .. } => Ok(()),
     }
 }

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod output;
 mod parse;
+mod report;
 mod wait;
 
 use std::process::ExitCode;

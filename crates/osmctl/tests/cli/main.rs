@@ -1,6 +1,7 @@
 //! osmctl end to end: the built binary against a real osmd (both store backends) and hosts
 //! simulated by the real `osm-sim`.
 
+mod report;
 #[macro_use]
 mod support;
 mod errata;

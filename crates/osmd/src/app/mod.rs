@@ -10,6 +10,7 @@ pub mod errata;
 mod groups;
 pub mod instances;
 pub mod packages;
+pub mod report;
 mod retry;
 mod scheduled_jobs;
 mod work_requests;

@@ -1,6 +1,6 @@
-//! The HTTP surface: OCI OS Management (`/20190801`), the Identity subset (`/20160918`),
-//! `/healthz`, `/metrics` and `/openapi.json`. Handlers only parse, call [`crate::app`] and
-//! convert; errors leave as [`error::ApiError`].
+//! The HTTP surface: OCI OS Management (`/20190801`), the Identity subset (`/20160918`), the
+//! osm extensions (`/osm/v1`), `/healthz`, `/metrics` and `/openapi.json`. Handlers only
+//! parse, call [`crate::app`] and convert; errors leave as [`error::ApiError`].
 
 mod actions;
 pub mod agent;
@@ -15,6 +15,7 @@ mod instances;
 mod observe;
 pub mod openapi;
 mod packages;
+mod report;
 mod scheduled_jobs;
 mod work_requests;
 
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .merge(instances::routes())
         .merge(install_keys::routes())
         .merge(packages::routes())
+        .merge(report::routes())
         .merge(scheduled_jobs::routes())
         .merge(work_requests::routes())
         .route("/healthz", get(healthz))

@@ -117,6 +117,8 @@ pub const OPERATIONS: &[Operation] = &[
     op!("POST" "/osm/v1/installKeys" "CreateInstallKey", "Create an agent install key for a compartment; the key is shown once (osm extension)", [], None, Text),
     op!("DELETE" "/osm/v1/installKeys/{installKeyId}" "RevokeInstallKey", "Revoke an agent install key (osm extension)", [], None, Empty),
     op!("POST" "/osm/v1/errata/import" "ImportErrata", "Import OSV advisory records into the errata catalogue and match them against every instance's updates, all or none (osm extension; see docs/errata.md)", [], Some("ImportErrataDetails"), Object("ErrataImportSummary")),
+    op!("GET" "/osm/v1/reports/compliance" "GetComplianceReport", "Compliance report (osm extension): which instances of a compartment (compartmentIdInSubtree=true: and its subtree) or of a group miss updates at or above severity (an update classification, SECURITY by default) that fix one of cve (comma-separated CVE ids; optional), how old each inventory is, and with details=true the updates; one store snapshot",
+        ["compartmentId" false, "compartmentIdInSubtree" false, "managedInstanceGroupId" false, "details" false, "severity" false, "cve" false], None, Object("ComplianceReport")),
     op!("GET" "/healthz" "Health", "Liveness and store reachability (no signature needed)", [], None, Text),
     op!("GET" "/metrics" "Metrics", "Prometheus metrics", [], None, Text),
     op!("GET" "/openapi.json" "OpenApi", "This document", [], None, Text),
@@ -172,7 +174,7 @@ fn build() -> OpenApi {
         for (name, required) in op.query {
             let ty = match *name {
                 "limit" => Type::Integer,
-                "compartmentIdInSubtree" | "isRestricted" => Type::Boolean,
+                "compartmentIdInSubtree" | "isRestricted" | "details" => Type::Boolean,
                 _ => Type::String,
             };
             builder = builder.parameter(

@@ -13,6 +13,7 @@ mod identity;
 mod instances;
 mod operations;
 mod packages;
+mod report;
 mod scheduled_jobs;
 mod scheduler;
 mod security;
