@@ -16,6 +16,38 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+    /// Copies committed WAL frames into the database file (see [`checkpoints`]).
+    checkpointer: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Some(task) = self.checkpointer.take() {
+            task.abort();
+        }
+    }
+}
+
+/// How often the background checkpoint runs.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Checkpoints the WAL from a connection of its own, so the writer's commits never pay for
+/// one (SQLite's automatic checkpoint runs inside the commit that crosses 1,000 pages, on the
+/// single writer everything else waits for). PASSIVE never blocks the writer or readers; the
+/// writer starts the WAL over once a checkpoint has caught up. Durability does not depend on
+/// it: a commit is on disk once its WAL frames are (`synchronous=FULL`).
+async fn checkpoints(conn: SqlitePool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&conn)
+            .await
+        {
+            tracing::warn!(error = %e, "checkpointing the SQLite WAL failed; retrying");
+        }
+    }
 }
 
 /// The settings a connection of the store runs with (see [`SqliteStore::settings`]).
@@ -54,9 +86,14 @@ impl SqliteStore {
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
             .await?;
         MIGRATOR.run(&write).await?;
+        let checkpoint = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await?;
         let readers = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2)
@@ -67,7 +104,11 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
-        Ok(SqliteStore { write, read })
+        Ok(SqliteStore {
+            write,
+            read,
+            checkpointer: Some(tokio::spawn(checkpoints(checkpoint))),
+        })
     }
 
     /// An in-memory database lives as long as its one connection: the pool keeps exactly one,
@@ -88,6 +129,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             write: pool.clone(),
             read: pool,
+            checkpointer: None,
         })
     }
 

@@ -333,7 +333,11 @@ async fn exchange_reports_and_claims_in_one_call(b: Backend) {
         .map(|w| w["id"].as_str().unwrap())
         .collect();
     assert_eq!(work, [first[0].as_str(), first[1].as_str()]);
-    assert_eq!(answer["work"][0]["action"], json!({"kind": "install_package", "names": ["a"]}), "{answer}");
+    assert_eq!(
+        answer["work"][0]["action"],
+        json!({"kind": "install_package", "names": ["a"]}),
+        "{answer}"
+    );
 
     // Bad reports are refused whole: nothing is recorded and nothing claimed.
     let second = install(&app, &agent.instance_id, "c").await;
