@@ -1438,7 +1438,7 @@ macro_rules! impl_store {
                     let _t = timer("work_request_expire_leases");
                     let mut tx = self.write_tx().await?;
                     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT w.id, w.managed_instance_name, l.lease_expires, w.parent_id FROM work_leases l JOIN work_requests w ON w.id = l.work_request_id WHERE l.lease_expires < $1 ORDER BY l.lease_expires LIMIT $2{FOR_UPDATE_SKIP_LOCKED}"
+                        "SELECT w.id, w.managed_instance_name, l.managed_instance_id, l.lease_expires, w.parent_id FROM work_leases l JOIN work_requests w ON w.id = l.work_request_id WHERE l.lease_expires < $1 ORDER BY l.lease_expires LIMIT $2{FOR_UPDATE_SKIP_LOCKED}"
                     )))
                     .bind(micros(now))
                     .bind(limit as i64)
@@ -1461,7 +1461,12 @@ macro_rules! impl_store {
                             .bind(&id)
                             .execute(&mut *tx)
                             .await?;
-                        sqlx::query("DELETE FROM work_leases WHERE work_request_id = $1").bind(&id).execute(&mut *tx).await?;
+                        let instance: String = r.try_get("managed_instance_id")?;
+                        sqlx::query("DELETE FROM work_leases WHERE managed_instance_id = $1 AND work_request_id = $2")
+                            .bind(&instance)
+                            .bind(&id)
+                            .execute(&mut *tx)
+                            .await?;
                         sqlx::query("INSERT INTO work_request_errors (work_request_id, entry_id, code, message, time_created) VALUES ($1, $2, $3, $4, $5)")
                             .bind(&id)
                             .bind(entry_id())
@@ -1726,7 +1731,10 @@ macro_rules! impl_store {
                         sqlx::query("DELETE FROM work_queue WHERE work_request_id = $1").bind(id).execute(&mut *tx).await?;
                     }
                     if !matches!(to, WorkRequestStatus::InProgress | WorkRequestStatus::Cancelling) {
-                        sqlx::query("DELETE FROM work_leases WHERE work_request_id = $1").bind(id).execute(&mut *tx).await?;
+                        sqlx::query("DELETE FROM work_leases WHERE managed_instance_id = (SELECT managed_instance_id FROM work_requests WHERE id = $1) AND work_request_id = $1")
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
                     }
                     if let Some(message) = log {
                         sqlx::query("INSERT INTO work_request_logs (work_request_id, entry_id, message, time_created) VALUES ($1, $2, $3, $4)")
@@ -2012,6 +2020,8 @@ macro_rules! impl_store {
                 }
                 let mut results = Vec::with_capacity(reports.len());
                 let mut moves: std::collections::BTreeMap<&'static str, Vec<&str>> = Default::default();
+                // (instance, work request) of every lease the batch ends.
+                let mut ended: Vec<(&str, &str)> = vec![];
                 let mut logs: Vec<(&str, &str)> = vec![];
                 let mut errors: Vec<(&str, &str, &str)> = vec![];
                 for report in reports {
@@ -2034,6 +2044,7 @@ macro_rules! impl_store {
                         logs.push((c.id.as_str(), finish_note(*status, c.event)));
                         errors.extend(c.errors.iter().map(|(code, message)| (c.id.as_str(), code.as_str(), message.as_str())));
                         moves.entry(to.as_str()).or_default().push(c.id.as_str());
+                        ended.push((report.instance_id.as_str(), c.id.as_str()));
                         if let Some(p) = parent.as_ref() {
                             parents.insert(p.clone());
                         }
@@ -2054,10 +2065,15 @@ macro_rules! impl_store {
                     .bind(&ids)
                     .execute(&mut **tx)
                     .await?;
-                    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM work_leases WHERE work_request_id IN {}", texts_at(1))))
-                        .bind(&ids)
-                        .execute(&mut **tx)
-                        .await?;
+                }
+                if !ended.is_empty() {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DELETE FROM work_leases WHERE (managed_instance_id, work_request_id) IN (SELECT value ->> 0, value ->> 1 FROM {})",
+                        rows_at(1)
+                    )))
+                    .bind(to_json(&ended))
+                    .execute(&mut **tx)
+                    .await?;
                 }
                 insert_logs(tx, &logs, now).await?;
                 if !errors.is_empty() {
@@ -2126,7 +2142,7 @@ macro_rules! impl_store {
                         claimed.entry(instance).or_default().push_back(work);
                     }
                     sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "INSERT INTO work_leases (work_request_id, managed_instance_id, lease_expires) SELECT value ->> 0, value ->> 1, $1 FROM {}",
+                        "INSERT INTO work_leases (managed_instance_id, work_request_id, lease_expires) SELECT value ->> 1, value ->> 0, $1 FROM {}",
                         rows_at(2)
                     )))
                     .bind(micros(now + lease))

@@ -18,19 +18,21 @@ CREATE TABLE work_queue (
 CREATE INDEX work_queue_claim ON work_queue (managed_instance_id, time_accepted, work_request_id);
 
 -- One row per IN_PROGRESS or CANCELLING work request of an instance: its agent's lease.
+-- Keyed by instance, the way heartbeats renew them; the rescuer reads the whole table (it holds
+-- only the work agents hold right now), so no index on the deadline has to change at every
+-- claim, completion and heartbeat.
 CREATE TABLE work_leases (
-    work_request_id TEXT PRIMARY KEY,
     managed_instance_id TEXT NOT NULL,
-    lease_expires BIGINT NOT NULL
+    work_request_id TEXT NOT NULL,
+    lease_expires BIGINT NOT NULL,
+    PRIMARY KEY (managed_instance_id, work_request_id)
 );
-CREATE INDEX work_leases_instance ON work_leases (managed_instance_id);
-CREATE INDEX work_leases_expiry ON work_leases (lease_expires);
 
 INSERT INTO work_queue (work_request_id, managed_instance_id, time_accepted)
     SELECT id, managed_instance_id, time_accepted FROM work_requests
     WHERE status = 'ACCEPTED' AND action IS NOT NULL AND managed_instance_id IS NOT NULL;
-INSERT INTO work_leases (work_request_id, managed_instance_id, lease_expires)
-    SELECT id, managed_instance_id, COALESCE(lease_expires, 0) FROM work_requests
+INSERT INTO work_leases (managed_instance_id, work_request_id, lease_expires)
+    SELECT managed_instance_id, id, COALESCE(lease_expires, 0) FROM work_requests
     WHERE status IN ('IN_PROGRESS', 'CANCELLING') AND managed_instance_id IS NOT NULL;
 
 DROP INDEX work_requests_queue;
