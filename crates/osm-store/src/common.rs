@@ -67,7 +67,7 @@ pub fn violates(e: &sqlx::Error, key: &UniqueKey) -> bool {
 }
 
 macro_rules! impl_store {
-    ($store:ty, $db:ty, $backend:expr, $name:literal, $for_update:literal, $for_share:literal, $for_update_skip_locked:literal, $json_texts:literal, $json_rows:literal) => {
+    ($store:ty, $db:ty, $backend:expr, $name:literal, $for_update:literal, $for_share:literal, $for_update_skip_locked:literal, $json_texts:literal, $json_rows:literal, $rows_as_json:literal) => {
         mod store_impl {
             use super::*;
             use async_trait::async_trait;
@@ -95,6 +95,57 @@ macro_rules! impl_store {
             /// connection (PostgreSQL would otherwise plan every differently sized IN list).
             fn texts_at(n: usize) -> String {
                 $json_texts.replace("$P", &format!("${n}"))
+            }
+
+            /// Whether [`insert_rows`] binds its rows as one JSON array (PostgreSQL: one
+            /// statement text, planned once) or as bound VALUES (SQLite, which would re-parse
+            /// each row's JSON text for every column it reads).
+            const ROWS_AS_JSON: bool = $rows_as_json;
+
+            /// Inserts `rows` (each a value per column of `into`, e.g.
+            /// `"INSERT INTO t (a, b)"`) in as few statements as the backend likes: one JSON
+            /// array on PostgreSQL; on SQLite bound VALUES in chunks of 128, 64, …, 1 rows, so
+            /// at most eight statement texts per table exist and each is prepared once.
+            async fn insert_rows(tx: &mut Tx, into: &str, rows: &[Vec<Cell>]) -> StoreResult<()> {
+                let Some(first) = rows.first() else {
+                    return Ok(());
+                };
+                if ROWS_AS_JSON {
+                    let select: Vec<String> = first
+                        .iter()
+                        .enumerate()
+                        .map(|(i, cell)| match cell {
+                            Cell::Text(_) => format!("value ->> {i}"),
+                            Cell::Int(_) => format!("CAST(value ->> {i} AS BIGINT)"),
+                            Cell::Float(_) => format!("CAST(value ->> {i} AS DOUBLE PRECISION)"),
+                        })
+                        .collect();
+                    let json: Vec<Vec<serde_json::Value>> =
+                        rows.iter().map(|r| r.iter().map(Cell::to_json).collect()).collect();
+                    sqlx::query(sqlx::AssertSqlSafe(format!("{into} SELECT {} FROM {}", select.join(", "), rows_at(1))))
+                        .bind(to_json(&json))
+                        .execute(&mut **tx)
+                        .await?;
+                    return Ok(());
+                }
+                let mut rest = rows;
+                while !rest.is_empty() {
+                    let n = if rest.len() >= 128 { 128 } else { 1 << (usize::BITS - 1 - rest.len().leading_zeros()) };
+                    let (chunk, tail) = rest.split_at(n);
+                    let mut qb = QueryBuilder::<$db>::new(format!("{into} "));
+                    qb.push_values(chunk, |mut b, row| {
+                        for cell in row {
+                            match cell {
+                                Cell::Text(v) => b.push_bind(v.clone()),
+                                Cell::Int(v) => b.push_bind(*v),
+                                Cell::Float(v) => b.push_bind(*v),
+                            };
+                        }
+                    });
+                    qb.build().execute(&mut **tx).await?;
+                    rest = tail;
+                }
+                Ok(())
             }
 
             /// A JSON array of arrays bound at `$n`, as a row source whose columns are
@@ -2067,6 +2118,7 @@ macro_rules! impl_store {
                     .await?;
                 }
                 if !ended.is_empty() {
+                    // One row-value IN over the pairs: both backends find each lease by its key.
                     sqlx::query(sqlx::AssertSqlSafe(format!(
                         "DELETE FROM work_leases WHERE (managed_instance_id, work_request_id) IN (SELECT value ->> 0, value ->> 1 FROM {})",
                         rows_at(1)
@@ -2076,17 +2128,11 @@ macro_rules! impl_store {
                     .await?;
                 }
                 insert_logs(tx, &logs, now).await?;
-                if !errors.is_empty() {
-                    let rows: Vec<(&str, String, &str, &str)> = errors.iter().map(|(id, code, message)| (*id, entry_id(), *code, *message)).collect();
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "INSERT INTO work_request_errors (work_request_id, entry_id, code, message, time_created) SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, $1 FROM {}",
-                        rows_at(2)
-                    )))
-                    .bind(micros(now))
-                    .bind(to_json(&rows))
-                    .execute(&mut **tx)
-                    .await?;
-                }
+                let rows: Vec<Vec<Cell>> = errors
+                    .iter()
+                    .map(|(id, code, message)| vec![Cell::text(*id), Cell::text(entry_id()), Cell::text(*code), Cell::text(*message), Cell::Int(Some(micros(now)))])
+                    .collect();
+                insert_rows(tx, "INSERT INTO work_request_errors (work_request_id, entry_id, code, message, time_created)", &rows).await?;
                 Ok(results)
             }
 
@@ -2141,14 +2187,11 @@ macro_rules! impl_store {
                         started.push((work.id.clone(), instance.clone()));
                         claimed.entry(instance).or_default().push_back(work);
                     }
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "INSERT INTO work_leases (managed_instance_id, work_request_id, lease_expires) SELECT value ->> 1, value ->> 0, $1 FROM {}",
-                        rows_at(2)
-                    )))
-                    .bind(micros(now + lease))
-                    .bind(to_json(&started))
-                    .execute(&mut **tx)
-                    .await?;
+                    let leases: Vec<Vec<Cell>> = started
+                        .iter()
+                        .map(|(id, instance)| vec![Cell::text(instance), Cell::text(id), Cell::Int(Some(micros(now + lease)))])
+                        .collect();
+                    insert_rows(tx, "INSERT INTO work_leases (managed_instance_id, work_request_id, lease_expires)", &leases).await?;
                     let notes: Vec<(&str, &str)> = started.iter().map(|(id, _)| (id.as_str(), "Started by the agent")).collect();
                     insert_logs(tx, &notes, now).await?;
                 }
@@ -2167,19 +2210,11 @@ macro_rules! impl_store {
 
             /// Appends log lines, all stamped `now`, in one statement.
             async fn insert_logs(tx: &mut Tx, lines: &[(&str, &str)], now: Timestamp) -> StoreResult<()> {
-                if lines.is_empty() {
-                    return Ok(());
-                }
-                let rows: Vec<(&str, String, &str)> = lines.iter().map(|(id, message)| (*id, entry_id(), *message)).collect();
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO work_request_logs (work_request_id, entry_id, message, time_created) SELECT value ->> 0, value ->> 1, value ->> 2, $1 FROM {}",
-                    rows_at(2)
-                )))
-                .bind(micros(now))
-                .bind(to_json(&rows))
-                .execute(&mut **tx)
-                .await?;
-                Ok(())
+                let rows: Vec<Vec<Cell>> = lines
+                    .iter()
+                    .map(|(id, message)| vec![Cell::text(*id), Cell::text(entry_id()), Cell::text(*message), Cell::Int(Some(micros(now)))])
+                    .collect();
+                insert_rows(tx, "INSERT INTO work_request_logs (work_request_id, entry_id, message, time_created)", &rows).await
             }
 
             /// Re-derives a parent work request's status and progress from all its children
@@ -2236,56 +2271,41 @@ macro_rules! impl_store {
             /// Inserts work requests (queueing those an agent runs) and log lines, one statement
             /// per table however many there are.
             async fn insert_work_requests(tx: &mut Tx, wrs: &[WorkRequest], logs: &[(String, WorkRequestLogEntry)]) -> StoreResult<()> {
-                if !wrs.is_empty() {
-                    let rows: Vec<serde_json::Value> = wrs
-                        .iter()
-                        .map(|w| {
-                            serde_json::json!([
-                                w.id, w.compartment_id, w.operation_type.as_str(), w.status.as_str(), w.description, w.message,
-                                w.managed_instance.as_ref().map(|m| &m.id), w.managed_instance.as_ref().map(|m| &m.display_name),
-                                w.os_family.as_str(), w.percent_complete as f64, micros(w.time_accepted), opt_micros(w.time_started),
-                                opt_micros(w.time_finished), w.parent_id, w.scheduled_job_id, to_json(&w.resources),
-                                w.action.as_ref().map(to_json),
-                            ])
-                        })
-                        .collect();
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "INSERT INTO work_requests (id, compartment_id, operation_type, status, description, message, managed_instance_id, managed_instance_name, os_family, percent_complete, time_accepted, time_started, time_finished, parent_id, scheduled_job_id, resources, action) \
-                         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, \
-                         CAST(value ->> 9 AS DOUBLE PRECISION), CAST(value ->> 10 AS BIGINT), CAST(value ->> 11 AS BIGINT), CAST(value ->> 12 AS BIGINT), \
-                         value ->> 13, value ->> 14, value ->> 15, value ->> 16 FROM {}",
-                        rows_at(1)
-                    )))
-                    .bind(to_json(&rows))
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(map_insert_error)?;
-                }
-                let queued: Vec<(&str, &str, i64)> = wrs
+                let rows: Vec<Vec<Cell>> = wrs
+                    .iter()
+                    .map(|w| {
+                        vec![
+                            Cell::text(&w.id), Cell::text(&w.compartment_id), Cell::text(w.operation_type.as_str()), Cell::text(w.status.as_str()),
+                            Cell::Text(w.description.clone()), Cell::Text(w.message.clone()),
+                            Cell::Text(w.managed_instance.as_ref().map(|m| m.id.clone())),
+                            Cell::Text(w.managed_instance.as_ref().map(|m| m.display_name.clone())),
+                            Cell::text(w.os_family.as_str()), Cell::Float(w.percent_complete as f64), Cell::Int(Some(micros(w.time_accepted))),
+                            Cell::Int(opt_micros(w.time_started)), Cell::Int(opt_micros(w.time_finished)), Cell::Text(w.parent_id.clone()),
+                            Cell::Text(w.scheduled_job_id.clone()), Cell::text(to_json(&w.resources)), Cell::Text(w.action.as_ref().map(to_json)),
+                        ]
+                    })
+                    .collect();
+                insert_rows(
+                    tx,
+                    "INSERT INTO work_requests (id, compartment_id, operation_type, status, description, message, managed_instance_id, managed_instance_name, os_family, percent_complete, time_accepted, time_started, time_finished, parent_id, scheduled_job_id, resources, action)",
+                    &rows,
+                )
+                .await
+                .map_err(|e| match e {
+                    StoreError::Database(e) => map_insert_error(e),
+                    other => other,
+                })?;
+                let queued: Vec<Vec<Cell>> = wrs
                     .iter()
                     .filter(|w| w.status == WorkRequestStatus::Accepted && w.action.is_some())
-                    .filter_map(|w| w.managed_instance.as_ref().map(|m| (w.id.as_str(), m.id.as_str(), micros(w.time_accepted))))
+                    .filter_map(|w| w.managed_instance.as_ref().map(|m| vec![Cell::text(&w.id), Cell::text(&m.id), Cell::Int(Some(micros(w.time_accepted)))]))
                     .collect();
-                if !queued.is_empty() {
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "INSERT INTO work_queue (work_request_id, managed_instance_id, time_accepted) SELECT value ->> 0, value ->> 1, CAST(value ->> 2 AS BIGINT) FROM {}",
-                        rows_at(1)
-                    )))
-                    .bind(to_json(&queued))
-                    .execute(&mut **tx)
-                    .await?;
-                }
-                if !logs.is_empty() {
-                    let rows: Vec<(&str, String, &str, i64)> =
-                        logs.iter().map(|(wr, l)| (wr.as_str(), entry_id(), l.message.as_str(), micros(l.timestamp))).collect();
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "INSERT INTO work_request_logs (work_request_id, entry_id, message, time_created) SELECT value ->> 0, value ->> 1, value ->> 2, CAST(value ->> 3 AS BIGINT) FROM {}",
-                        rows_at(1)
-                    )))
-                    .bind(to_json(&rows))
-                    .execute(&mut **tx)
-                    .await?;
-                }
+                insert_rows(tx, "INSERT INTO work_queue (work_request_id, managed_instance_id, time_accepted)", &queued).await?;
+                let rows: Vec<Vec<Cell>> = logs
+                    .iter()
+                    .map(|(wr, l)| vec![Cell::text(wr), Cell::text(entry_id()), Cell::text(&l.message), Cell::Int(Some(micros(l.timestamp)))])
+                    .collect();
+                insert_rows(tx, "INSERT INTO work_request_logs (work_request_id, entry_id, message, time_created)", &rows).await?;
                 Ok(())
             }
 

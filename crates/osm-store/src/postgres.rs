@@ -74,7 +74,8 @@ crate::common::impl_store!(
     " FOR SHARE",
     " FOR UPDATE SKIP LOCKED",
     "(SELECT jsonb_array_elements_text($P::jsonb))",
-    "jsonb_array_elements($P::jsonb) AS j(value)"
+    "jsonb_array_elements($P::jsonb) AS j(value)",
+    true
 );
 
 crate::inventory::impl_inventory_store!(PgStore, sqlx::Postgres, "postgres", " FOR UPDATE");

@@ -47,3 +47,25 @@ pub fn parse_opt_enum<T: std::str::FromStr>(
 pub fn entry_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
+
+/// One value of a row [`insert_rows`](crate::common) writes; the variant says the column's type.
+#[derive(Debug, Clone)]
+pub enum Cell {
+    Text(Option<String>),
+    Int(Option<i64>),
+    Float(f64),
+}
+
+impl Cell {
+    pub fn text(value: impl Into<String>) -> Cell {
+        Cell::Text(Some(value.into()))
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Cell::Text(v) => serde_json::json!(v),
+            Cell::Int(v) => serde_json::json!(v),
+            Cell::Float(v) => serde_json::json!(v),
+        }
+    }
+}

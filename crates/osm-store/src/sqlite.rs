@@ -241,7 +241,8 @@ crate::common::impl_store!(
     "",
     "",
     "(SELECT value FROM json_each($P))",
-    "json_each($P)"
+    "json_each($P)",
+    false
 );
 
 crate::inventory::impl_inventory_store!(SqliteStore, sqlx::Sqlite, "sqlite", "");
