@@ -24,12 +24,17 @@ pub struct ComplianceReport {
     pub instances: Vec<InstanceCompliance>,
 }
 
-/// Which instances the report covers: a compartment (and its subtree) or a group.
+/// Which instances the report covers: a compartment (and its subtree), a group, or (no scope
+/// asked for by a caller who may not read the tenancy) the subtrees of the caller's grants.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ComplianceReportScope {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compartment_id: Option<String>,
+    /// The top compartments of the caller's grants, each with its subtree (no scope asked
+    /// for, by a caller who may not read the tenancy).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub compartment_ids: Option<Vec<String>>,
     pub compartment_id_in_subtree: bool,
     /// How many compartments were scanned (compartment scopes).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -178,13 +183,26 @@ impl From<report::ComplianceReport> for ComplianceReport {
                 compartments,
             } => ComplianceReportScope {
                 compartment_id: Some(id),
+                compartment_ids: None,
                 compartment_id_in_subtree: in_subtree,
+                compartment_count: Some(count(compartments)),
+                managed_instance_group_id: None,
+                managed_instance_group_name: None,
+            },
+            ReportScope::Granted {
+                roots,
+                compartments,
+            } => ComplianceReportScope {
+                compartment_id: None,
+                compartment_ids: Some(roots),
+                compartment_id_in_subtree: true,
                 compartment_count: Some(count(compartments)),
                 managed_instance_group_id: None,
                 managed_instance_group_name: None,
             },
             ReportScope::Group { id, display_name } => ComplianceReportScope {
                 compartment_id: None,
+                compartment_ids: None,
                 compartment_id_in_subtree: false,
                 compartment_count: None,
                 managed_instance_group_id: Some(id),

@@ -10,7 +10,7 @@
 //! `SECURITY` > `BUG` > `ENHANCEMENT` > `OTHER`: a report at severity `BUG` counts security and
 //! bug-fix updates as missing, one at `SECURITY` (the default) only security updates.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -41,19 +41,13 @@ pub fn classes_at_or_above(severity: UpdateClassification) -> Vec<UpdateClassifi
     classes
 }
 
-/// A CVE id as the filter takes it: `CVE-YYYY-NNNN` (four or more digits), any case; returned
-/// in upper case, the form agents report.
+/// A CVE id as the filter takes it: any case and surrounding spaces, then the grammar of
+/// [`crate::inventory::is_cve_id`] (the one agents' and errata feeds' ids are checked against);
+/// returned in upper case, the form agents report. osmd's `cve=` parameter and osmctl's `--cve`
+/// both check with this function.
 pub fn check_cve(text: &str) -> Result<String, String> {
     let upper = text.trim().to_ascii_uppercase();
-    let ok = upper.strip_prefix("CVE-").is_some_and(|rest| {
-        rest.split_once('-').is_some_and(|(year, number)| {
-            year.len() == 4
-                && (4..=19).contains(&number.len())
-                && year.bytes().all(|b| b.is_ascii_digit())
-                && number.bytes().all(|b| b.is_ascii_digit())
-        })
-    });
-    if ok {
+    if crate::inventory::is_cve_id(&upper) {
         Ok(upper)
     } else {
         Err(format!(
@@ -152,6 +146,13 @@ pub enum ReportScope {
     },
     /// The members of a managed instance group.
     Group { id: String, display_name: String },
+    /// No scope asked for, from a caller who may not read the tenancy: every compartment it
+    /// may read, which are the subtrees of `roots` (sorted).
+    Granted {
+        roots: Vec<String>,
+        /// How many compartments that is.
+        compartments: usize,
+    },
 }
 
 /// One instance as the report shows it.
@@ -195,81 +196,156 @@ pub struct ComplianceReport {
     pub instances: Vec<InstanceCompliance>,
 }
 
-/// Shapes what the store read into the report as of `now`.
+/// Most missing updates a report lists with details, unless the server is configured
+/// otherwise: about 100 MB of server memory at the size of a typical update. Counting has no
+/// limit (a report without details keeps no update, only each instance's figures and CVEs).
+pub const MAX_DETAIL_UPDATES: usize = 100_000;
+
+/// A report with details would list more missing updates than its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the report would list more than {limit} missing updates")]
+pub struct TooManyDetails {
+    pub limit: usize,
+}
+
+/// Builds a report from what the store reads batch by batch, keeping only what the report
+/// shows: each instance's figures and CVEs, and its missing updates with details (at most
+/// `max_details` of them over the report).
+#[derive(Debug)]
+pub struct ReportBuilder {
+    filter: ComplianceFilter,
+    max_details: usize,
+    details: usize,
+    instances: Vec<InstanceCompliance>,
+    cves: Vec<BTreeSet<String>>,
+    index: HashMap<String, usize>,
+}
+
+impl ReportBuilder {
+    pub fn new(filter: &ComplianceFilter, max_details: usize) -> Self {
+        ReportBuilder {
+            filter: filter.clone(),
+            max_details,
+            details: 0,
+            instances: vec![],
+            cves: vec![],
+            index: HashMap::new(),
+        }
+    }
+
+    /// Instances in scope (an instance given twice is counted once).
+    pub fn add_instances(&mut self, rows: Vec<InstanceRow>) {
+        for instance in rows {
+            if self.index.contains_key(&instance.id) {
+                continue;
+            }
+            self.index.insert(instance.id.clone(), self.instances.len());
+            self.instances.push(InstanceCompliance {
+                instance,
+                inventory_age: None,
+                missing: 0,
+                missing_security: 0,
+                cves: vec![],
+                updates: vec![],
+            });
+            self.cves.push(BTreeSet::new());
+        }
+    }
+
+    /// Pending updates of instances added before (those of other instances are ignored).
+    /// Fails once the details would hold more than the limit.
+    pub fn add_updates(&mut self, updates: Vec<PendingUpdate>) -> Result<(), TooManyDetails> {
+        for u in updates {
+            if !self.filter.counts(&u) {
+                continue;
+            }
+            let Some(&n) = self.index.get(&u.instance_id) else {
+                continue;
+            };
+            let i = &mut self.instances[n];
+            i.missing += 1;
+            if u.update_type == UpdateClassification::Security {
+                i.missing_security += 1;
+            }
+            self.cves[n].extend(u.cves.iter().cloned());
+            if self.filter.details {
+                if self.details == self.max_details {
+                    return Err(TooManyDetails {
+                        limit: self.max_details,
+                    });
+                }
+                self.details += 1;
+                i.updates.push(u);
+            }
+        }
+        Ok(())
+    }
+
+    /// The report as of `now`.
+    pub fn finish(self, scope: ReportScope, now: Timestamp) -> ComplianceReport {
+        let mut all_cves: BTreeSet<String> = BTreeSet::new();
+        let mut instances: Vec<InstanceCompliance> = self
+            .instances
+            .into_iter()
+            .zip(self.cves)
+            .map(|(mut i, cves)| {
+                i.updates.sort_by(|a, b| {
+                    rank(b.update_type)
+                        .cmp(&rank(a.update_type))
+                        .then_with(|| a.source.cmp(&b.source))
+                        .then_with(|| a.display_name.cmp(&b.display_name))
+                        .then_with(|| a.architecture.cmp(&b.architecture))
+                        .then_with(|| a.name.cmp(&b.name))
+                });
+                i.inventory_age = i.instance.inventory_reported.map(|t| now.duration_since(t));
+                all_cves.extend(cves.iter().cloned());
+                i.cves = cves.into_iter().collect();
+                i
+            })
+            .collect();
+        instances.sort_by(|a, b| {
+            b.missing
+                .cmp(&a.missing)
+                .then_with(|| a.instance.display_name.cmp(&b.instance.display_name))
+                .then_with(|| a.instance.id.cmp(&b.instance.id))
+        });
+        let summary = ComplianceSummary {
+            instances_scanned: instances.len(),
+            instances_missing: instances.iter().filter(|i| i.missing > 0).count(),
+            instances_without_inventory: instances
+                .iter()
+                .filter(|i| i.instance.inventory_reported.is_none())
+                .count(),
+            updates_missing: instances.iter().map(|i| i.missing).sum(),
+            security_updates_missing: instances.iter().map(|i| i.missing_security).sum(),
+            distinct_cves: all_cves.len(),
+            oldest_inventory: instances
+                .iter()
+                .filter_map(|i| i.instance.inventory_reported)
+                .min(),
+        };
+        ComplianceReport {
+            generated: now,
+            scope,
+            filter: self.filter,
+            summary,
+            instances,
+        }
+    }
+}
+
+/// Shapes what the store read into the report as of `now`, with no limit on the details.
 pub fn build(
     rows: ComplianceRows,
     scope: ReportScope,
     filter: &ComplianceFilter,
     now: Timestamp,
 ) -> ComplianceReport {
-    let mut by_instance: std::collections::HashMap<String, Vec<PendingUpdate>> =
-        std::collections::HashMap::new();
-    for u in rows.updates {
-        if filter.counts(&u) {
-            by_instance
-                .entry(u.instance_id.clone())
-                .or_default()
-                .push(u);
-        }
-    }
-    let mut all_cves: BTreeSet<String> = BTreeSet::new();
-    let mut instances: Vec<InstanceCompliance> = rows
-        .instances
-        .into_iter()
-        .map(|instance| {
-            let mut updates = by_instance.remove(&instance.id).unwrap_or_default();
-            updates.sort_by(|a, b| {
-                rank(b.update_type)
-                    .cmp(&rank(a.update_type))
-                    .then_with(|| a.source.cmp(&b.source))
-                    .then_with(|| a.display_name.cmp(&b.display_name))
-                    .then_with(|| a.architecture.cmp(&b.architecture))
-                    .then_with(|| a.name.cmp(&b.name))
-            });
-            let cves: BTreeSet<&String> = updates.iter().flat_map(|u| &u.cves).collect();
-            let cves: Vec<String> = cves.into_iter().cloned().collect();
-            all_cves.extend(cves.iter().cloned());
-            InstanceCompliance {
-                inventory_age: instance.inventory_reported.map(|t| now.duration_since(t)),
-                missing: updates.len(),
-                missing_security: updates
-                    .iter()
-                    .filter(|u| u.update_type == UpdateClassification::Security)
-                    .count(),
-                cves,
-                updates: if filter.details { updates } else { vec![] },
-                instance,
-            }
-        })
-        .collect();
-    instances.sort_by(|a, b| {
-        b.missing
-            .cmp(&a.missing)
-            .then_with(|| a.instance.display_name.cmp(&b.instance.display_name))
-            .then_with(|| a.instance.id.cmp(&b.instance.id))
-    });
-    let summary = ComplianceSummary {
-        instances_scanned: instances.len(),
-        instances_missing: instances.iter().filter(|i| i.missing > 0).count(),
-        instances_without_inventory: instances
-            .iter()
-            .filter(|i| i.instance.inventory_reported.is_none())
-            .count(),
-        updates_missing: instances.iter().map(|i| i.missing).sum(),
-        security_updates_missing: instances.iter().map(|i| i.missing_security).sum(),
-        distinct_cves: all_cves.len(),
-        oldest_inventory: instances
-            .iter()
-            .filter_map(|i| i.instance.inventory_reported)
-            .min(),
-    };
-    ComplianceReport {
-        generated: now,
-        scope,
-        filter: filter.clone(),
-        summary,
-        instances,
-    }
+    let mut b = ReportBuilder::new(filter, usize::MAX);
+    b.add_instances(rows.instances);
+    b.add_updates(rows.updates)
+        .expect("no limit on the details");
+    b.finish(scope, now)
 }
 
 #[cfg(test)]
@@ -445,6 +521,7 @@ mod tests {
         assert_eq!(classes_at_or_above(Other).len(), 4);
         assert_eq!(check_cve("cve-2024-3094").unwrap(), "CVE-2024-3094");
         assert_eq!(check_cve("CVE-2021-1234567").unwrap(), "CVE-2021-1234567");
+        assert_eq!(check_cve(" CVE-2024-3094 ").unwrap(), "CVE-2024-3094");
         for bad in [
             "",
             "CVE-24-1234",
@@ -455,6 +532,97 @@ mod tests {
         ] {
             let e = check_cve(bad).unwrap_err();
             assert!(e.contains("CVE-2024-3094"), "{e}");
+        }
+    }
+
+    #[test]
+    fn details_are_capped_counting_is_not() {
+        use UpdateClassification::*;
+        let updates = || {
+            vec![
+                update("i1", "a", Security, &["CVE-2024-0001"]),
+                update("i1", "b", Security, &["CVE-2024-0002"]),
+                update("i2", "c", Security, &["CVE-2024-0003"]),
+                update("i2", "d", Bug, &[]),
+            ]
+        };
+        let instances = || vec![row("i1", "one", Some(at(-5))), row("i2", "two", None)];
+        let details = ComplianceFilter {
+            details: true,
+            ..Default::default()
+        };
+        // Three security updates to list: a limit of three holds them, two does not.
+        let mut b = ReportBuilder::new(&details, 3);
+        b.add_instances(instances());
+        b.add_updates(updates()).unwrap();
+        let r = b.finish(scope(), at(0));
+        assert_eq!(r.summary.updates_missing, 3);
+        assert_eq!(
+            r.instances.iter().map(|i| i.updates.len()).sum::<usize>(),
+            3
+        );
+        let mut b = ReportBuilder::new(&details, 2);
+        b.add_instances(instances());
+        assert_eq!(b.add_updates(updates()), Err(TooManyDetails { limit: 2 }));
+        // Without details nothing is kept, so the limit does not apply.
+        let mut b = ReportBuilder::new(&ComplianceFilter::default(), 0);
+        b.add_instances(instances());
+        b.add_updates(updates()).unwrap();
+        let r = b.finish(scope(), at(0));
+        assert_eq!(r.summary.updates_missing, 3);
+        assert_eq!(r.summary.distinct_cves, 3);
+        assert!(r.instances.iter().all(|i| i.updates.is_empty()));
+    }
+
+    #[test]
+    fn batches_make_the_same_report_as_one_read() {
+        let filter = ComplianceFilter {
+            severity: UpdateClassification::Bug,
+            details: true,
+            ..Default::default()
+        };
+        let whole = build(rows(), scope(), &filter, at(0));
+        let ComplianceRows { instances, updates } = rows();
+        let mut b = ReportBuilder::new(&filter, 100);
+        // Updates of an instance not (yet) added are not counted; instances come first.
+        b.add_updates(vec![update(
+            "nobody",
+            "x",
+            UpdateClassification::Security,
+            &[],
+        )])
+        .unwrap();
+        for chunk in instances.chunks(3) {
+            b.add_instances(chunk.to_vec());
+        }
+        b.add_instances(instances[..1].to_vec());
+        for chunk in updates.chunks(2) {
+            b.add_updates(chunk.to_vec()).unwrap();
+        }
+        assert_eq!(b.finish(scope(), at(0)), whole);
+    }
+
+    #[test]
+    fn one_cve_grammar() {
+        // The filter takes what an inventory takes, in any case and with spaces around.
+        for text in [
+            "CVE-2024-1234",
+            "cve-2024-1234",
+            " CVE-1999-0001",
+            "CVE-2024-123",
+            "CVE-2024-1234567890123456789",
+            "CVE-2024-12345678901234567890",
+            "CVE-2024-",
+            "CVE--1234",
+            "CVE-2024-1234-5",
+            "CVE-٢٠٢٤-1234",
+        ] {
+            let normal = text.trim().to_ascii_uppercase();
+            assert_eq!(
+                check_cve(text).is_ok(),
+                crate::inventory::is_cve_id(&normal),
+                "{text:?}"
+            );
         }
     }
 }

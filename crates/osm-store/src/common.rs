@@ -93,7 +93,7 @@ macro_rules! impl_store {
             /// The elements of a JSON array of strings bound at `$n`, as a subquery. Batches
             /// of any size then share one statement text, prepared and planned once per
             /// connection (PostgreSQL would otherwise plan every differently sized IN list).
-            fn texts_at(n: usize) -> String {
+            pub(super) fn texts_at(n: usize) -> String {
                 $json_texts.replace("$P", &format!("${n}"))
             }
 

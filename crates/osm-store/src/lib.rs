@@ -93,7 +93,9 @@ pub enum CompletionRefused {
 
 pub use errata::{ErrataStore, ErratumFilter};
 pub use inventory::{InventoryStore, PackageList, WindowsUpdateFilter};
-pub use report::{ComplianceScope, ReportStore};
+pub use report::{
+    ComplianceBatch, ComplianceBatches, ComplianceScope, ComplianceSink, ReportStore,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -2,17 +2,24 @@
 //! and its implementation for both backends (`impl_report_store!`, expanded in `sqlite.rs` and
 //! `postgres.rs` like `impl_inventory_store!`).
 //!
-//! A report is read in one snapshot by four set-based statements, whatever the number of
-//! instances: the instances in scope with their last inventory time, their pending updates
-//! counted by classification, and the pending package and Windows updates of the classes the
-//! report counts. Each statement builds its whole answer as one JSON array in the database
-//! (`json_group_array` on SQLite, `json_agg` on PostgreSQL): one row to hand over instead of
-//! tens of thousands, which the drivers decode one by one at several microseconds each.
-//! Shaping (filters, figures, order) is `osm_core::report`'s.
+//! A report is read in one snapshot, in batches whose size does not depend on the fleet: the
+//! instances in scope a page at a time (keyset on the id) with their last inventory time and
+//! their pending updates counted by classification, then the pending package and Windows
+//! updates of the counted classes for a few of those instances at a time, as many as make at
+//! most [`ComplianceBatches::updates`] rows (the counts say how many each has). Each statement
+//! builds its whole answer as one JSON array in the database (`json_group_array` on SQLite,
+//! `json_agg` on PostgreSQL): one row to hand over instead of thousands, which the drivers
+//! decode one by one at several microseconds each. Ids and classes are bound as one JSON
+//! array each (`json_each` / `jsonb_array_elements_text`), so a scope of any size is one
+//! statement text and never runs into the backends' limits on bound parameters. Each batch
+//! goes to the caller as it is read, so memory holds a batch, not the fleet. Shaping
+//! (filters, figures, order) is `osm_core::report`'s.
+
+use std::ops::ControlFlow;
 
 use async_trait::async_trait;
 use osm_core::UpdateClassification;
-use osm_core::report::ComplianceRows;
+use osm_core::report::{InstanceRow, PendingUpdate};
 
 use crate::StoreResult;
 
@@ -25,16 +32,49 @@ pub enum ComplianceScope {
     Group(String),
 }
 
+/// The most one batch of a report's reads holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ComplianceBatches {
+    /// Instances per batch.
+    pub instances: usize,
+    /// Pending updates per batch (an instance with more is a batch of its own).
+    pub updates: usize,
+}
+
+impl Default for ComplianceBatches {
+    fn default() -> Self {
+        ComplianceBatches {
+            instances: 1000,
+            updates: 10_000,
+        }
+    }
+}
+
+/// One batch of a report's reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComplianceBatch {
+    /// Instances in scope, each in one batch only, with their pending updates counted.
+    Instances(Vec<InstanceRow>),
+    /// Pending updates of the counted classes, of instances of earlier batches.
+    Updates(Vec<PendingUpdate>),
+}
+
+/// Takes the batches of a report as they are read; `Break` stops the reads.
+pub type ComplianceSink<'a> = dyn FnMut(ComplianceBatch) -> ControlFlow<()> + Send + 'a;
+
 #[async_trait]
 pub trait ReportStore: Send + Sync {
     /// Every instance in `scope` with its pending updates counted by classification (package
     /// updates and Windows updates not installed), and the pending updates whose
-    /// classification is one of `classes`, all as of one snapshot.
-    async fn compliance_rows(
+    /// classification is one of `classes`, all as of one snapshot, handed to `sink` batch by
+    /// batch (an instance's batch comes before its updates').
+    async fn compliance_scan(
         &self,
         scope: &ComplianceScope,
         classes: &[UpdateClassification],
-    ) -> StoreResult<ComplianceRows>;
+        batches: ComplianceBatches,
+        sink: &mut ComplianceSink<'_>,
+    ) -> StoreResult<()>;
 }
 
 macro_rules! impl_report_store {
@@ -48,59 +88,40 @@ macro_rules! impl_report_store {
             use async_trait::async_trait;
             use osm_core::report::*;
             use osm_core::{OsFamily, UpdateClassification, UpdateCounts};
-            use sqlx::{QueryBuilder, Row};
+            use sqlx::Row;
 
-            use $crate::report::{ComplianceScope, ReportStore};
+            use $crate::report::{ComplianceBatch, ComplianceBatches, ComplianceScope, ComplianceSink, ReportStore};
             use $crate::rows::*;
             use $crate::{StoreError, StoreResult};
 
-            use super::store_impl::timer;
+            use super::store_impl::{texts_at, timer};
 
-            /// `SELECT <agg of arrays of columns> FROM` …
-            fn select_array(columns: &[&str]) -> String {
+            type Tx = sqlx::Transaction<'static, $db>;
+
+            /// The aggregate of JSON arrays of these columns, as `doc`.
+            fn doc(columns: &[&str]) -> String {
                 let array = format!("{}({})", $array, columns.join(", "));
-                format!("SELECT {} AS doc FROM ", format!($agg, array))
+                format!("{} AS doc", format!($agg, array))
             }
 
-            /// Appends `IN (…)`: the ids of the instances in scope.
-            fn push_scope(qb: &mut QueryBuilder<$db>, scope: &ComplianceScope) {
-                match scope {
-                    ComplianceScope::Compartments(ids) => {
-                        qb.push(" IN (SELECT id FROM managed_instances WHERE compartment_id IN (");
-                        let mut sep = qb.separated(", ");
-                        for c in ids {
-                            sep.push_bind(c.clone());
-                        }
-                        qb.push("))");
-                    }
-                    ComplianceScope::Group(id) => {
-                        qb.push(" IN (SELECT instance_id FROM managed_instance_group_members WHERE group_id = ");
-                        qb.push_bind(id.clone());
-                        qb.push(")");
-                    }
-                }
-            }
-
-            fn push_classes(qb: &mut QueryBuilder<$db>, classes: &[UpdateClassification]) {
-                qb.push(" AND update_type IN (");
-                let mut sep = qb.separated(", ");
-                for c in classes {
-                    sep.push_bind(c.as_str());
-                }
-                qb.push(")");
-            }
-
-            /// Runs a statement built by [`select_array`] and decodes its rows.
-            async fn rows<T: serde::de::DeserializeOwned>(
-                qb: &mut QueryBuilder<$db>,
-                tx: &mut sqlx::Transaction<'static, $db>,
-                what: &str,
-            ) -> StoreResult<Vec<T>> {
-                let text: Option<String> = qb.build().fetch_one(&mut **tx).await?.try_get("doc")?;
+            /// Decodes the `doc` column of a statement's one row.
+            fn decode<T: serde::de::DeserializeOwned>(row: &<$db as sqlx::Database>::Row, what: &str) -> StoreResult<Vec<T>> {
+                let text: Option<String> = row.try_get("doc")?;
                 match text {
                     None => Ok(vec![]),
                     Some(t) => serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("{what}: {e}"))),
                 }
+            }
+
+            /// Runs a statement binding a JSON array of ids at `$1` (and one of classes at
+            /// `$2`) and decodes its answer.
+            async fn read<T: serde::de::DeserializeOwned>(tx: &mut Tx, sql: &str, ids: &str, classes: Option<&str>, what: &str) -> StoreResult<Vec<T>> {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).bind(ids.to_string());
+                if let Some(c) = classes {
+                    q = q.bind(c.to_string());
+                }
+                let row = q.fetch_one(&mut **tx).await?;
+                decode(&row, what)
             }
 
             fn class(text: &str) -> StoreResult<UpdateClassification> {
@@ -118,105 +139,178 @@ macro_rules! impl_report_store {
             /// Instance id, update id, title, classification.
             type WindowsTuple = (String, String, String, String);
 
+            /// The pending package and Windows updates of the counted classes of `ids`.
+            async fn updates_of(tx: &mut Tx, ids: &[&str], classes: &str) -> StoreResult<Vec<PendingUpdate>> {
+                let ids = to_json(&ids);
+                let cves = format!($json, "cves");
+                let advisories = format!($json, "advisories");
+                let packages = format!(
+                    "SELECT {} FROM instance_updates WHERE instance_id IN {} AND update_type IN {}",
+                    doc(&["instance_id", "name", "architecture", "installed_version", "available_version", "update_type", &cves, &advisories]),
+                    texts_at(1),
+                    texts_at(2)
+                );
+                let mut updates = Vec::new();
+                for (instance_id, name, architecture, installed, available, update_type, cves, advisories) in read::<PackageTuple>(tx, &packages, &ids, Some(classes), "updates").await? {
+                    updates.push(PendingUpdate {
+                        instance_id,
+                        source: UpdateSource::Package,
+                        display_name: name.clone(),
+                        name,
+                        architecture: (!architecture.is_empty()).then_some(architecture),
+                        installed_version: Some(installed),
+                        available_version: Some(available),
+                        update_type: class(&update_type)?,
+                        cves,
+                        advisories,
+                    });
+                }
+                let windows = format!(
+                    "SELECT {} FROM instance_windows_updates WHERE NOT installed AND instance_id IN {} AND update_type IN {}",
+                    doc(&["instance_id", "name", "display_name", "update_type"]),
+                    texts_at(1),
+                    texts_at(2)
+                );
+                for (instance_id, name, display_name, update_type) in read::<WindowsTuple>(tx, &windows, &ids, Some(classes), "Windows updates").await? {
+                    updates.push(PendingUpdate {
+                        instance_id,
+                        source: UpdateSource::Windows,
+                        display_name,
+                        name,
+                        architecture: None,
+                        installed_version: None,
+                        available_version: None,
+                        update_type: class(&update_type)?,
+                        cves: vec![],
+                        advisories: vec![],
+                    });
+                }
+                Ok(updates)
+            }
+
             #[async_trait]
             impl ReportStore for $store {
-                async fn compliance_rows(&self, scope: &ComplianceScope, classes: &[UpdateClassification]) -> StoreResult<ComplianceRows> {
-                    let _t = timer("compliance_rows");
+                async fn compliance_scan(
+                    &self,
+                    scope: &ComplianceScope,
+                    classes: &[UpdateClassification],
+                    batches: ComplianceBatches,
+                    sink: &mut ComplianceSink<'_>,
+                ) -> StoreResult<()> {
+                    let _t = timer("compliance_scan");
                     if matches!(scope, ComplianceScope::Compartments(c) if c.is_empty()) {
-                        return Ok(ComplianceRows::default());
+                        return Ok(());
                     }
-                    let mut tx = self.read().begin_with($begin_read).await?;
-
-                    let mut qb = QueryBuilder::<$db>::new(select_array(&[
-                        "m.id", "m.display_name", "m.compartment_id", "m.os_family", "m.os_name", "m.os_version", "m.last_checkin", "i.time_reported",
-                    ]));
-                    qb.push("managed_instances m LEFT JOIN instance_inventories i ON i.instance_id = m.id WHERE m.id");
-                    push_scope(&mut qb, scope);
-                    let mut instances = Vec::new();
-                    for (id, display_name, compartment_id, os_family, os_name, os_version, last_checkin, reported) in rows::<InstanceTuple>(&mut qb, &mut tx, "instances").await? {
-                        instances.push(InstanceRow {
-                            id,
-                            display_name,
-                            compartment_id,
-                            os_family: parse_enum::<OsFamily>("os_family", &os_family)?,
-                            os_name,
-                            os_version,
-                            last_checkin: opt_ts(last_checkin),
-                            inventory_reported: opt_ts(reported),
-                            pending: UpdateCounts::default(),
-                        });
-                    }
-
-                    let mut qb = QueryBuilder::<$db>::new(select_array(&["instance_id", "update_type", "n"]));
-                    qb.push("(SELECT instance_id, update_type, count(*) AS n FROM instance_updates WHERE instance_id");
-                    push_scope(&mut qb, scope);
-                    qb.push(
-                        " GROUP BY instance_id, update_type UNION ALL \
-                         SELECT instance_id, update_type, count(*) AS n FROM instance_windows_updates WHERE NOT installed AND instance_id",
+                    let per_page = i64::try_from(batches.instances.max(1)).unwrap_or(i64::MAX);
+                    let per_batch = i64::try_from(batches.updates.max(1)).unwrap_or(i64::MAX);
+                    let (in_scope, scope_bind) = match scope {
+                        ComplianceScope::Compartments(ids) => (format!("m.compartment_id IN {}", texts_at(1)), to_json(ids)),
+                        ComplianceScope::Group(id) => (
+                            "m.id IN (SELECT instance_id FROM managed_instance_group_members WHERE group_id = $1)".to_string(),
+                            id.clone(),
+                        ),
+                    };
+                    // A page of instances after the last id of the one before (the backend's
+                    // own order, so `last` is its largest id whatever the collation).
+                    let page_sql = format!(
+                        "SELECT {}, max(id) AS last FROM (SELECT m.id, m.display_name, m.compartment_id, m.os_family, m.os_name, m.os_version, m.last_checkin, i.time_reported \
+                         FROM managed_instances m LEFT JOIN instance_inventories i ON i.instance_id = m.id \
+                         WHERE {in_scope} AND m.id > $2 ORDER BY m.id LIMIT $3) page",
+                        doc(&["id", "display_name", "compartment_id", "os_family", "os_name", "os_version", "last_checkin", "time_reported"]),
                     );
-                    push_scope(&mut qb, scope);
-                    qb.push(" GROUP BY instance_id, update_type) pending");
-                    let mut counts: HashMap<String, UpdateCounts> = HashMap::new();
-                    for (instance_id, update_type, n) in rows::<CountTuple>(&mut qb, &mut tx, "counts").await? {
-                        let c = counts.entry(instance_id).or_default();
-                        match class(&update_type)? {
-                            UpdateClassification::Security => c.security += n,
-                            UpdateClassification::Bug => c.bug += n,
-                            UpdateClassification::Enhancement => c.enhancement += n,
-                            UpdateClassification::Other => c.other += n,
-                        }
-                    }
-                    for i in &mut instances {
-                        if let Some(c) = counts.remove(&i.id) {
-                            i.pending = c;
-                        }
-                    }
+                    let counts_sql = format!(
+                        "SELECT {} FROM (SELECT instance_id, update_type, count(*) AS n FROM instance_updates WHERE instance_id IN {ids} GROUP BY instance_id, update_type \
+                         UNION ALL SELECT instance_id, update_type, count(*) AS n FROM instance_windows_updates WHERE NOT installed AND instance_id IN {ids} GROUP BY instance_id, update_type) pending",
+                        doc(&["instance_id", "update_type", "n"]),
+                        ids = texts_at(1)
+                    );
+                    let class_names: Vec<&str> = classes.iter().map(|c| c.as_str()).collect();
+                    let classes_json = to_json(&class_names);
 
-                    let mut updates = Vec::new();
-                    if !classes.is_empty() {
-                        let cves = format!($json, "cves");
-                        let advisories = format!($json, "advisories");
-                        let mut qb = QueryBuilder::<$db>::new(select_array(&[
-                            "instance_id", "name", "architecture", "installed_version", "available_version", "update_type", &cves, &advisories,
-                        ]));
-                        qb.push("instance_updates WHERE instance_id");
-                        push_scope(&mut qb, scope);
-                        push_classes(&mut qb, classes);
-                        for (instance_id, name, architecture, installed, available, update_type, cves, advisories) in rows::<PackageTuple>(&mut qb, &mut tx, "updates").await? {
-                            updates.push(PendingUpdate {
-                                instance_id,
-                                source: UpdateSource::Package,
-                                display_name: name.clone(),
-                                name,
-                                architecture: (!architecture.is_empty()).then_some(architecture),
-                                installed_version: Some(installed),
-                                available_version: Some(available),
-                                update_type: class(&update_type)?,
-                                cves,
-                                advisories,
-                            });
-                        }
-                        let mut qb = QueryBuilder::<$db>::new(select_array(&["instance_id", "name", "display_name", "update_type"]));
-                        qb.push("instance_windows_updates WHERE NOT installed AND instance_id");
-                        push_scope(&mut qb, scope);
-                        push_classes(&mut qb, classes);
-                        for (instance_id, name, display_name, update_type) in rows::<WindowsTuple>(&mut qb, &mut tx, "Windows updates").await? {
-                            updates.push(PendingUpdate {
-                                instance_id,
-                                source: UpdateSource::Windows,
+                    let mut tx: Tx = self.read().begin_with($begin_read).await?;
+                    let mut after = String::new();
+                    loop {
+                        let row = sqlx::query(sqlx::AssertSqlSafe(page_sql.clone()))
+                            .bind(scope_bind.clone())
+                            .bind(after.clone())
+                            .bind(per_page)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        let page: Vec<InstanceTuple> = decode(&row, "instances")?;
+                        let last: Option<String> = row.try_get("last")?;
+                        let (Some(last), false) = (last, page.is_empty()) else {
+                            break;
+                        };
+                        let full = page.len() as i64 >= per_page;
+                        let mut instances = Vec::with_capacity(page.len());
+                        for (id, display_name, compartment_id, os_family, os_name, os_version, last_checkin, reported) in page {
+                            instances.push(InstanceRow {
+                                id,
                                 display_name,
-                                name,
-                                architecture: None,
-                                installed_version: None,
-                                available_version: None,
-                                update_type: class(&update_type)?,
-                                cves: vec![],
-                                advisories: vec![],
+                                compartment_id,
+                                os_family: parse_enum::<OsFamily>("os_family", &os_family)?,
+                                os_name,
+                                os_version,
+                                last_checkin: opt_ts(last_checkin),
+                                inventory_reported: opt_ts(reported),
+                                pending: UpdateCounts::default(),
                             });
                         }
+                        let ids: Vec<&str> = instances.iter().map(|i| i.id.as_str()).collect();
+                        let mut counts: HashMap<String, UpdateCounts> = HashMap::new();
+                        for (instance_id, update_type, n) in read::<CountTuple>(&mut tx, &counts_sql, &to_json(&ids), None, "counts").await? {
+                            let c = counts.entry(instance_id).or_default();
+                            match class(&update_type)? {
+                                UpdateClassification::Security => c.security += n,
+                                UpdateClassification::Bug => c.bug += n,
+                                UpdateClassification::Enhancement => c.enhancement += n,
+                                UpdateClassification::Other => c.other += n,
+                            }
+                        }
+                        // Instance ids grouped so that each group has at most `per_batch`
+                        // counted updates (the counts are of the same snapshot).
+                        let mut groups: Vec<Vec<String>> = vec![];
+                        let mut size = 0;
+                        for i in &mut instances {
+                            if let Some(c) = counts.remove(&i.id) {
+                                i.pending = c;
+                            }
+                            let n: i64 = classes
+                                .iter()
+                                .map(|c| match c {
+                                    UpdateClassification::Security => i.pending.security,
+                                    UpdateClassification::Bug => i.pending.bug,
+                                    UpdateClassification::Enhancement => i.pending.enhancement,
+                                    UpdateClassification::Other => i.pending.other,
+                                })
+                                .sum();
+                            if n == 0 {
+                                continue;
+                            }
+                            if groups.is_empty() || size + n > per_batch {
+                                groups.push(vec![]);
+                                size = 0;
+                            }
+                            groups.last_mut().expect("a group").push(i.id.clone());
+                            size += n;
+                        }
+                        if sink(ComplianceBatch::Instances(instances)).is_break() {
+                            return Ok(());
+                        }
+                        for group in groups {
+                            let ids: Vec<&str> = group.iter().map(String::as_str).collect();
+                            let updates = updates_of(&mut tx, &ids, &classes_json).await?;
+                            if sink(ComplianceBatch::Updates(updates)).is_break() {
+                                return Ok(());
+                            }
+                        }
+                        if !full {
+                            break;
+                        }
+                        after = last;
                     }
                     tx.commit().await?;
-                    Ok(ComplianceRows { instances, updates })
+                    Ok(())
                 }
             }
         }

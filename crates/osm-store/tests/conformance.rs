@@ -232,6 +232,8 @@ conformance!(
     compliance_counts_and_pending_updates,
     compliance_scopes,
     compliance_without_inventory,
+    compliance_reads_in_batches,
+    compliance_scope_of_many_compartments,
 );
 
 // --- fixtures -----------------------------------------------------------------------------
@@ -4844,7 +4846,43 @@ async fn migration_0007_keeps_reported_updates_postgres() {
 
 // --- compliance report --------------------------------------------------------------------
 
-use osm_core::report::{InstanceRow, PendingUpdate, UpdateSource};
+use osm_core::report::{ComplianceRows, InstanceRow, PendingUpdate, UpdateSource};
+
+/// A report's reads collected whole, and the batches they came in.
+async fn compliance_batches(
+    s: &dyn Store,
+    scope: &ComplianceScope,
+    classes: &[UpdateClassification],
+    batches: ComplianceBatches,
+) -> StoreResult<(ComplianceRows, Vec<ComplianceBatch>)> {
+    let mut seen = vec![];
+    s.compliance_scan(scope, classes, batches, &mut |b| {
+        seen.push(b);
+        std::ops::ControlFlow::Continue(())
+    })
+    .await?;
+    let mut rows = ComplianceRows::default();
+    for b in &seen {
+        match b.clone() {
+            ComplianceBatch::Instances(i) => rows.instances.extend(i),
+            ComplianceBatch::Updates(u) => rows.updates.extend(u),
+        }
+    }
+    Ok((rows, seen))
+}
+
+/// A report's reads collected whole, in batches of the default size.
+async fn compliance_rows(
+    s: &dyn Store,
+    scope: &ComplianceScope,
+    classes: &[UpdateClassification],
+) -> StoreResult<ComplianceRows> {
+    Ok(
+        compliance_batches(s, scope, classes, ComplianceBatches::default())
+            .await?
+            .0,
+    )
+}
 
 /// The report's rows of one instance.
 fn row_of<'a>(rows: &'a osm_core::report::ComplianceRows, id: &str) -> &'a InstanceRow {
@@ -4939,7 +4977,7 @@ async fn compliance_counts_and_pending_updates(db: Db) {
         .unwrap();
 
     let scope = ComplianceScope::Compartments(vec![c.clone()]);
-    let rows = s.compliance_rows(&scope, SECURITY_ONLY).await.unwrap();
+    let rows = compliance_rows(s, &scope, SECURITY_ONLY).await.unwrap();
     assert_eq!(rows.instances.len(), 3);
     let v = row_of(&rows, &vulnerable.id);
     assert_eq!(
@@ -4993,13 +5031,13 @@ async fn compliance_counts_and_pending_updates(db: Db) {
     assert_eq!(kb1.display_name, "Security Update KB1");
     assert_eq!(kb1.installed_version, None);
 
-    let wider = s
-        .compliance_rows(
-            &scope,
-            &[UpdateClassification::Security, UpdateClassification::Bug],
-        )
-        .await
-        .unwrap();
+    let wider = compliance_rows(
+        s,
+        &scope,
+        &[UpdateClassification::Security, UpdateClassification::Bug],
+    )
+    .await
+    .unwrap();
     assert_eq!(
         pending_of(&wider, &vulnerable.id),
         ["BUG:libc6", "SECURITY:openssl", "SECURITY:zlib1g"]
@@ -5009,7 +5047,7 @@ async fn compliance_counts_and_pending_updates(db: Db) {
         pending_of(&wider, &win.id),
         ["BUG:cccc-3", "SECURITY:aaaa-1"]
     );
-    let counts_only = s.compliance_rows(&scope, &[]).await.unwrap();
+    let counts_only = compliance_rows(s, &scope, &[]).await.unwrap();
     assert!(counts_only.updates.is_empty());
     assert_eq!(row_of(&counts_only, &vulnerable.id).pending.security, 2);
 
@@ -5034,7 +5072,7 @@ async fn compliance_counts_and_pending_updates(db: Db) {
     s.inventory_apply(&vulnerable.id, &root, &diff, at(40, 0))
         .await
         .unwrap();
-    let after = s.compliance_rows(&scope, SECURITY_ONLY).await.unwrap();
+    let after = compliance_rows(s, &scope, SECURITY_ONLY).await.unwrap();
     assert!(pending_of(&after, &vulnerable.id).is_empty());
     let v = row_of(&after, &vulnerable.id);
     assert_eq!((v.pending.security, v.pending.bug), (0, 1));
@@ -5084,28 +5122,27 @@ async fn compliance_scopes(db: Db) {
     };
 
     // A compartment alone: not what lies below it.
-    let rows = s
-        .compliance_rows(
-            &ComplianceScope::Compartments(vec![team.clone()]),
-            SECURITY_ONLY,
-        )
-        .await
-        .unwrap();
+    let rows = compliance_rows(
+        s,
+        &ComplianceScope::Compartments(vec![team.clone()]),
+        SECURITY_ONLY,
+    )
+    .await
+    .unwrap();
     assert_eq!(ids(&rows), ["top"]);
     assert_eq!(cves(&rows), ["CVE-2024-0001"]);
     // Its subtree, as the caller lists it.
-    let rows = s
-        .compliance_rows(
-            &ComplianceScope::Compartments(vec![team.clone(), inner.clone()]),
-            SECURITY_ONLY,
-        )
-        .await
-        .unwrap();
+    let rows = compliance_rows(
+        s,
+        &ComplianceScope::Compartments(vec![team.clone(), inner.clone()]),
+        SECURITY_ONLY,
+    )
+    .await
+    .unwrap();
     assert_eq!(ids(&rows), ["deep", "top"]);
     assert_eq!(cves(&rows), ["CVE-2024-0001", "CVE-2024-0002"]);
     // Nothing asked, nothing read.
-    let rows = s
-        .compliance_rows(&ComplianceScope::Compartments(vec![]), SECURITY_ONLY)
+    let rows = compliance_rows(s, &ComplianceScope::Compartments(vec![]), SECURITY_ONLY)
         .await
         .unwrap();
     assert!(rows.instances.is_empty() && rows.updates.is_empty());
@@ -5113,8 +5150,7 @@ async fn compliance_scopes(db: Db) {
     // A group: its members, wherever they live.
     let g = group(&team, "g", OsFamily::Linux, at(1, 0));
     s.managed_instance_group_create(&g, None).await.unwrap();
-    let rows = s
-        .compliance_rows(&ComplianceScope::Group(g.id.clone()), SECURITY_ONLY)
+    let rows = compliance_rows(s, &ComplianceScope::Group(g.id.clone()), SECURITY_ONLY)
         .await
         .unwrap();
     assert!(rows.instances.is_empty(), "an empty group has no instances");
@@ -5124,8 +5160,7 @@ async fn compliance_scopes(db: Db) {
     s.managed_instance_group_attach(&g.id, &away.id, None)
         .await
         .unwrap();
-    let rows = s
-        .compliance_rows(&ComplianceScope::Group(g.id.clone()), SECURITY_ONLY)
+    let rows = compliance_rows(s, &ComplianceScope::Group(g.id.clone()), SECURITY_ONLY)
         .await
         .unwrap();
     assert_eq!(ids(&rows), ["away", "deep"]);
@@ -5134,18 +5169,17 @@ async fn compliance_scopes(db: Db) {
     s.managed_instance_group_detach(&g.id, &away.id, None)
         .await
         .unwrap();
-    let rows = s
-        .compliance_rows(&ComplianceScope::Group(g.id.clone()), SECURITY_ONLY)
+    let rows = compliance_rows(s, &ComplianceScope::Group(g.id.clone()), SECURITY_ONLY)
         .await
         .unwrap();
     assert_eq!(ids(&rows), ["deep"]);
-    let rows = s
-        .compliance_rows(
-            &ComplianceScope::Group(new_ocid(ResourceKind::ManagedInstanceGroup)),
-            SECURITY_ONLY,
-        )
-        .await
-        .unwrap();
+    let rows = compliance_rows(
+        s,
+        &ComplianceScope::Group(new_ocid(ResourceKind::ManagedInstanceGroup)),
+        SECURITY_ONLY,
+    )
+    .await
+    .unwrap();
     assert!(
         rows.instances.is_empty(),
         "an unknown group has no instances"
@@ -5168,13 +5202,13 @@ async fn compliance_without_inventory(db: Db) {
     s.inventory_apply(&empty.id, &root, &full(vec![], vec![]), at(5, 0))
         .await
         .unwrap();
-    let rows = s
-        .compliance_rows(
-            &ComplianceScope::Compartments(vec![c.clone()]),
-            SECURITY_ONLY,
-        )
-        .await
-        .unwrap();
+    let rows = compliance_rows(
+        s,
+        &ComplianceScope::Compartments(vec![c.clone()]),
+        SECURITY_ONLY,
+    )
+    .await
+    .unwrap();
     assert_eq!(rows.instances.len(), 2);
     let r = row_of(&rows, &silent.id);
     assert_eq!(r.inventory_reported, None);
@@ -5183,4 +5217,148 @@ async fn compliance_without_inventory(db: Db) {
     assert_eq!(r.inventory_reported, Some(at(5, 0)));
     assert_eq!(r.pending, UpdateCounts::default());
     assert!(rows.updates.is_empty());
+}
+
+/// The report's reads come in batches of at most the sizes asked for, each instance once and
+/// before its updates, all of the same rows as one read; the sink can stop them.
+async fn compliance_reads_in_batches(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let hosts: Vec<ManagedInstance> = (0..7)
+        .map(|k| instance(&c, &format!("h{k}"), OsFamily::Linux, at(1, 0)))
+        .collect();
+    s.managed_instance_insert_many(&hosts).await.unwrap();
+    // Host k has k security updates and one bug fix; host 6 has more than a batch holds.
+    for (k, h) in hosts.iter().enumerate() {
+        let mut updates: Vec<PackageUpdate> = (0..k)
+            .map(|n| {
+                pkg_update(
+                    &format!("p{n}"),
+                    UpdateClassification::Security,
+                    &[&format!("CVE-2024-{:04}", 1000 + n)],
+                    &[],
+                )
+            })
+            .collect();
+        updates.push(pkg_update("bugfix", UpdateClassification::Bug, &[], &[]));
+        s.inventory_apply(&h.id, &root, &full(vec![], updates), at(10, 0))
+            .await
+            .unwrap();
+    }
+    let scope = ComplianceScope::Compartments(vec![c.clone()]);
+    let small = ComplianceBatches {
+        instances: 3,
+        updates: 4,
+    };
+    let sorted_rows = |mut r: ComplianceRows| {
+        r.instances.sort_by(|a, b| a.id.cmp(&b.id));
+        r.updates
+            .sort_by(|a, b| (&a.instance_id, &a.name).cmp(&(&b.instance_id, &b.name)));
+        r
+    };
+    let (rows, seen) = compliance_batches(s, &scope, SECURITY_ONLY, small)
+        .await
+        .unwrap();
+    let whole = compliance_rows(s, &scope, SECURITY_ONLY).await.unwrap();
+    assert_eq!(sorted_rows(rows.clone()), sorted_rows(whole));
+    assert_eq!(rows.instances.len(), 7);
+    assert_eq!(rows.updates.len(), 21, "0 + 1 + … + 6 security updates");
+    let mut delivered: HashSet<String> = HashSet::new();
+    let mut instance_batches = 0;
+    for b in &seen {
+        match b {
+            ComplianceBatch::Instances(i) => {
+                instance_batches += 1;
+                assert!(i.len() <= 3, "{} instances in a batch of 3", i.len());
+                for row in i {
+                    assert!(delivered.insert(row.id.clone()), "{} twice", row.id);
+                }
+            }
+            ComplianceBatch::Updates(u) => {
+                let owners: BTreeSet<&str> = u.iter().map(|u| u.instance_id.as_str()).collect();
+                assert!(
+                    u.len() <= 4 || owners.len() == 1,
+                    "{} updates of {owners:?} in a batch of 4",
+                    u.len()
+                );
+                for o in owners {
+                    assert!(delivered.contains(o), "updates of {o} before it");
+                }
+            }
+        }
+    }
+    assert_eq!(instance_batches, 3, "7 instances, 3 a batch");
+    // Counts only: no update batch at all.
+    let (rows, seen) = compliance_batches(s, &scope, &[], small).await.unwrap();
+    assert_eq!(rows.instances.len(), 7);
+    assert!(
+        seen.iter()
+            .all(|b| matches!(b, ComplianceBatch::Instances(_)))
+    );
+    assert_eq!(rows.instances.iter().map(|i| i.pending.bug).sum::<i64>(), 7);
+    // Stopping after the first batch reads no further.
+    let mut calls = 0;
+    s.compliance_scan(&scope, SECURITY_ONLY, small, &mut |_| {
+        calls += 1;
+        std::ops::ControlFlow::Break(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(calls, 1);
+    // A group, paged the same way.
+    let g = group(&c, "g", OsFamily::Linux, at(1, 0));
+    s.managed_instance_group_create(&g, None).await.unwrap();
+    for h in &hosts[2..] {
+        s.managed_instance_group_attach(&g.id, &h.id, None)
+            .await
+            .unwrap();
+    }
+    let (rows, _) = compliance_batches(
+        s,
+        &ComplianceScope::Group(g.id.clone()),
+        SECURITY_ONLY,
+        ComplianceBatches {
+            instances: 2,
+            updates: 1,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows.instances.len(), 5);
+    assert_eq!(rows.updates.len(), 2 + 3 + 4 + 5 + 6);
+}
+
+/// A scope of more compartments than either backend takes bound parameters (SQLite 32766,
+/// PostgreSQL 65535): the ids are one bound JSON array.
+async fn compliance_scope_of_many_compartments(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let mi = instance(&c, "one", OsFamily::Linux, at(1, 0));
+    s.managed_instance_insert_many(std::slice::from_ref(&mi))
+        .await
+        .unwrap();
+    let upload = full(
+        vec![],
+        vec![pkg_update(
+            "openssl",
+            UpdateClassification::Security,
+            &["CVE-2024-0727"],
+            &[],
+        )],
+    );
+    s.inventory_apply(&mi.id, &root, &upload, at(10, 0))
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = (0..70_000)
+        .map(|_| new_ocid(ResourceKind::Compartment))
+        .collect();
+    ids.push(c.clone());
+    let rows = compliance_rows(s, &ComplianceScope::Compartments(ids), SECURITY_ONLY)
+        .await
+        .unwrap();
+    assert_eq!(rows.instances.len(), 1);
+    assert_eq!(rows.instances[0].id, mi.id);
+    assert_eq!(rows.updates.len(), 1);
 }

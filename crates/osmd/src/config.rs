@@ -45,6 +45,9 @@ pub struct Settings {
     pub errata_dir: Option<PathBuf>,
     /// Largest body of an errata import (`POST /osm/v1/errata/import`), in bytes.
     pub errata_max_body_bytes: usize,
+    /// Most missing updates a compliance report lists with `details=true`; a larger one is
+    /// refused (413 `ReportTooLarge`) rather than built in memory (docs/compliance.md).
+    pub report_max_detail_updates: usize,
 }
 
 impl Default for Settings {
@@ -63,6 +66,7 @@ impl Default for Settings {
             lease_secs: 120,
             errata_dir: None,
             errata_max_body_bytes: 64 * 1024 * 1024,
+            report_max_detail_updates: osm_core::report::MAX_DETAIL_UPDATES,
         }
     }
 }

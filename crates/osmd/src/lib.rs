@@ -131,7 +131,8 @@ pub async fn start_with_store(settings: Settings, store: Arc<dyn Store>) -> anyh
             outcome.tenancy_id.clone(),
             settings.home_region_key.clone(),
         )
-        .with_lease(jiff::SignedDuration::from_secs(settings.lease_secs as i64)),
+        .with_lease(jiff::SignedDuration::from_secs(settings.lease_secs as i64))
+        .with_report_limit(settings.report_max_detail_updates),
     );
     let state = http::AppState {
         app,

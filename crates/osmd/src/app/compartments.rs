@@ -146,14 +146,10 @@ impl App {
                 self.invalidate_tree();
                 Ok(compartment)
             }
-            Err(StoreError::Conflict(_)) => Err(ApiError::new(
-                axum::http::StatusCode::CONFLICT,
-                "NotAuthorizedOrResourceAlreadyExists",
-                format!(
-                    "a compartment named {:?} already exists in this parent",
-                    compartment.name
-                ),
-            )),
+            Err(StoreError::Conflict(_)) => Err(ApiError::already_exists(format!(
+                "a compartment named {:?} already exists in this parent",
+                compartment.name
+            ))),
             Err(e @ StoreError::RetryTokenUsed) => {
                 let id = self.retry_after_race(p, retry.as_ref(), e).await?;
                 self.invalidate_tree();
@@ -194,9 +190,7 @@ impl App {
         };
         match self.store.compartment_update(id, &patch, expected).await {
             Ok(c) => Ok(c),
-            Err(StoreError::Conflict(_)) => Err(ApiError::new(
-                axum::http::StatusCode::CONFLICT,
-                "NotAuthorizedOrResourceAlreadyExists",
+            Err(StoreError::Conflict(_)) => Err(ApiError::already_exists(
                 "a compartment with that name already exists in this parent",
             )),
             Err(StoreError::VersionMismatch) => Err(ApiError::no_etag_match("compartment", id)),

@@ -109,6 +109,8 @@ pub struct App {
     pub home_region_key: String,
     /// How long a claimed work request belongs to its agent without a heartbeat.
     pub lease: jiff::SignedDuration,
+    /// Most missing updates a compliance report lists with details (larger ones are refused).
+    pub report_max_detail_updates: usize,
     /// Started on first use, with the lease then set.
     dispatcher: std::sync::OnceLock<dispatch::Dispatcher>,
     caches: Mutex<Caches>,
@@ -123,6 +125,7 @@ impl App {
             tenancy_id,
             home_region_key,
             lease: agents::LEASE,
+            report_max_detail_updates: osm_core::report::MAX_DETAIL_UPDATES,
             dispatcher: std::sync::OnceLock::new(),
             caches: Mutex::new(Caches::default()),
         }
@@ -131,6 +134,13 @@ impl App {
     /// The same with another lease length (`lease_secs` in the settings).
     pub fn with_lease(mut self, lease: jiff::SignedDuration) -> Self {
         self.lease = lease;
+        self
+    }
+
+    /// The same with another limit on a compliance report's details
+    /// (`report_max_detail_updates` in the settings).
+    pub fn with_report_limit(mut self, max_detail_updates: usize) -> Self {
+        self.report_max_detail_updates = max_detail_updates;
         self
     }
 
@@ -260,5 +270,31 @@ pub fn check_if_match(
                 Err(ApiError::no_etag_match(what, id))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod layering {
+    /// The application layer answers with `ApiError`, built by its named constructors: the
+    /// HTTP status of each error is chosen in `http/error.rs`, never in `app/`.
+    #[test]
+    fn the_app_layer_builds_no_status_code() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/app");
+        let mut read = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                // Spelled in two parts so that this file does not find itself.
+                let (status, new) = (concat!("Status", "Code"), concat!("ApiError", "::new("));
+                assert!(
+                    !text.contains(status) && !text.contains(new),
+                    "{} builds an HTTP status itself; add a constructor to http/error.rs",
+                    path.display()
+                );
+                read += 1;
+            }
+        }
+        assert!(read > 5, "read the app layer's files ({read})");
     }
 }

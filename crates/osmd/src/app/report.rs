@@ -1,14 +1,18 @@
 //! The compliance report (an osm extension): the scope is authorised here (a compartment the
-//! caller reaches, optionally with its subtree, or a live group in one), read from the store
-//! in one snapshot, and shaped by `osm_core::report`.
+//! caller reaches, optionally with its subtree; a live group in one; or, when none is given,
+//! every compartment the caller may read), read from the store in one snapshot batch by batch,
+//! and shaped by `osm_core::report` as the batches come, so that memory holds what the report
+//! shows and no more: with details, at most [`App::report_max_detail_updates`] updates.
 
-use std::collections::HashSet;
+use std::ops::ControlFlow;
 
 use jiff::Timestamp;
 use osm_core::LifecycleState;
 use osm_core::ids::check_ocid;
-use osm_core::report::{self, ComplianceFilter, ComplianceReport, ReportScope};
-use osm_store::ComplianceScope;
+use osm_core::report::{
+    self, ComplianceFilter, ComplianceReport, ReportBuilder, ReportScope, TooManyDetails,
+};
+use osm_store::{ComplianceBatch, ComplianceBatches, ComplianceScope};
 
 use super::{App, Principal};
 use crate::http::error::{ApiError, ApiResult};
@@ -35,13 +39,7 @@ impl App {
                     "give either compartmentId or managedInstanceGroupId, not both",
                 ));
             }
-            (None, None) => {
-                return Err(ApiError::new(
-                    axum::http::StatusCode::BAD_REQUEST,
-                    "MissingParameter",
-                    "say what to report on: compartmentId (with compartmentIdInSubtree=true for its whole subtree) or managedInstanceGroupId",
-                ));
-            }
+            (None, None) => self.granted_scope(p).await?,
             (Some(c), None) => {
                 self.authorize(p, c)?;
                 let compartments: Vec<String> = if q.in_subtree {
@@ -90,19 +88,83 @@ impl App {
             }
         };
         let classes = report::classes_at_or_above(q.filter.severity);
-        let mut rows = self.store.compliance_rows(&scope, &classes).await?;
-        if matches!(scope, ComplianceScope::Group(_)) {
-            // A group may hold instances of compartments the caller does not reach: they are
-            // left out, as if they did not exist.
-            rows.instances.retain(|i| p.reaches(&i.compartment_id));
-            let kept: HashSet<String> = rows.instances.iter().map(|i| i.id.clone()).collect();
-            rows.updates.retain(|u| kept.contains(&u.instance_id));
+        let mut builder = ReportBuilder::new(&q.filter, self.report_max_detail_updates);
+        let mut too_many: Option<TooManyDetails> = None;
+        let group = matches!(scope, ComplianceScope::Group(_));
+        self.store
+            .compliance_scan(
+                &scope,
+                &classes,
+                ComplianceBatches::default(),
+                &mut |batch| {
+                    match batch {
+                        ComplianceBatch::Instances(mut rows) => {
+                            if group {
+                                // A group may hold instances of compartments the caller does
+                                // not reach: they are left out, as if they did not exist (and
+                                // so are their updates, which the builder ignores).
+                                rows.retain(|i| p.reaches(&i.compartment_id));
+                            }
+                            builder.add_instances(rows);
+                        }
+                        ComplianceBatch::Updates(updates) => {
+                            if let Err(e) = builder.add_updates(updates) {
+                                too_many = Some(e);
+                                return ControlFlow::Break(());
+                            }
+                        }
+                    }
+                    ControlFlow::Continue(())
+                },
+            )
+            .await?;
+        if let Some(e) = too_many {
+            return Err(ApiError::report_too_large(e.limit));
         }
-        Ok(report::build(
-            rows,
-            report_scope,
-            &q.filter,
-            Timestamp::now(),
-        ))
+        Ok(builder.finish(report_scope, Timestamp::now()))
+    }
+
+    /// No scope given: every compartment the caller may read. That is the tenancy's whole tree
+    /// for a caller who reaches the tenancy (reported as that compartment and its subtree), else
+    /// the subtrees of its grants; a caller granted nothing is told so.
+    async fn granted_scope(&self, p: &Principal) -> ApiResult<(ComplianceScope, ReportScope)> {
+        if p.reaches(&self.tenancy_id) {
+            let compartments: Vec<String> = self
+                .tree()
+                .await?
+                .subtree(&self.tenancy_id)
+                .into_iter()
+                .filter(|id| p.reaches(id))
+                .collect();
+            let report_scope = ReportScope::Compartment {
+                id: self.tenancy_id.clone(),
+                in_subtree: true,
+                compartments: compartments.len(),
+            };
+            return Ok((ComplianceScope::Compartments(compartments), report_scope));
+        }
+        let tree = self.tree().await?;
+        let mut compartments: Vec<String> = p.reach.iter().cloned().collect();
+        compartments.sort();
+        if compartments.is_empty() {
+            return Err(ApiError::nothing_granted(
+                "you are granted no compartment, so there is nothing to report on; ask an administrator for a grant",
+            ));
+        }
+        // The top of each granted subtree: a reachable compartment whose parent is not.
+        let roots: Vec<String> = compartments
+            .iter()
+            .filter(|c| {
+                tree.ancestors(c)
+                    .first()
+                    .is_none_or(|parent| !p.reaches(parent))
+            })
+            .cloned()
+            .collect();
+        let report_scope = ReportScope::Granted {
+            roots,
+            compartments: compartments.len(),
+        };
+        Ok((ComplianceScope::Compartments(compartments), report_scope))
     }
 }

@@ -2,7 +2,6 @@
 //! repeat of the same request returns what the first one produced, without doing it again;
 //! the same token on a different request is refused with `409 InvalidatedRetryToken`.
 
-use axum::http::StatusCode;
 use jiff::Timestamp;
 use osm_core::RetryRecord;
 use osm_store::StoreError;
@@ -76,9 +75,7 @@ impl App {
             return Ok(None);
         }
         if rec.operation != key.operation || rec.request_hash != key.request_hash {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "InvalidatedRetryToken",
+            return Err(ApiError::retry_token_reused(
                 "this opc-retry-token was already used for a different request; use a new token",
             ));
         }

@@ -93,6 +93,40 @@ impl ApiError {
         )
     }
 
+    /// A compliance report with details that would list more updates than the server holds
+    /// for one request.
+    pub fn report_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "ReportTooLarge",
+            format!(
+                "the report would list more than {limit} missing updates with details=true; \
+                 narrow it (a compartment or group, a CVE filter, a higher severity) or ask \
+                 without details (the counts have no limit)"
+            ),
+        )
+    }
+
+    /// The caller may read nothing at all (told apart from a resource out of reach only by
+    /// the message, which names no resource).
+    pub fn nothing_granted(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NotAuthorizedOrNotFound", message)
+    }
+
+    /// A create or rename that would duplicate a unique name.
+    pub fn already_exists(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "NotAuthorizedOrResourceAlreadyExists",
+            message,
+        )
+    }
+
+    /// An `opc-retry-token` already used for another request.
+    pub fn retry_token_reused(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "InvalidatedRetryToken", message)
+    }
+
     /// An unexpected failure: logged with its cause, reported without it.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");

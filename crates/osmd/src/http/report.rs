@@ -1,5 +1,6 @@
 //! osm extension: `GET /osm/v1/reports/compliance`, the compliance report of a compartment
-//! (`compartmentIdInSubtree=true` for its subtree) or a group, computed in one store snapshot.
+//! (`compartmentIdInSubtree=true` for its subtree), a group, or (neither given) every
+//! compartment the caller may read, computed in one store snapshot.
 //! Filters: `severity` (an update classification, `SECURITY` by default), `cve` (a
 //! comma-separated list of CVE ids), `details=true` for each instance's missing updates.
 

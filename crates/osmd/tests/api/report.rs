@@ -1,6 +1,8 @@
 //! The compliance report endpoint (`GET /osm/v1/reports/compliance`): scopes, filters and
 //! figures checked against the per-instance update lists an SDK script would walk; reach
-//! limited to grants (404 otherwise); bad input answered 400 with nothing changed.
+//! limited to grants (404 otherwise), and without a scope what the caller may read; details
+//! capped; bad input answered 4xx. (That bad input changes nothing osmctl writes or sends is
+//! `osmctl`'s `report_bad_input_changes_nothing`.)
 
 use jiff::Timestamp;
 use osm_core::httpsig;
@@ -9,12 +11,15 @@ use osm_core::inventory::{Advisory, FullInventory, InventoryUpload, PackageUpdat
 use osm_core::{ApiKey, Group, OsFamily, UpdateClassification, User};
 use serde_json::{Value, json};
 
+use crate::helpers::spawn_app_with;
 use crate::{Backend, TestApp, both_backends, instance, spawn_app};
 
 both_backends!(
     report_scopes_filters_and_figures,
     report_reach_is_limited_to_grants,
-    report_bad_input_changes_nothing
+    report_without_scope_covers_what_the_caller_may_read,
+    report_details_are_capped,
+    report_bad_input_is_refused
 );
 
 const REPORT: &str = "/osm/v1/reports/compliance";
@@ -297,11 +302,16 @@ async fn report_scopes_filters_and_figures(b: Backend) {
 
 /// A user whose only grant is `compartment`, and a client signing as it.
 async fn limited_user(app: &TestApp, compartment: &str) -> osm_client::Client {
+    user_granted(app, "auditor", &[compartment]).await
+}
+
+/// A user named `name` granted these compartments (none: nothing), and a client signing as it.
+async fn user_granted(app: &TestApp, name: &str, grants: &[&str]) -> osm_client::Client {
     let now = Timestamp::now();
     let user = User {
         id: new_ocid(ResourceKind::User),
         tenancy_id: app.tenancy.clone(),
-        name: "auditor".into(),
+        name: name.into(),
         description: "".into(),
         time_created: now,
     };
@@ -309,7 +319,7 @@ async fn limited_user(app: &TestApp, compartment: &str) -> osm_client::Client {
     let fingerprint = httpsig::fingerprint(&public_pem).unwrap();
     let group = Group {
         id: new_ocid(ResourceKind::Group),
-        name: "auditors".into(),
+        name: format!("{name}-group"),
         description: "".into(),
         time_created: now,
     };
@@ -328,11 +338,13 @@ async fn limited_user(app: &TestApp, compartment: &str) -> osm_client::Client {
         .user_group_add_member(&group.id, &user.id)
         .await
         .unwrap();
-    app.store
-        .user_group_grant(&group.id, compartment)
-        .await
-        .unwrap();
-    let key_file = app.dir.path().join("auditor.pem");
+    for compartment in grants {
+        app.store
+            .user_group_grant(&group.id, compartment)
+            .await
+            .unwrap();
+    }
+    let key_file = app.dir.path().join(format!("{name}.pem"));
     std::fs::write(&key_file, private_pem).unwrap();
     let config = osm_client::OciConfig {
         user: user.id,
@@ -426,16 +438,141 @@ async fn report_reach_is_limited_to_grants(b: Backend) {
     app.stop().await;
 }
 
-/// The report minus what moves with the clock.
-fn stable(mut r: Value) -> Value {
-    r.as_object_mut().unwrap().remove("timeGenerated");
-    for i in r["instances"].as_array_mut().unwrap() {
-        i.as_object_mut().unwrap().remove("inventoryAgeSeconds");
-    }
-    r
+/// Without a scope the report covers every compartment the caller may read: the tenancy's
+/// tree for the administrator (reported as the tenancy and its subtree), the subtrees of its
+/// grants for a user who may not read the tenancy; a user granted nothing is told so.
+async fn report_without_scope_covers_what_the_caller_may_read(b: Backend) {
+    use UpdateClassification::*;
+    let app = spawn_app(b).await;
+    let t = app.tenancy.clone();
+    let team = app.compartment(&t, "team").await;
+    let inner = app.compartment(&team, "inner").await;
+    let lab = app.compartment(&t, "lab").await;
+    let secret = app.compartment(&t, "secret").await;
+    host(
+        &app,
+        &inner,
+        "mine",
+        Some(vec![update("a", Security, &["CVE-2024-0001"])]),
+    )
+    .await;
+    host(&app, &lab, "bench", Some(vec![update("b", Bug, &[])])).await;
+    host(
+        &app,
+        &secret,
+        "hidden",
+        Some(vec![update("c", Security, &["CVE-2024-0002"])]),
+    )
+    .await;
+
+    let r = report(&app, "").await;
+    assert_eq!(
+        r["scope"],
+        json!({"compartmentId": t, "compartmentIdInSubtree": true, "compartmentCount": 5})
+    );
+    assert_eq!(names(&r), ["bench", "hidden", "mine"]);
+
+    let auditor = user_granted(&app, "auditor", &[&team, &inner, &lab]).await;
+    let r = auditor.get(REPORT).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r: Value = r.json();
+    let mut roots = vec![team.clone(), lab.clone()];
+    roots.sort();
+    assert_eq!(
+        r["scope"],
+        json!({"compartmentIds": roots, "compartmentIdInSubtree": true, "compartmentCount": 3})
+    );
+    assert_eq!(
+        names(&r),
+        ["bench", "mine"],
+        "nothing of the secret compartment"
+    );
+    assert_eq!(r["summary"]["instancesMissingUpdates"], 1);
+    assert_eq!(r["summary"]["distinctCves"], 1);
+    // With details and filters, the same scope.
+    let r = auditor
+        .get(&format!("{REPORT}?details=true&severity=BUG"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json::<Value>()["summary"]["instancesMissingUpdates"], 2);
+
+    let nobody = user_granted(&app, "nobody", &[]).await;
+    let r = nobody.get(REPORT).await.unwrap();
+    assert_eq!(r.status, 404, "{}", r.text());
+    let body: Value = r.json();
+    assert_eq!(body["code"], "NotAuthorizedOrNotFound");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("granted no compartment"), "{message}");
+    assert!(!message.contains(&t), "names nothing: {message}");
+    app.stop().await;
 }
 
-async fn report_bad_input_changes_nothing(b: Backend) {
+/// A report with details lists at most the configured number of updates: past it, a 413 that
+/// says what to do; without details, or narrowed, the same fleet is reported.
+async fn report_details_are_capped(b: Backend) {
+    use UpdateClassification::*;
+    let app = spawn_app_with(b, |s| s.report_max_detail_updates = 3).await;
+    let t = app.tenancy.clone();
+    let c = app.compartment(&t, "c").await;
+    host(
+        &app,
+        &c,
+        "web",
+        Some(vec![
+            update("openssl", Security, &["CVE-2024-0727"]),
+            update("zlib1g", Security, &["CVE-2023-45853"]),
+            update("libc6", Bug, &[]),
+        ]),
+    )
+    .await;
+    host(
+        &app,
+        &c,
+        "db",
+        Some(vec![
+            update("openssl", Security, &["CVE-2024-0727"]),
+            update("curl", Security, &["CVE-2024-2398"]),
+        ]),
+    )
+    .await;
+    let r = app
+        .get(&format!("{REPORT}?compartmentId={c}&details=true"))
+        .await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    let body: Value = r.json();
+    assert_eq!(body["code"], "ReportTooLarge");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("more than 3 missing updates"), "{message}");
+    assert!(message.contains("without details"), "{message}");
+    // The counts have no limit.
+    let r = report(&app, &format!("compartmentId={c}")).await;
+    assert_eq!(r["summary"]["missingUpdates"], 4);
+    // Narrowed to three updates or fewer, details are listed.
+    let r = report(
+        &app,
+        &format!("compartmentId={c}&details=true&cve=CVE-2024-0727,CVE-2024-2398"),
+    )
+    .await;
+    assert_eq!(r["summary"]["missingUpdates"], 3);
+    assert_eq!(by_name(&r, "db")["updates"].as_array().unwrap().len(), 2);
+    // Bug fixes count too: two of them fix that CVE, but all five are too many.
+    let r = app
+        .get(&format!(
+            "{REPORT}?compartmentId={c}&details=true&severity=BUG&cve=CVE-2024-0727"
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = app
+        .get(&format!(
+            "{REPORT}?compartmentId={c}&details=true&severity=BUG"
+        ))
+        .await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    app.stop().await;
+}
+
+async fn report_bad_input_is_refused(b: Backend) {
     use UpdateClassification::*;
     let app = spawn_app(b).await;
     let t = app.tenancy.clone();
@@ -468,15 +605,13 @@ async fn report_bad_input_changes_nothing(b: Backend) {
         .await
         .unwrap();
     let g = app.group(&c, "g").await;
-    let before = stable(
-        report(
-            &app,
-            &format!("compartmentId={t}&compartmentIdInSubtree=true&details=true"),
-        )
-        .await,
-    );
+    let good = report(
+        &app,
+        &format!("compartmentId={t}&compartmentIdInSubtree=true&details=true"),
+    )
+    .await;
     // A Windows instance's pending security update is reported with its title.
-    let w = by_name(&before, "win");
+    let w = by_name(&good, "win");
     assert_eq!(w["missingUpdates"], 1);
     assert_eq!(w["updates"][0]["kind"], "WINDOWS_UPDATE");
     assert_eq!(
@@ -488,7 +623,6 @@ async fn report_bad_input_changes_nothing(b: Backend) {
         .map(|n| format!("CVE-2024-{:04}", 1000 + n))
         .collect();
     let cases: Vec<(String, &str, &str)> = vec![
-        (String::new(), "MissingParameter", "compartmentId"),
         (
             format!("compartmentId={c}&managedInstanceGroupId={g}"),
             "InvalidParameter",
@@ -563,13 +697,21 @@ async fn report_bad_input_changes_nothing(b: Backend) {
         let message = body["message"].as_str().unwrap();
         assert!(message.contains(needle), "{query}: {message}");
     }
-    let after = stable(
-        report(
-            &app,
-            &format!("compartmentId={t}&compartmentIdInSubtree=true&details=true"),
-        )
-        .await,
-    );
-    assert_eq!(before, after, "bad requests changed nothing");
+    // An unknown compartment or group is not found, whatever the filters.
+    for query in [
+        format!("compartmentId={}", new_ocid(ResourceKind::Compartment)),
+        format!(
+            "compartmentId={}&compartmentIdInSubtree=true&details=true",
+            new_ocid(ResourceKind::Compartment)
+        ),
+        format!(
+            "managedInstanceGroupId={}&severity=BUG",
+            new_ocid(ResourceKind::ManagedInstanceGroup)
+        ),
+    ] {
+        let r = app.get(&format!("{REPORT}?{query}")).await;
+        assert_eq!(r.status, 404, "{query}: {}", r.text());
+        assert_eq!(r.json::<Value>()["code"], "NotAuthorizedOrNotFound");
+    }
     app.stop().await;
 }
