@@ -4,7 +4,7 @@
 //! page to hand to an auditor.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use askama::Template;
 use clap::{Args, Subcommand, ValueEnum};
@@ -21,7 +21,8 @@ pub enum ReportCmd {
     /// Which instances miss security updates (or, with --severity, other updates), which
     /// updates and CVEs, and how old each inventory is
     #[command(after_help = "\
-Scope: the whole tenancy by default; --compartment ID (with --recursive: and every compartment
+Scope: every compartment you may read by default (the whole tenancy for an administrator; for
+a user granted some compartments, those and every compartment below them); --compartment ID (with --recursive: and every compartment
 below it); or --group ID. Severity is the update classification agents report (osm stores no
 CVSS score): SECURITY > BUG > ENHANCEMENT > OTHER; --severity bug counts security and bug-fix
 updates.
@@ -68,7 +69,7 @@ pub enum Format {
 
 #[derive(Debug, Args)]
 pub struct ComplianceArgs {
-    /// Report on this compartment [default: the tenancy, with every compartment below it]
+    /// Report on this compartment [default: every compartment you may read]
     #[arg(short = 'c', long, visible_alias = "compartment-id", value_name = "ID",
           value_parser = parse::compartment_id, conflicts_with = "group")]
     pub compartment: Option<String>,
@@ -85,18 +86,15 @@ pub struct ComplianceArgs {
     #[arg(long, value_enum, ignore_case = true, default_value_t = Severity::Security)]
     pub severity: Severity,
     /// Count only updates that fix this CVE (repeatable)
-    #[arg(long = "cve", value_name = "CVE", value_parser = cve)]
+    #[arg(long = "cve", value_name = "CVE", value_parser = osm_core::report::check_cve)]
     pub cves: Vec<String>,
     /// Report format [default: text, or json with --output json]
     #[arg(short, long, value_enum, ignore_case = true)]
     pub format: Option<Format>,
-    /// Write the report to this file instead of standard output
+    /// Write the report to this file instead of standard output (checked before anything is
+    /// sent)
     #[arg(long, value_name = "FILE")]
     pub output_file: Option<PathBuf>,
-}
-
-fn cve(text: &str) -> Result<String, String> {
-    osm_core::report::check_cve(text)
 }
 
 pub async fn run(api: &Api, out: Output, cmd: ReportCmd) -> Result<(), Failure> {
@@ -110,20 +108,25 @@ async fn compliance(api: &Api, out: Output, args: ComplianceArgs) -> Result<(), 
         Output::Json => Format::Json,
         Output::Table => Format::Text,
     });
+    // A file that cannot be written fails now, before the server computes a report for it.
+    let mut file = args
+        .output_file
+        .as_deref()
+        .map(OutputFile::open)
+        .transpose()?;
     let mut q = Query::new();
-    match &args.group {
-        Some(g) => {
+    match (&args.group, &args.compartment) {
+        (Some(g), _) => {
             q.set("managedInstanceGroupId", g);
         }
-        None => {
-            q.set(
-                "compartmentId",
-                args.compartment.as_deref().unwrap_or(&api.tenancy),
-            );
-            if args.recursive || args.compartment.is_none() {
+        (None, Some(c)) => {
+            q.set("compartmentId", c);
+            if args.recursive {
                 q.set("compartmentIdInSubtree", true);
             }
         }
+        // No scope: the server reports on every compartment the caller may read.
+        (None, None) => {}
     }
     if args.details {
         q.set("details", true);
@@ -153,10 +156,9 @@ async fn compliance(api: &Api, out: Output, args: ComplianceArgs) -> Result<(), 
             }
         }
     };
-    match &args.output_file {
-        Some(path) => {
-            std::fs::write(path, text)
-                .map_err(|e| Failure::Usage(format!("cannot write {}: {e}", path.display())))?;
+    match file.take() {
+        Some(f) => {
+            let path = f.write(text.as_bytes())?;
             eprintln!("osmctl: wrote the report to {}", path.display());
         }
         None => {
@@ -166,6 +168,79 @@ async fn compliance(api: &Api, out: Output, args: ComplianceArgs) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// `--output-file`, opened before the report is asked for: its directory must exist and the
+/// file must be writable. An existing file is left as it is until the report is written
+/// (opened without truncating); one this opening created is removed again if no report comes.
+struct OutputFile {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+    created: bool,
+}
+
+impl OutputFile {
+    fn open(path: &Path) -> Result<OutputFile, Failure> {
+        let cannot =
+            |why: String| Failure::Usage(format!("cannot write {}: {why}", path.display()));
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(cannot(format!("{} is not a directory", dir.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(cannot(format!(
+                    "the directory {} does not exist",
+                    dir.display()
+                )));
+            }
+            Err(e) => return Err(cannot(e.to_string())),
+        }
+        if path.is_dir() {
+            return Err(cannot("it is a directory".into()));
+        }
+        let created = !path.exists();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| cannot(e.to_string()))?;
+        Ok(OutputFile {
+            path: path.to_path_buf(),
+            file: Some(file),
+            created,
+        })
+    }
+
+    /// Replaces the file's content with `bytes`; answers where it went.
+    fn write(mut self, bytes: &[u8]) -> Result<PathBuf, Failure> {
+        let mut file = self.file.take().expect("opened");
+        let written = file
+            .set_len(0)
+            .and_then(|()| file.write_all(bytes))
+            .and_then(|()| file.flush());
+        if let Err(e) = written {
+            return Err(Failure::Usage(format!(
+                "cannot write {}: {e}",
+                self.path.display()
+            )));
+        }
+        self.created = false;
+        Ok(std::mem::take(&mut self.path))
+    }
+}
+
+impl Drop for OutputFile {
+    fn drop(&mut self) {
+        // No report came (the server refused, the connection failed): leave nothing behind.
+        if self.created {
+            drop(self.file.take());
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// `3d 4h`, `2h 5m`, `7m`, `<1m`.
@@ -201,7 +276,20 @@ fn scope_line(r: &ComplianceReport) -> String {
                 _ => format!("{what} {c} (not the compartments below it)"),
             }
         }
-        (None, None) => "?".into(),
+        (None, None) => match &s.compartment_ids {
+            Some(roots) => format!(
+                "the compartments you may read: {} and every compartment below {} ({} compartment{})",
+                roots.join(", "),
+                if roots.len() == 1 { "it" } else { "them" },
+                s.compartment_count.unwrap_or(0),
+                if s.compartment_count == Some(1) {
+                    ""
+                } else {
+                    "s"
+                }
+            ),
+            None => "?".into(),
+        },
     }
 }
 
@@ -427,6 +515,20 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map(ToString::to_string).unwrap_or_default()
 }
 
+/// A text cell made safe to open in a spreadsheet: one that begins with `=`, `+`, `-`, `@`, a
+/// tab or a carriage return would be read as a formula (CSV injection), so it gets a leading
+/// `'`, which spreadsheets show as text and hide. The text comes from agents (host names, OS
+/// names, package names and versions), so it is not trusted. Counts osmctl formats itself are
+/// written as they are.
+fn cell(text: impl Into<String>) -> String {
+    let text = text.into();
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text
+    }
+}
+
 /// One row per instance; with details one row per missing update (the instance's columns
 /// repeated), and one row with empty update columns for an instance missing none. Lists are
 /// space-separated.
@@ -441,13 +543,13 @@ pub fn csv(r: &ComplianceReport) -> Result<String, Failure> {
     w.write_record(&header).map_err(bad)?;
     for i in &r.instances {
         let base = vec![
-            i.id.clone(),
-            i.display_name.clone(),
-            i.compartment_id.clone(),
+            cell(&i.id),
+            cell(&i.display_name),
+            cell(&i.compartment_id),
             i.os_family.as_str().to_string(),
-            opt(&i.os_name),
-            opt(&i.os_version),
-            opt(&i.last_checkin),
+            cell(opt(&i.os_name)),
+            cell(opt(&i.os_version)),
+            cell(opt(&i.last_checkin)),
             opt(&i
                 .time_inventory_reported
                 .map(osm_core::time::format_rfc3339)),
@@ -458,7 +560,7 @@ pub fn csv(r: &ComplianceReport) -> Result<String, Failure> {
             i.other_updates.to_string(),
             i.missing_updates.to_string(),
             i.missing_security_updates.to_string(),
-            i.related_cves.join(" "),
+            cell(i.related_cves.join(" ")),
         ];
         let updates = i.updates.as_deref().unwrap_or_default();
         if !details || updates.is_empty() {
@@ -472,15 +574,15 @@ pub fn csv(r: &ComplianceReport) -> Result<String, Failure> {
         for u in updates {
             let mut row = base.clone();
             row.extend([
-                u.name.clone(),
-                u.display_name.clone(),
-                u.kind.clone(),
+                cell(&u.name),
+                cell(&u.display_name),
+                cell(&u.kind),
                 u.update_type.as_str().to_string(),
-                opt(&u.architecture),
-                opt(&u.installed_version),
-                opt(&u.available_version),
-                u.related_cves.join(" "),
-                u.advisories.join(" "),
+                cell(opt(&u.architecture)),
+                cell(opt(&u.installed_version)),
+                cell(opt(&u.available_version)),
+                cell(u.related_cves.join(" ")),
+                cell(u.advisories.join(" ")),
             ]);
             w.write_record(&row).map_err(bad)?;
         }
@@ -653,5 +755,75 @@ mod tests {
             "CVE-2024-0001, CVE-2024-0002, CVE-2024-0003 (+2 more)"
         );
         assert_eq!(cve_cell(&cves[..2], 3), "CVE-2024-0001, CVE-2024-0002");
+    }
+
+    /// A report whose agent-reported text tries formulas in every kind of cell.
+    fn hostile_report() -> ComplianceReport {
+        serde_json::from_value(serde_json::json!({
+            "timeGenerated": "2026-12-01T07:50:53.833Z",
+            "scope": {"compartmentId": "ocid1.tenancy.oc1..aaaa", "compartmentIdInSubtree": true, "compartmentCount": 1},
+            "filters": {"severity": "SECURITY", "updateTypes": ["SECURITY"], "cves": [], "details": true},
+            "summary": {"instancesScanned": 2, "instancesMissingUpdates": 1, "instancesWithoutInventory": 1,
+                        "missingUpdates": 1, "missingSecurityUpdates": 1, "distinctCves": 1},
+            "instances": [
+                {"id": "ocid1.instance.oc1..bbbb", "displayName": "=HYPERLINK(\"http://x\")",
+                 "compartmentId": "ocid1.tenancy.oc1..aaaa", "osFamily": "LINUX",
+                 "osName": "+cmd|' /C calc'!A0", "osVersion": "-1+1",
+                 "timeInventoryReported": "2026-12-01T07:50:45.864Z", "inventoryAgeSeconds": -3,
+                 "securityUpdates": 1, "bugUpdates": 0, "enhancementUpdates": 0, "otherUpdates": 0,
+                 "missingUpdates": 1, "missingSecurityUpdates": 1, "relatedCves": ["CVE-2024-0001"],
+                 "updates": [{"displayName": "@SUM(1+1)", "name": "\tevil", "kind": "PACKAGE",
+                              "updateType": "SECURITY", "architecture": "\rarch",
+                              "installedVersion": "-1", "availableVersion": "=2",
+                              "relatedCves": ["CVE-2024-0001"], "advisories": ["+ADV"]}]},
+                {"id": "ocid1.instance.oc1..cccc", "displayName": "web-1 = fine",
+                 "compartmentId": "ocid1.tenancy.oc1..aaaa", "osFamily": "LINUX",
+                 "securityUpdates": 0, "bugUpdates": 0, "enhancementUpdates": 0, "otherUpdates": 0,
+                 "missingUpdates": 0, "missingSecurityUpdates": 0, "relatedCves": [], "updates": []}
+            ]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn csv_cells_cannot_start_a_formula() {
+        let text = csv(&hostile_report()).unwrap();
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+        let rows: Vec<Vec<String>> = reader
+            .records()
+            .map(|r| r.unwrap().iter().map(String::from).collect())
+            .collect();
+        let get = |row: usize, column: &str| {
+            let n = header.iter().position(|h| h == column).unwrap();
+            rows[row][n].clone()
+        };
+        assert_eq!(get(0, "display_name"), "'=HYPERLINK(\"http://x\")");
+        assert_eq!(get(0, "os_name"), "'+cmd|' /C calc'!A0");
+        assert_eq!(get(0, "os_version"), "'-1+1");
+        assert_eq!(get(0, "update_display_name"), "'@SUM(1+1)");
+        assert_eq!(get(0, "update_name"), "'\tevil");
+        assert_eq!(get(0, "architecture"), "'\rarch");
+        assert_eq!(get(0, "installed_version"), "'-1");
+        assert_eq!(get(0, "available_version"), "'=2");
+        assert_eq!(get(0, "advisories"), "'+ADV");
+        // What cannot start a formula is left alone, and so are osmctl's own numbers.
+        assert_eq!(get(0, "instance_id"), "ocid1.instance.oc1..bbbb");
+        assert_eq!(get(0, "update_cves"), "CVE-2024-0001");
+        assert_eq!(get(0, "inventory_age_seconds"), "-3");
+        assert_eq!(get(1, "display_name"), "web-1 = fine");
+        // No cell of the file starts a formula.
+        for row in &rows {
+            for (n, value) in row.iter().enumerate() {
+                if header[n] == "inventory_age_seconds" {
+                    continue;
+                }
+                assert!(
+                    !value.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                    "{}: {value:?}",
+                    header[n]
+                );
+            }
+        }
     }
 }

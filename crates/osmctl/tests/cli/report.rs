@@ -9,7 +9,25 @@ use serde_json::Value;
 
 use crate::support::{Backend, Bench};
 
-crate::on_both_backends!(every_format_says_the_same, report_errors);
+crate::on_both_backends!(
+    every_format_says_the_same,
+    report_errors,
+    report_bad_input_changes_nothing
+);
+
+/// How many compliance reports osmd was asked for (its `osm_http_requests_total`).
+async fn report_requests(bench: &Bench) -> u64 {
+    let r = bench.client.get("/metrics").await.unwrap();
+    assert_eq!(r.status, 200);
+    r.text()
+        .lines()
+        .filter(|l| {
+            l.starts_with("osm_http_requests_total{")
+                && l.contains("route=\"/osm/v1/reports/compliance\"")
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
 
 /// A compartment with three vulnerable Linux hosts, two patched ones and a vulnerable Windows
 /// host, every inventory uploaded; returns the compartment.
@@ -396,20 +414,109 @@ async fn report_errors(backend: Backend) {
         line.contains("NotAuthorizedOrNotFound") && line.contains("request id"),
         "{line}"
     );
-    // An output file that cannot be written.
+    // An output file that cannot be written is refused before anything is sent: a scope the
+    // server would refuse makes no difference, and the server sees no request.
+    let not_a_dir = bench.dir.path().join("plain-file");
+    std::fs::write(&not_a_dir, "").unwrap();
+    let under_a_file = not_a_dir.join("r.html");
+    let sent = report_requests(&bench).await;
+    for (path, why) in [
+        ("/nonexistent-dir/r.html", "does not exist"),
+        (under_a_file.to_str().unwrap(), "is not a directory"),
+        (bench.dir.path().to_str().unwrap(), "is a directory"),
+    ] {
+        let run = bench
+            .osmctl(&[
+                "report",
+                "compliance",
+                "--group",
+                group,
+                "--output-file",
+                path,
+                "--format",
+                "html",
+            ])
+            .await;
+        let line = run.fails(2);
+        assert!(line.contains(&format!("cannot write {path}")), "{line}");
+        assert!(line.contains(why), "{line}");
+    }
+    assert_eq!(report_requests(&bench).await, sent, "nothing was sent");
+    bench.stop().await;
+}
+
+/// Bad input leaves everything as it was: an existing output file keeps its content and
+/// time, a new one is not created (or is removed again when the server refuses), and a usage
+/// error sends nothing.
+async fn report_bad_input_changes_nothing(backend: Backend) {
+    let bench = Bench::start(backend).await;
+    let kept = bench.dir.path().join("yesterday.csv");
+    std::fs::write(&kept, "instance_id\nthe report of yesterday\n").unwrap();
+    let kept_time = std::fs::metadata(&kept).unwrap().modified().unwrap();
+    let absent = bench.dir.path().join("new.html");
+    let cases: [(&[&str], i32, u64); 6] = [
+        (&["--severity", "critical"], 2, 0),
+        (&["--cve", "DSA-5678-1"], 2, 0),
+        (&["--cve", "CVE-2024-1"], 2, 0),
+        (&["--format", "pdf"], 2, 0),
+        (
+            &["--group", "ocid1.osmsmanagedinstancegroup.oc1..nosuchgroup"],
+            1,
+            1,
+        ),
+        (&["-c", "ocid1.compartment.oc1..nosuchcompartment"], 1, 1),
+    ];
+    for (bad, code, requests) in cases {
+        for target in [&kept, &absent] {
+            let before = report_requests(&bench).await;
+            let mut args = vec![
+                "report",
+                "compliance",
+                "--output-file",
+                target.to_str().unwrap(),
+            ];
+            args.extend_from_slice(bad);
+            let run = bench.osmctl(&args).await;
+            let line = run.fails(code);
+            if code == 1 {
+                assert!(line.contains("NotAuthorizedOrNotFound"), "{line}");
+            }
+            assert_eq!(
+                std::fs::read_to_string(&kept).unwrap(),
+                "instance_id\nthe report of yesterday\n",
+                "{bad:?}"
+            );
+            assert_eq!(
+                std::fs::metadata(&kept).unwrap().modified().unwrap(),
+                kept_time,
+                "{bad:?}"
+            );
+            assert!(!absent.exists(), "{bad:?} left {}", absent.display());
+            assert_eq!(
+                report_requests(&bench).await - before,
+                requests,
+                "{bad:?}: reports asked for"
+            );
+        }
+    }
+    // The same file is written once the input is good.
     let run = bench
         .osmctl(&[
             "report",
             "compliance",
-            "--output-file",
-            "/nonexistent-dir/r.html",
             "--format",
-            "html",
+            "csv",
+            "--output-file",
+            kept.to_str().unwrap(),
         ])
-        .await;
+        .await
+        .ok();
+    assert!(run.stderr.contains("wrote the report to"), "{run:#?}");
+    let text = std::fs::read_to_string(&kept).unwrap();
+    assert!(text.starts_with("instance_id,display_name,"), "{text}");
     assert!(
-        run.fails(2)
-            .contains("cannot write /nonexistent-dir/r.html")
+        !text.contains("yesterday"),
+        "the old content is replaced: {text}"
     );
     bench.stop().await;
 }
