@@ -10,12 +10,13 @@
 //! kept: OSV matches only add.
 
 use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
 use crate::enums::UpdateClassification;
 use crate::model::IdName;
-use crate::osv::{Advisory, VersionScheme};
+use crate::osv::{Advisory, FieldError, OsvError, VersionScheme};
 
 /// Longest synopsis kept (the agent protocol's limit too).
 pub const MAX_SYNOPSIS_LEN: usize = 1024;
@@ -28,7 +29,79 @@ pub const MAX_IMPORT_RECORDS: usize = 100_000;
 #[derive(Debug, Clone)]
 pub struct ImportRecord {
     pub advisory: Advisory,
+    /// The record as compact JSON: the same record read from a file or sent to the API is the
+    /// same text, so importing it again either way finds it unchanged.
     pub document: String,
+}
+
+impl ImportRecord {
+    /// One OSV document's text, checked (an error names its line and column).
+    pub fn parse(text: &str) -> Result<ImportRecord, OsvError> {
+        let (advisory, value) = crate::osv::parse_document(text)?;
+        Ok(ImportRecord {
+            advisory,
+            document: value.to_string(),
+        })
+    }
+
+    /// One OSV record already read as JSON (an element of the API's `records`), checked (an
+    /// error names the field).
+    pub fn from_value(value: &serde_json::Value) -> Result<ImportRecord, FieldError> {
+        Ok(ImportRecord {
+            advisory: crate::osv::from_value(value)?,
+            document: value.to_string(),
+        })
+    }
+}
+
+/// Whether a directory entry is read as an OSV file (`*.json`; other files are ignored).
+pub fn is_osv_file(path: &Path) -> bool {
+    path.extension().is_some_and(|x| x == "json")
+}
+
+/// The one reader of OSV files, for every way in that reads them (osmd's `errata_dir`,
+/// `osmctl errata import`): `listing` is the directory's entries (or why it could not be
+/// read), `read` reads one file. The `*.json` entries are read in name order, each as one
+/// record; the first bad one stops it with `FILE:LINE:COLUMN: what is wrong`, and so does a
+/// record id given by two files or more than [`MAX_IMPORT_RECORDS`] files. osm-core does no
+/// I/O itself: the caller passes the file system's calls.
+pub fn read_osv_files(
+    dir: &Path,
+    listing: std::io::Result<Vec<PathBuf>>,
+    mut read: impl FnMut(&Path) -> std::io::Result<String>,
+) -> Result<Vec<ImportRecord>, String> {
+    let mut files: Vec<PathBuf> = listing
+        .map_err(|e| format!("cannot read the directory {}: {e}", dir.display()))?
+        .into_iter()
+        .filter(|p| is_osv_file(p))
+        .collect();
+    files.sort();
+    if files.len() > MAX_IMPORT_RECORDS {
+        return Err(format!(
+            "{} holds {} OSV files; at most {MAX_IMPORT_RECORDS} are imported at once",
+            dir.display(),
+            files.len()
+        ));
+    }
+    let mut records = Vec::with_capacity(files.len());
+    for path in &files {
+        let shown = path.display().to_string();
+        let text = read(path).map_err(|e| format!("{shown}: cannot read it: {e}"))?;
+        records.push(ImportRecord::parse(&text).map_err(|e| e.in_file(&shown))?);
+    }
+    check_batch(records.iter().map(|r| r.advisory.id.as_str())).map_err(|(i, _)| {
+        let id = &records[i].advisory.id;
+        let first = records
+            .iter()
+            .position(|r| r.advisory.id == *id)
+            .unwrap_or(0);
+        format!(
+            "{}:1:1: the id {id:?} is also the id of {}; keep one file per record",
+            files[i].display(),
+            files[first].display()
+        )
+    })?;
+    Ok(records)
 }
 
 /// A package version an erratum names (the wire's `SoftwarePackageSummary`).
@@ -409,6 +482,66 @@ mod tests {
         .erratum();
         assert_eq!(bare.synopsis, "OSV-2024-1: zlib");
         assert!(bare.solution.contains("withdrawn"), "{}", bare.solution);
+    }
+
+    #[test]
+    fn osv_files_are_read_in_name_order_and_the_first_bad_one_stops_it() {
+        use std::collections::HashMap;
+        let dir = Path::new("/feed");
+        let rec = |id: &str| format!(r#"{{"id": "{id}", "modified": "2024-01-01T00:00:00Z"}}"#);
+        let files: HashMap<PathBuf, String> = [
+            ("/feed/b.json", rec("B-1")),
+            ("/feed/a.json", format!("{}\n", rec("A-1"))),
+            ("/feed/notes.txt", "not a record".to_string()),
+        ]
+        .into_iter()
+        .map(|(p, t)| (PathBuf::from(p), t))
+        .collect();
+        let listing = || Ok::<_, std::io::Error>(files.keys().cloned().collect::<Vec<_>>());
+        let read = |p: &Path| {
+            files
+                .get(p)
+                .cloned()
+                .ok_or_else(|| std::io::Error::other("gone"))
+        };
+        let records = read_osv_files(dir, listing(), read).unwrap();
+        let ids: Vec<&str> = records.iter().map(|r| r.advisory.id.as_str()).collect();
+        assert_eq!(ids, ["A-1", "B-1"]);
+        // Kept as compact JSON, as the API keeps a record sent to it.
+        assert_eq!(
+            records[0].document,
+            r#"{"id":"A-1","modified":"2024-01-01T00:00:00Z"}"#
+        );
+        let value: serde_json::Value = serde_json::from_str(&rec("A-1")).unwrap();
+        assert_eq!(
+            ImportRecord::from_value(&value).unwrap().document,
+            records[0].document
+        );
+        // A bad file, a record twice, an unreadable directory or file.
+        let mut bad = files.clone();
+        bad.insert(
+            PathBuf::from("/feed/c.json"),
+            "{\"id\": \"C-1\",\n \"modified\": 1e400}".into(),
+        );
+        let e = read_osv_files(dir, Ok(bad.keys().cloned().collect()), |p: &Path| {
+            Ok(bad[p].clone())
+        })
+        .unwrap_err();
+        assert!(e.starts_with("/feed/c.json:2:"), "{e}");
+        let mut twice = files.clone();
+        twice.insert(PathBuf::from("/feed/c.json"), rec("A-1"));
+        let e = read_osv_files(dir, Ok(twice.keys().cloned().collect()), |p: &Path| {
+            Ok(twice[p].clone())
+        })
+        .unwrap_err();
+        assert!(
+            e.contains("/feed/c.json:1:1: the id \"A-1\" is also the id of /feed/a.json"),
+            "{e}"
+        );
+        let e = read_osv_files(dir, Err(std::io::Error::other("no such dir")), read).unwrap_err();
+        assert!(e.contains("cannot read the directory /feed"), "{e}");
+        let e = read_osv_files(dir, Ok(vec![PathBuf::from("/feed/z.json")]), read).unwrap_err();
+        assert!(e.starts_with("/feed/z.json: cannot read it"), "{e}");
     }
 
     #[test]

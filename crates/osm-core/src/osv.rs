@@ -5,6 +5,7 @@
 //! CVEs an update fixes, get CVEs too. Versions compare the way the distribution's package
 //! manager compares them: dpkg rules for Debian and Ubuntu, rpm rules for the RPM family.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use jiff::Timestamp;
@@ -136,8 +137,15 @@ impl VersionScheme {
 /// `[Key("affected"), Index(0), Key("ranges"), Index(1)]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seg {
-    Key(&'static str),
+    Key(Cow<'static, str>),
     Index(usize),
+}
+
+impl Seg {
+    /// A field of a record osm names itself.
+    pub const fn key(name: &'static str) -> Seg {
+        Seg::Key(Cow::Borrowed(name))
+    }
 }
 
 /// A record field that breaks a rule, by its path.
@@ -200,14 +208,19 @@ pub const MAX_LIST: usize = 10_000;
 /// Parses and checks one OSV document (see [`Advisory::check`]); an error names its line and
 /// column, also for a well-formed document whose field breaks a rule.
 pub fn parse(text: &str) -> Result<Advisory, OsvError> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let advisory: Advisory =
-        serde_path_to_error::deserialize(&mut de).map_err(|e| refused(text, e))?;
-    de.end().map_err(|e| OsvError {
-        position: Some((e.line(), e.column())),
+    parse_document(text).map(|(advisory, _)| advisory)
+}
+
+/// [`parse`], also answering the document as JSON. The text is read once, into a JSON value,
+/// and the advisory taken from that value: whatever the JSON reader refuses (broken syntax, a
+/// number out of range in a field osm ignores…) is refused here with its position, and a
+/// document accepted here is always a JSON value.
+pub fn parse_document(text: &str) -> Result<(Advisory, serde_json::Value), OsvError> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| OsvError {
+        position: Some((e.line().max(1), e.column().max(1))),
         message: without_position(&e.to_string()),
     })?;
-    advisory.check().map_err(|e| OsvError {
+    let advisory = from_value(&value).map_err(|e| OsvError {
         position: Some(
             locate(text, &steps_of(&e.path))
                 .map(|at| line_column(text, at))
@@ -215,37 +228,29 @@ pub fn parse(text: &str) -> Result<Advisory, OsvError> {
         ),
         message: e.to_string(),
     })?;
-    Ok(advisory)
+    Ok((advisory, value))
 }
 
-/// A value of the wrong type or form is named by its field, at the value's start; broken JSON
-/// where the parser stopped.
-fn refused(text: &str, e: serde_path_to_error::Error<serde_json::Error>) -> OsvError {
-    let steps: Vec<Step> = e
-        .path()
-        .iter()
-        .filter_map(|s| match s {
-            serde_path_to_error::Segment::Map { key } => Some(Step::Key(key)),
-            serde_path_to_error::Segment::Seq { index } => Some(Step::Index(*index)),
-            _ => None,
-        })
-        .collect();
-    let field = e.path().to_string();
-    let inner = e.inner();
-    let message = without_position(&inner.to_string());
-    let at_field = inner.is_data() && !steps.is_empty();
-    let position = match at_field.then(|| locate(text, &steps)).flatten() {
-        Some(at) => line_column(text, at),
-        None => (inner.line(), inner.column()),
-    };
-    OsvError {
-        position: Some(position),
-        message: if at_field {
-            format!("{field}: {message}")
-        } else {
-            message
-        },
-    }
+/// Reads and checks one OSV record given as a JSON value (see [`Advisory::check`]); an error
+/// names the field (`affected[0].package: missing field `name``).
+pub fn from_value(value: &serde_json::Value) -> Result<Advisory, FieldError> {
+    let advisory: Advisory = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e
+            .path()
+            .iter()
+            .filter_map(|s| match s {
+                serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone().into())),
+                serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
+                _ => None,
+            })
+            .collect();
+        FieldError {
+            path,
+            message: without_position(&e.into_inner().to_string()),
+        }
+    })?;
+    advisory.check()?;
+    Ok(advisory)
 }
 
 /// serde_json's message without its trailing " at line L column C" (the position is given
@@ -266,7 +271,7 @@ enum Step<'a> {
 fn steps_of(path: &[Seg]) -> Vec<Step<'_>> {
     path.iter()
         .map(|s| match s {
-            Seg::Key(k) => Step::Key(k),
+            Seg::Key(k) => Step::Key(k.as_ref()),
             Seg::Index(i) => Step::Index(*i),
         })
         .collect()
@@ -274,7 +279,8 @@ fn steps_of(path: &[Seg]) -> Vec<Step<'_>> {
 
 impl Advisory {
     /// The rules osm holds a record to: a usable id (it becomes an erratum name: no spaces or
-    /// control characters, at most [`MAX_ID_LEN`] characters), CVE aliases spelled as CVE ids,
+    /// control characters, at most [`MAX_ID_LEN`] characters), an `id`, `aliases` and `upstream`
+    /// entry that starts with `CVE-` a real CVE id (`CVE-YYYY-NNNN…`, what [`Advisory::cves`] takes),
     /// and, for every affected package of an ecosystem osm knows, a package name and versions
     /// well formed for that ecosystem (`0` may open a range).
     pub fn check(&self) -> Result<(), FieldError> {
@@ -282,40 +288,47 @@ impl Advisory {
         let id = self.id.as_str();
         if id.trim().is_empty() {
             return Err(at(
-                vec![Seg::Key("id")],
+                vec![Seg::key("id")],
                 "the advisory has an empty id".into(),
             ));
         }
         if id.chars().count() > MAX_ID_LEN {
             return Err(at(
-                vec![Seg::Key("id")],
+                vec![Seg::key("id")],
                 format!("the id is longer than {MAX_ID_LEN} characters"),
             ));
         }
         if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(at(
-                vec![Seg::Key("id")],
+                vec![Seg::key("id")],
                 format!("{id:?} is not an advisory id (no spaces or control characters)"),
             ));
         }
         for (name, len) in [
             ("affected", self.affected.len()),
-            ("aliases", self.aliases.len()),
             ("references", self.references.len()),
         ] {
             if len > MAX_LIST {
                 return Err(at(
-                    vec![Seg::Key(name)],
+                    vec![Seg::key(name)],
                     format!("{len} entries; at most {MAX_LIST} are accepted"),
                 ));
             }
         }
-        for (i, alias) in self.aliases.iter().enumerate() {
-            if alias.starts_with("CVE-") && !crate::inventory::is_cve_id(alias) {
+        if looks_like_cve(id) && !crate::inventory::is_cve_id(id) {
+            return Err(at(vec![Seg::key("id")], not_a_cve(id)));
+        }
+        for (field, list) in [("aliases", &self.aliases), ("upstream", &self.upstream)] {
+            if list.len() > MAX_LIST {
                 return Err(at(
-                    vec![Seg::Key("aliases"), Seg::Index(i)],
-                    format!("{alias:?} is not a CVE id such as CVE-2024-1234"),
+                    vec![Seg::key(field)],
+                    format!("{} entries; at most {MAX_LIST} are accepted", list.len()),
                 ));
+            }
+            for (i, other) in list.iter().enumerate() {
+                if looks_like_cve(other) && !crate::inventory::is_cve_id(other) {
+                    return Err(at(vec![Seg::key(field), Seg::Index(i)], not_a_cve(other)));
+                }
             }
         }
         for (a, affected) in self.affected.iter().enumerate() {
@@ -323,7 +336,7 @@ impl Advisory {
                 continue;
             };
             let here = |rest: &[Seg]| {
-                let mut p = vec![Seg::Key("affected"), Seg::Index(a)];
+                let mut p = vec![Seg::key("affected"), Seg::Index(a)];
                 p.extend_from_slice(rest);
                 p
             };
@@ -334,7 +347,7 @@ impl Advisory {
                 } else {
                     e.trim_start_matches("name: ").to_string()
                 };
-                return Err(at(here(&[Seg::Key("package"), Seg::Key("name")]), message));
+                return Err(at(here(&[Seg::key("package"), Seg::key("name")]), message));
             }
             let bad = |path: Vec<Seg>, v: &str| {
                 at(
@@ -347,7 +360,7 @@ impl Advisory {
             };
             for (v, version) in affected.versions.iter().enumerate() {
                 if !scheme.is_valid(version) {
-                    return Err(bad(here(&[Seg::Key("versions"), Seg::Index(v)]), version));
+                    return Err(bad(here(&[Seg::key("versions"), Seg::Index(v)]), version));
                 }
             }
             for (r, range) in affected.ranges.iter().enumerate() {
@@ -357,9 +370,9 @@ impl Advisory {
                     if range.kind == "ECOSYSTEM" && !introduced_zero && !scheme.is_valid(version) {
                         return Err(bad(
                             here(&[
-                                Seg::Key("ranges"),
+                                Seg::key("ranges"),
                                 Seg::Index(r),
-                                Seg::Key("events"),
+                                Seg::key("events"),
                                 Seg::Index(e),
                             ]),
                             version,
@@ -370,6 +383,19 @@ impl Advisory {
         }
         Ok(())
     }
+}
+
+/// Whether an id a record gives is meant as a CVE id (`CVE-…`, in any case): it must then be
+/// one. One rule for `id`, `aliases` and `upstream`, so what [`Advisory::cves`] takes and what
+/// [`Advisory::check`] refuses never disagree.
+fn looks_like_cve(id: &str) -> bool {
+    id.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("CVE-"))
+}
+
+fn not_a_cve(id: &str) -> String {
+    format!(
+        "{id:?} is not a CVE id such as CVE-2024-1234 (CVE-, a four-digit year, -, four or more digits)"
+    )
 }
 
 /// 1-based line and column of byte `offset` of `text`.
@@ -541,7 +567,7 @@ impl Advisory {
         let mut cves: Vec<String> = std::iter::once(&self.id)
             .chain(&self.aliases)
             .chain(&self.upstream)
-            .filter(|id| id.starts_with("CVE-"))
+            .filter(|id| crate::inventory::is_cve_id(id))
             .cloned()
             .collect();
         cves.sort();
@@ -846,6 +872,61 @@ mod tests {
         // Escaped strings and nested values before the field do not throw the position off.
         let e = parse("{\"details\": \"a \\\"quoted\\\" [x] {y}\", \"references\": [{\"type\": \"WEB\", \"url\": \"u\"}],\n\"modified\": \"2024-01-01T00:00:00Z\", \"id\": \"\"}").unwrap_err();
         assert_eq!(e.position, Some((2, 43)), "{e}");
+    }
+
+    #[test]
+    fn what_the_json_reader_refuses_anywhere_is_refused_with_its_position() {
+        // serde_json skips an ignored field without reading its number, but a JSON value
+        // cannot hold 1e400: the document is refused, not accepted and then lost.
+        let text = "{\"id\": \"X-1\", \"modified\": \"2024-01-01T00:00:00Z\",\n \"database_specific\": {\"score\": 1e400}}";
+        let e = parse(text).unwrap_err();
+        assert_eq!(e.position.map(|p| p.0), Some(2), "{e}");
+        assert!(e.message.contains("number out of range"), "{e}");
+        assert!(parse_document(text).is_err());
+        // Accepted documents come back as the JSON they are.
+        let (a, v) = parse_document(DSA).unwrap();
+        assert_eq!(a.id, "DSA-5678-1");
+        assert_eq!(v["aliases"][1], "CVE-2024-0001");
+        // The same record as a JSON value, with errors named by field.
+        assert_eq!(from_value(&v).unwrap().id, "DSA-5678-1");
+        let mut bad = v.clone();
+        bad["affected"][0]["package"] = serde_json::json!({"ecosystem": "Debian:12"});
+        let e = from_value(&bad).unwrap_err();
+        assert_eq!(e.to_string(), "affected[0].package: missing field `name`");
+    }
+
+    #[test]
+    fn cve_ids_follow_one_rule_in_id_aliases_and_upstream() {
+        let with = |id: &str, aliases: &str, upstream: &str| {
+            parse(&format!(
+                r#"{{"id": "{id}", "modified": "2024-01-01T00:00:00Z", "aliases": {aliases}, "upstream": {upstream}}}"#
+            ))
+        };
+        let a = with(
+            "CVE-2024-1000",
+            r#"["GHSA-abcd-efgh-ijkl", "CVE-2024-0002"]"#,
+            r#"["DEBIAN-CVE-2024-7777", "CVE-2024-0003", "CVE-2024-0002"]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            a.cves(),
+            ["CVE-2024-0002", "CVE-2024-0003", "CVE-2024-1000"]
+        );
+        for (id, aliases, upstream, field) in [
+            ("CVE-24-1", "[]", "[]", "id: "),
+            ("X-1", r#"["CVE-2024-12"]"#, "[]", "aliases[0]: "),
+            (
+                "X-1",
+                "[]",
+                r#"["CVE-2024-0001", "CVE-2024"]"#,
+                "upstream[1]: ",
+            ),
+            ("X-1", r#"["cve-2024-1234"]"#, "[]", "aliases[0]: "),
+        ] {
+            let e = with(id, aliases, upstream).unwrap_err();
+            assert!(e.message.starts_with(field), "{field}: {e}");
+            assert!(e.message.contains("is not a CVE id"), "{e}");
+        }
     }
 
     #[test]

@@ -107,6 +107,12 @@ macro_rules! impl_store {
             /// array on PostgreSQL; on SQLite bound VALUES in chunks of 128, 64, …, 1 rows, so
             /// at most eight statement texts per table exist and each is prepared once.
             async fn insert_rows(tx: &mut Tx, into: &str, rows: &[Vec<Cell>]) -> StoreResult<()> {
+                insert_rows_then(tx, into, rows, "").await
+            }
+
+            /// [`insert_rows`] with `then` after each statement's rows (an `ON CONFLICT …`
+            /// clause).
+            pub(super) async fn insert_rows_then(tx: &mut Tx, into: &str, rows: &[Vec<Cell>], then: &str) -> StoreResult<()> {
                 let Some(first) = rows.first() else {
                     return Ok(());
                 };
@@ -122,7 +128,7 @@ macro_rules! impl_store {
                         .collect();
                     let json: Vec<Vec<serde_json::Value>> =
                         rows.iter().map(|r| r.iter().map(Cell::to_json).collect()).collect();
-                    sqlx::query(sqlx::AssertSqlSafe(format!("{into} SELECT {} FROM {}", select.join(", "), rows_at(1))))
+                    sqlx::query(sqlx::AssertSqlSafe(format!("{into} SELECT {} FROM {}{then}", select.join(", "), rows_at(1))))
                         .bind(to_json(&json))
                         .execute(&mut **tx)
                         .await?;
@@ -142,6 +148,7 @@ macro_rules! impl_store {
                             };
                         }
                     });
+                    qb.push(then);
                     qb.build().execute(&mut **tx).await?;
                     rest = tail;
                 }
@@ -150,7 +157,7 @@ macro_rules! impl_store {
 
             /// A JSON array of arrays bound at `$n`, as a row source whose columns are
             /// `value ->> 0`, `value ->> 1`, … (see [`texts_at`]).
-            fn rows_at(n: usize) -> String {
+            pub(super) fn rows_at(n: usize) -> String {
                 $json_rows.replace("$P", &format!("${n}"))
             }
 

@@ -83,7 +83,7 @@ macro_rules! impl_errata_store {
     ($store:ty, $db:ty, $for_update:literal, $lock_shared:literal, $lock_exclusive:literal) => {
         pub(crate) mod errata_impl {
             use super::*;
-            use std::collections::{BTreeMap, BTreeSet, HashMap};
+            use std::collections::{BTreeSet, HashMap};
 
             use async_trait::async_trait;
             use jiff::Timestamp;
@@ -95,11 +95,11 @@ macro_rules! impl_errata_store {
 
             use $crate::common::is_foreign_key_violation;
             use $crate::errata::{ErrataStore, ErratumFilter};
-            use $crate::inventory::{CHUNK, RECOUNT_UPDATES};
+            use $crate::inventory::RECOUNT_UPDATES;
             use $crate::rows::*;
             use $crate::{StoreError, StoreResult};
 
-            use super::store_impl::{key_of, push_page, timer};
+            use super::store_impl::{insert_rows_then, key_of, push_page, rows_at, texts_at, timer};
 
             type DbRow = <$db as sqlx::Database>::Row;
             type Tx = sqlx::Transaction<'static, $db>;
@@ -141,20 +141,22 @@ macro_rules! impl_errata_store {
                 qb.push(")");
             }
 
-            /// The records (not withdrawn) that name one of `names`.
+            /// The records (not withdrawn) that name one of `names`, in one statement.
             async fn advisories_for(tx: &mut Tx, names: &[String]) -> StoreResult<Vec<Advisory>> {
-                let mut docs: BTreeMap<String, String> = BTreeMap::new();
-                for chunk in names.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new(
-                        "SELECT DISTINCT r.id, r.document FROM osv_records r JOIN osv_packages p ON p.osv_id = r.id WHERE r.withdrawn IS NULL AND p.name",
-                    );
-                    push_in(&mut qb, chunk);
-                    for r in qb.build().fetch_all(&mut **tx).await? {
-                        docs.insert(r.try_get("id")?, r.try_get("document")?);
-                    }
+                if names.is_empty() {
+                    return Ok(vec![]);
                 }
-                docs.into_iter()
-                    .map(|(id, doc)| {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT DISTINCT r.id, r.document FROM osv_records r JOIN osv_packages p ON p.osv_id = r.id WHERE r.withdrawn IS NULL AND p.name IN {} ORDER BY r.id",
+                    texts_at(1)
+                )))
+                .bind(to_json(&names))
+                .fetch_all(&mut **tx)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        let id: String = r.try_get("id")?;
+                        let doc: String = r.try_get("document")?;
                         osm_core::osv::parse(&doc)
                             .map_err(|e| StoreError::Corrupt(format!("osv_records {id}: {e}")))
                     })
@@ -216,63 +218,79 @@ macro_rules! impl_errata_store {
                 })
             }
 
-            /// Replaces the `instance_errata` rows of the given updates by their advisories.
+            /// Adds `instance_errata` rows: each update's advisory names.
             async fn write_instance_errata(tx: &mut Tx, rows: &[(&str, &str, &[String])]) -> StoreResult<()> {
-                let pairs: Vec<(&str, &str, &str)> = rows
+                let cells: Vec<Vec<Cell>> = rows
                     .iter()
-                    .flat_map(|(i, k, names)| names.iter().map(move |n| (*i, *k, n.as_str())))
+                    .flat_map(|(i, k, names)| names.iter().map(move |n| vec![Cell::text(*i), Cell::text(*k), Cell::text(n.as_str())]))
                     .collect();
-                for chunk in pairs.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO instance_errata (instance_id, item_key, name) ");
-                    qb.push_values(chunk, |mut b, (i, k, n)| {
-                        b.push_bind(i.to_string()).push_bind(k.to_string()).push_bind(n.to_string());
-                    });
-                    qb.push(" ON CONFLICT DO NOTHING");
-                    qb.build().execute(&mut **tx).await?;
-                }
-                Ok(())
+                insert_rows_then(tx, "INSERT INTO instance_errata (instance_id, item_key, name)", &cells, " ON CONFLICT DO NOTHING").await
             }
 
             /// Merges the records each row's update fixes into what its agent reported, writes
             /// the rows whose effective values change (and their `instance_errata`), and returns
             /// how many changed and on which instances. `refresh_all` rewrites `instance_errata`
-            /// of every row (after an upload, whose rows are new).
+            /// of every row (after an upload, whose rows are new). A fixed number of statements
+            /// whatever the number of rows: one UPDATE of the changed updates, one DELETE of their
+            /// stale `instance_errata`, the inserts of the new ones.
             async fn apply(tx: &mut Tx, rows: &[MatchRow], advisories: &[Advisory], refresh_all: bool) -> StoreResult<(usize, BTreeSet<String>)> {
                 let index = by_name(advisories);
                 let none: Vec<&Advisory> = vec![];
-                let mut changed = 0;
                 let mut instances = BTreeSet::new();
+                let mut updated: Vec<(&str, &str, &'static str, String, String)> = vec![];
+                let mut replaced: Vec<(&str, &str)> = vec![];
                 let mut errata_rows: Vec<(&str, &str, Vec<String>)> = vec![];
                 for row in rows {
                     let candidates = index.get(&row.name).unwrap_or(&none);
                     let fixed = fixing(row.ecosystem.as_deref(), &row.name, &row.installed, &row.available, candidates.iter().copied());
                     let merged = merge(&row.reported, &fixed);
                     if merged != row.current {
-                        sqlx::query("UPDATE instance_updates SET update_type = $1, cves = $2, advisories = $3 WHERE instance_id = $4 AND item_key = $5")
-                            .bind(merged.update_type.as_str())
-                            .bind(to_json(&merged.cves))
-                            .bind(to_json(&merged.advisories))
-                            .bind(&row.instance_id)
-                            .bind(&row.item_key)
-                            .execute(&mut **tx)
-                            .await?;
-                        changed += 1;
+                        updated.push((&row.instance_id, &row.item_key, merged.update_type.as_str(), to_json(&merged.cves), to_json(&merged.advisories)));
                         instances.insert(row.instance_id.clone());
                     }
-                    if !refresh_all && merged.advisories != row.current.advisories {
-                        sqlx::query("DELETE FROM instance_errata WHERE instance_id = $1 AND item_key = $2")
-                            .bind(&row.instance_id)
-                            .bind(&row.item_key)
-                            .execute(&mut **tx)
-                            .await?;
+                    if refresh_all {
                         errata_rows.push((&row.instance_id, &row.item_key, merged.advisories));
-                    } else if refresh_all {
+                    } else if merged.advisories != row.current.advisories {
+                        replaced.push((&row.instance_id, &row.item_key));
                         errata_rows.push((&row.instance_id, &row.item_key, merged.advisories));
                     }
                 }
+                if !updated.is_empty() {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "UPDATE instance_updates SET update_type = v.update_type, cves = v.cves, advisories = v.advisories \
+                         FROM (SELECT value ->> 0 AS instance_id, value ->> 1 AS item_key, value ->> 2 AS update_type, value ->> 3 AS cves, value ->> 4 AS advisories FROM {}) v \
+                         WHERE instance_updates.instance_id = v.instance_id AND instance_updates.item_key = v.item_key",
+                        rows_at(1)
+                    )))
+                    .bind(to_json(&updated))
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                if !replaced.is_empty() {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DELETE FROM instance_errata WHERE (instance_id, item_key) IN (SELECT value ->> 0, value ->> 1 FROM {})",
+                        rows_at(1)
+                    )))
+                    .bind(to_json(&replaced))
+                    .execute(&mut **tx)
+                    .await?;
+                }
                 let refs: Vec<(&str, &str, &[String])> = errata_rows.iter().map(|(i, k, a)| (*i, *k, a.as_slice())).collect();
                 write_instance_errata(tx, &refs).await?;
-                Ok((changed, instances))
+                Ok((updated.len(), instances))
+            }
+
+            /// Sets the update counters of `ids` (see `RECOUNT_UPDATES`), in one statement.
+            async fn recount(tx: &mut Tx, ids: &BTreeSet<String>) -> StoreResult<()> {
+                if ids.is_empty() {
+                    return Ok(());
+                }
+                let sql = RECOUNT_UPDATES
+                    .replace("WHERE id = $1 AND", &format!("WHERE id IN {} AND", texts_at(1)))
+                    .replace("= $1", "= managed_instances.id");
+                let ids: Vec<&String> = ids.iter().collect();
+                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_json(&ids)).execute(&mut **tx).await?;
+                Ok(())
             }
 
             /// Called by an inventory upload first: waits for an import in progress (PostgreSQL).
@@ -321,93 +339,134 @@ macro_rules! impl_errata_store {
                 Ok(())
             }
 
+            /// The catalogue entries of `names` in `tenancy_id`, locked (in name order, as every
+            /// writer locks them) until the transaction ends, with the CVEs agents reported.
+            async fn errata_locked(tx: &mut Tx, tenancy_id: &str, names: &[&str]) -> StoreResult<HashMap<String, (ErratumInfo, Vec<String>)>> {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT * FROM errata WHERE compartment_id = $1 AND name IN {} ORDER BY name{FOR_UPDATE}",
+                    texts_at(2)
+                )))
+                .bind(tenancy_id)
+                .bind(to_json(&names))
+                .fetch_all(&mut **tx)
+                .await?
+                .iter()
+                .map(|r| -> StoreResult<(String, (ErratumInfo, Vec<String>))> {
+                    let e = info(r)?;
+                    let reported: Vec<String> = from_json("reported_cves", &r.try_get::<String, _>("reported_cves")?)?;
+                    Ok((e.name.clone(), (e, reported)))
+                })
+                .collect()
+            }
+
+            /// A foreign-key violation on `errata` means the tenancy is missing.
+            fn missing_tenancy(tenancy_id: &str) -> impl FnOnce(StoreError) -> StoreError + '_ {
+                move |e| match e {
+                    StoreError::Database(d) if is_foreign_key_violation(&d) => {
+                        StoreError::MissingReference(format!("tenancy {tenancy_id} does not exist"))
+                    }
+                    other => other,
+                }
+            }
+
             /// Creates or updates the catalogue entries of imported records (in name order, as
-            /// agents' uploads lock them). CVEs merge with those agents reported.
+            /// agents' uploads lock them), in a fixed number of statements. An entry's CVEs are
+            /// those agents reported for it (`reported_cves`, never dropped) and the record's
+            /// current ones: a newer record that names fewer CVEs drops only its own.
             async fn upsert_osv_errata(tx: &mut Tx, tenancy_id: &str, records: &[&ImportRecord], now: Timestamp) -> StoreResult<()> {
-                for chunk in records.chunks(CHUNK) {
-                    let entries: Vec<(String, OsvErratum)> = chunk.iter().map(|r| (r.advisory.id.clone(), r.advisory.erratum())).collect();
-                    let mut qb = QueryBuilder::<$db>::new(
-                        "INSERT INTO errata (id, compartment_id, name, advisory_type, synopsis, issued, related_cves, time_created, time_updated, description, issuer, solution, refs, packages, osv_modified, withdrawn) ",
-                    );
-                    qb.push_values(&entries, |mut b, (name, e)| {
-                        b.push_bind(osm_core::ids::new_ocid(osm_core::ids::ResourceKind::Erratum))
-                            .push_bind(tenancy_id.to_string())
-                            .push_bind(name.clone())
-                            .push_bind(e.advisory_type.as_str())
-                            .push_bind(e.synopsis.clone())
-                            .push_bind(opt_micros(e.issued))
-                            .push_bind(to_json(&e.related_cves))
-                            .push_bind(micros(now))
-                            .push_bind(micros(now))
-                            .push_bind(e.description.clone())
-                            .push_bind(e.issuer.clone())
-                            .push_bind(e.solution.clone())
-                            .push_bind(e.references.clone())
-                            .push_bind(to_json(&e.packages))
-                            .push_bind(micros(e.modified))
-                            .push_bind(opt_micros(e.withdrawn));
-                    });
-                    qb.push(" ON CONFLICT (compartment_id, name) DO NOTHING");
-                    qb.build().execute(&mut **tx).await.map_err(|e| {
-                        if is_foreign_key_violation(&e) {
-                            StoreError::MissingReference(format!("tenancy {tenancy_id} does not exist"))
-                        } else {
-                            e.into()
-                        }
-                    })?;
-                    let names: Vec<String> = entries.iter().map(|(n, _)| n.clone()).collect();
-                    let mut qb = QueryBuilder::<$db>::new("SELECT * FROM errata WHERE compartment_id = ");
-                    qb.push_bind(tenancy_id.to_string());
-                    qb.push(" AND name");
-                    push_in(&mut qb, &names);
-                    qb.push(format!(" ORDER BY name{FOR_UPDATE}"));
-                    let stored: HashMap<String, ErratumInfo> = qb
-                        .build()
-                        .fetch_all(&mut **tx)
-                        .await?
-                        .iter()
-                        .map(info)
-                        .map(|e| e.map(|e| (e.name.clone(), e)))
-                        .collect::<StoreResult<_>>()?;
-                    for (name, e) in &entries {
-                        let Some(old) = stored.get(name) else { continue };
-                        let cves: BTreeSet<String> = old.related_cves.iter().chain(&e.related_cves).cloned().collect();
-                        let cves: Vec<String> = cves.into_iter().collect();
-                        let next = ErratumInfo {
-                            advisory_type: Some(e.advisory_type),
-                            synopsis: Some(e.synopsis.clone()),
-                            description: e.description.clone().or_else(|| old.description.clone()),
-                            issued: e.issued.or(old.issued),
-                            modified: Some(e.modified),
-                            issuer: e.issuer.clone().or_else(|| old.issuer.clone()),
-                            solution: Some(e.solution.clone()),
-                            references: e.references.clone().or_else(|| old.references.clone()),
-                            related_cves: cves,
-                            packages: e.packages.clone(),
-                            withdrawn: e.withdrawn,
-                            ..old.clone()
-                        };
-                        if &next == old {
-                            continue;
-                        }
-                        sqlx::query("UPDATE errata SET advisory_type = $1, synopsis = $2, description = $3, issued = $4, osv_modified = $5, issuer = $6, solution = $7, refs = $8, related_cves = $9, packages = $10, withdrawn = $11, time_updated = $12 WHERE id = $13")
-                            .bind(next.advisory_type.map(|t| t.as_str()))
-                            .bind(&next.synopsis)
-                            .bind(&next.description)
-                            .bind(opt_micros(next.issued))
-                            .bind(opt_micros(next.modified))
-                            .bind(&next.issuer)
-                            .bind(&next.solution)
-                            .bind(&next.references)
-                            .bind(to_json(&next.related_cves))
-                            .bind(to_json(&next.packages))
-                            .bind(opt_micros(next.withdrawn))
-                            .bind(micros(now))
-                            .bind(&old.id)
-                            .execute(&mut **tx)
-                            .await?;
+                let entries: Vec<(&str, OsvErratum)> = records.iter().map(|r| (r.advisory.id.as_str(), r.advisory.erratum())).collect();
+                let cells: Vec<Vec<Cell>> = entries
+                    .iter()
+                    .map(|(name, e)| {
+                        vec![
+                            Cell::text(osm_core::ids::new_ocid(osm_core::ids::ResourceKind::Erratum)),
+                            Cell::text(tenancy_id),
+                            Cell::text(*name),
+                            Cell::text(e.advisory_type.as_str()),
+                            Cell::text(e.synopsis.clone()),
+                            Cell::Int(opt_micros(e.issued)),
+                            Cell::text(to_json(&e.related_cves)),
+                            Cell::Int(Some(micros(now))),
+                            Cell::Int(Some(micros(now))),
+                            Cell::Text(e.description.clone()),
+                            Cell::Text(e.issuer.clone()),
+                            Cell::text(e.solution.clone()),
+                            Cell::Text(e.references.clone()),
+                            Cell::text(to_json(&e.packages)),
+                            Cell::Int(Some(micros(e.modified))),
+                            Cell::Int(opt_micros(e.withdrawn)),
+                        ]
+                    })
+                    .collect();
+                // The new entries take the record's values; the others are merged below.
+                insert_rows_then(
+                    tx,
+                    "INSERT INTO errata (id, compartment_id, name, advisory_type, synopsis, issued, related_cves, time_created, time_updated, description, issuer, solution, refs, packages, osv_modified, withdrawn)",
+                    &cells,
+                    " ON CONFLICT (compartment_id, name) DO NOTHING",
+                )
+                .await
+                .map_err(missing_tenancy(tenancy_id))?;
+                let names: Vec<&str> = entries.iter().map(|(n, _)| *n).collect();
+                let stored = errata_locked(tx, tenancy_id, &names).await?;
+                let mut changed: Vec<ErratumInfo> = vec![];
+                for (name, e) in &entries {
+                    let Some((old, reported)) = stored.get(*name) else { continue };
+                    let cves: BTreeSet<String> = reported.iter().chain(&e.related_cves).cloned().collect();
+                    let next = ErratumInfo {
+                        advisory_type: Some(e.advisory_type),
+                        synopsis: Some(e.synopsis.clone()),
+                        description: e.description.clone().or_else(|| old.description.clone()),
+                        issued: e.issued.or(old.issued),
+                        modified: Some(e.modified),
+                        issuer: e.issuer.clone().or_else(|| old.issuer.clone()),
+                        solution: Some(e.solution.clone()),
+                        references: e.references.clone().or_else(|| old.references.clone()),
+                        related_cves: cves.into_iter().collect(),
+                        packages: e.packages.clone(),
+                        withdrawn: e.withdrawn,
+                        ..old.clone()
+                    };
+                    if next != *old {
+                        changed.push(next);
                     }
                 }
+                if changed.is_empty() {
+                    return Ok(());
+                }
+                let rows: Vec<serde_json::Value> = changed
+                    .iter()
+                    .map(|e| {
+                        serde_json::json!([
+                            e.id,
+                            e.advisory_type.map(|t| t.as_str()),
+                            e.synopsis,
+                            e.description,
+                            opt_micros(e.issued),
+                            opt_micros(e.modified),
+                            e.issuer,
+                            e.solution,
+                            e.references,
+                            to_json(&e.related_cves),
+                            to_json(&e.packages),
+                            opt_micros(e.withdrawn),
+                        ])
+                    })
+                    .collect();
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE errata SET advisory_type = v.advisory_type, synopsis = v.synopsis, description = v.description, issued = v.issued, \
+                     osv_modified = v.osv_modified, issuer = v.issuer, solution = v.solution, refs = v.refs, related_cves = v.related_cves, \
+                     packages = v.packages, withdrawn = v.withdrawn, time_updated = $1 \
+                     FROM (SELECT value ->> 0 AS id, value ->> 1 AS advisory_type, value ->> 2 AS synopsis, value ->> 3 AS description, \
+                     CAST(value ->> 4 AS BIGINT) AS issued, CAST(value ->> 5 AS BIGINT) AS osv_modified, value ->> 6 AS issuer, value ->> 7 AS solution, \
+                     value ->> 8 AS refs, value ->> 9 AS related_cves, value ->> 10 AS packages, CAST(value ->> 11 AS BIGINT) AS withdrawn FROM {}) v \
+                     WHERE errata.id = v.id",
+                    rows_at(2)
+                )))
+                .bind(micros(now))
+                .bind(to_json(&rows))
+                .execute(&mut **tx)
+                .await?;
                 Ok(())
             }
 
@@ -429,7 +488,9 @@ macro_rules! impl_errata_store {
             /// The sort column of the issue-date order (entries without a date sort as 0).
             const ISSUED_KEY: &str = "COALESCE(e.issued, 0)";
 
-        /// The body of [`ErrataStore::errata_import`], in the caller's transaction.
+        /// The body of [`ErrataStore::errata_import`], in the caller's transaction: a fixed
+        /// number of statements whatever the batch's size (rows go as JSON arrays or multi-row
+        /// inserts, see `insert_rows`).
         async fn import_in(tx: &mut Tx, tenancy_id: &str, records: &[ImportRecord], now: Timestamp) -> StoreResult<ImportSummary> {
                 let mut summary = ImportSummary { records: records.len(), ..Default::default() };
                 if !LOCK_EXCLUSIVE.is_empty() {
@@ -438,15 +499,17 @@ macro_rules! impl_errata_store {
                 let mut sorted: Vec<&ImportRecord> = records.iter().collect();
                 sorted.sort_by(|a, b| a.advisory.id.cmp(&b.advisory.id));
                 // What osm holds of these records.
+                let ids: Vec<&str> = sorted.iter().map(|r| r.advisory.id.as_str()).collect();
                 let mut stored: HashMap<String, (i64, String)> = HashMap::new();
-                let ids: Vec<String> = sorted.iter().map(|r| r.advisory.id.clone()).collect();
-                for chunk in ids.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new("SELECT id, modified, document FROM osv_records WHERE id");
-                    push_in(&mut qb, chunk);
-                    qb.push(format!(" ORDER BY id{FOR_UPDATE}"));
-                    for r in qb.build().fetch_all(&mut **tx).await? {
-                        stored.insert(r.try_get("id")?, (r.try_get("modified")?, r.try_get("document")?));
-                    }
+                for r in sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT id, modified, document FROM osv_records WHERE id IN {} ORDER BY id{FOR_UPDATE}",
+                    texts_at(1)
+                )))
+                .bind(to_json(&ids))
+                .fetch_all(&mut **tx)
+                .await?
+                {
+                    stored.insert(r.try_get("id")?, (r.try_get("modified")?, r.try_get("document")?));
                 }
                 let mut changed: Vec<&ImportRecord> = vec![];
                 for r in &sorted {
@@ -471,68 +534,74 @@ macro_rules! impl_errata_store {
                     return Ok(summary);
                 }
                 // Every package a changed record named before or names now is matched again.
+                let changed_ids: Vec<&str> = changed.iter().map(|r| r.advisory.id.as_str()).collect();
                 let mut names: BTreeSet<String> = BTreeSet::new();
-                let changed_ids: Vec<String> = changed.iter().map(|r| r.advisory.id.clone()).collect();
-                for chunk in changed_ids.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new("SELECT name FROM osv_packages WHERE osv_id");
-                    push_in(&mut qb, chunk);
-                    for r in qb.build().fetch_all(&mut **tx).await? {
-                        names.insert(r.try_get("name")?);
-                    }
-                    let mut qb = QueryBuilder::<$db>::new("DELETE FROM osv_packages WHERE osv_id");
-                    push_in(&mut qb, chunk);
-                    qb.build().execute(&mut **tx).await?;
+                for r in sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM osv_packages WHERE osv_id IN {} RETURNING name",
+                    texts_at(1)
+                )))
+                .bind(to_json(&changed_ids))
+                .fetch_all(&mut **tx)
+                .await?
+                {
+                    names.insert(r.try_get("name")?);
                 }
-                for chunk in changed.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO osv_records (id, modified, withdrawn, document, time_imported) ");
-                    qb.push_values(chunk, |mut b, r| {
-                        b.push_bind(r.advisory.id.clone())
-                            .push_bind(micros(r.advisory.modified))
-                            .push_bind(opt_micros(r.advisory.withdrawn))
-                            .push_bind(r.document.clone())
-                            .push_bind(micros(now));
-                    });
-                    qb.push(" ON CONFLICT (id) DO UPDATE SET modified = excluded.modified, withdrawn = excluded.withdrawn, document = excluded.document, time_imported = excluded.time_imported");
-                    qb.build().execute(&mut **tx).await?;
-                }
-                let pairs: Vec<(String, String)> = changed
+                let record_rows: Vec<Vec<Cell>> = changed
                     .iter()
-                    .flat_map(|r| r.advisory.package_names().into_iter().map(|n| (n, r.advisory.id.clone())))
+                    .map(|r| {
+                        vec![
+                            Cell::text(r.advisory.id.as_str()),
+                            Cell::Int(Some(micros(r.advisory.modified))),
+                            Cell::Int(opt_micros(r.advisory.withdrawn)),
+                            Cell::text(r.document.as_str()),
+                            Cell::Int(Some(micros(now))),
+                        ]
+                    })
                     .collect();
-                names.extend(pairs.iter().map(|(n, _)| n.clone()));
-                for chunk in pairs.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO osv_packages (name, osv_id) ");
-                    qb.push_values(chunk, |mut b, (n, id)| {
-                        b.push_bind(n.clone()).push_bind(id.clone());
-                    });
-                    qb.build().execute(&mut **tx).await?;
+                insert_rows_then(
+                    tx,
+                    "INSERT INTO osv_records (id, modified, withdrawn, document, time_imported)",
+                    &record_rows,
+                    " ON CONFLICT (id) DO UPDATE SET modified = excluded.modified, withdrawn = excluded.withdrawn, document = excluded.document, time_imported = excluded.time_imported",
+                )
+                .await?;
+                let package_rows: Vec<Vec<Cell>> = changed
+                    .iter()
+                    .flat_map(|r| {
+                        r.advisory
+                            .package_names()
+                            .into_iter()
+                            .map(|n| vec![Cell::text(n), Cell::text(r.advisory.id.as_str())])
+                    })
+                    .collect();
+                for row in &package_rows {
+                    if let Cell::Text(Some(n)) = &row[0] {
+                        names.insert(n.clone());
+                    }
                 }
+                insert_rows_then(tx, "INSERT INTO osv_packages (name, osv_id)", &package_rows, "").await?;
                 // The updates of those packages, in instance order, matched against every
                 // record that names them.
                 let names: Vec<String> = names.into_iter().collect();
-                let mut rows: Vec<MatchRow> = vec![];
-                for chunk in names.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new(format!(
-                        "SELECT {MATCH_COLUMNS} FROM instance_updates u JOIN managed_instances m ON m.id = u.instance_id WHERE u.name"
-                    ));
-                    push_in(&mut qb, chunk);
-                    for r in qb.build().fetch_all(&mut **tx).await? {
-                        rows.push(match_row(&r)?);
-                    }
-                }
+                let mut rows: Vec<MatchRow> = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {MATCH_COLUMNS} FROM instance_updates u JOIN managed_instances m ON m.id = u.instance_id WHERE u.name IN {}",
+                    texts_at(1)
+                )))
+                .bind(to_json(&names))
+                .fetch_all(&mut **tx)
+                .await?
+                .iter()
+                .map(match_row)
+                .collect::<StoreResult<_>>()?;
                 rows.sort_by(|a, b| (&a.instance_id, &a.item_key).cmp(&(&b.instance_id, &b.item_key)));
                 let advisories = advisories_for(tx, &names).await?;
                 let (updates_changed, instances) = apply(tx, &rows, &advisories, false).await?;
                 summary.updates_changed = updates_changed;
                 summary.instances_changed = instances.len();
-                for id in &instances {
-                    sqlx::query(RECOUNT_UPDATES).bind(id).execute(&mut **tx).await?;
-                }
+                recount(tx, &instances).await?;
                 upsert_osv_errata(tx, tenancy_id, &changed, now).await?;
                 Ok(summary)
         }
-
-
             #[async_trait]
             impl ErrataStore for $store {
                 async fn errata_import(&self, tenancy_id: &str, records: &[ImportRecord], now: Timestamp) -> StoreResult<ImportSummary> {

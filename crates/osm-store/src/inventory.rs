@@ -143,7 +143,7 @@ macro_rules! impl_inventory_store {
             const FOR_UPDATE: &str = $for_update;
 
             // Shared with the core store: one page and timer implementation per backend.
-            use super::store_impl::{key_of, push_page, timer};
+            use super::store_impl::{insert_rows_then, key_of, push_page, rows_at, texts_at, timer};
 
             fn arch(text: String) -> Option<String> {
                 (!text.is_empty()).then_some(text)
@@ -353,68 +353,89 @@ macro_rules! impl_inventory_store {
             }
 
             /// Creates missing errata, then merges what this upload says into each: its CVEs
-            /// join the erratum's, a type, synopsis or issue date replaces the stored one.
+            /// join the erratum's (and `reported_cves`, the CVEs agents reported, which an OSV
+            /// import never drops), a type, synopsis or issue date replaces the stored one. A
+            /// fixed number of statements whatever the number of advisories.
             async fn upsert_errata(tx: &mut Tx, tenancy_id: &str, reported: &[ReportedErratum], now: Timestamp) -> StoreResult<()> {
-                for chunk in reported.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new(
-                        "INSERT INTO errata (id, compartment_id, name, advisory_type, synopsis, issued, related_cves, time_created, time_updated) ",
-                    );
-                    qb.push_values(chunk, |mut b, e| {
-                        b.push_bind(new_ocid(ResourceKind::Erratum))
-                            .push_bind(tenancy_id.to_string())
-                            .push_bind(e.name.clone())
-                            .push_bind(e.advisory_type.as_str())
-                            .push_bind(e.synopsis.clone())
-                            .push_bind(opt_micros(e.issued))
-                            .push_bind(to_json(&e.cves))
-                            .push_bind(micros(now))
-                            .push_bind(micros(now));
-                    });
-                    qb.push(" ON CONFLICT (compartment_id, name) DO NOTHING");
-                    qb.build().execute(&mut **tx).await.map_err(|e| {
-                        if is_foreign_key_violation(&e) {
-                            StoreError::MissingReference(format!("tenancy {tenancy_id} does not exist"))
-                        } else {
-                            e.into()
-                        }
-                    })?;
-                    // Existing rows, locked (in name order, as written) until the upload commits.
-                    let mut qb = QueryBuilder::<$db>::new("SELECT * FROM errata WHERE compartment_id = ");
-                    qb.push_bind(tenancy_id.to_string());
-                    qb.push(" AND name IN (");
-                    let mut sep = qb.separated(", ");
-                    for e in chunk {
-                        sep.push_bind(e.name.clone());
-                    }
-                    qb.push(format!(") ORDER BY name{FOR_UPDATE}"));
-                    let stored: HashMap<String, Erratum> = qb
-                        .build()
-                        .fetch_all(&mut **tx)
-                        .await?
-                        .iter()
-                        .map(erratum)
-                        .map(|e| e.map(|e| (e.name.clone(), e)))
-                        .collect::<StoreResult<_>>()?;
-                    for e in chunk {
-                        let Some(old) = stored.get(&e.name) else { continue };
-                        let cves: BTreeSet<String> = old.related_cves.iter().cloned().chain(e.cves.iter().cloned()).collect();
-                        let cves: Vec<String> = cves.into_iter().collect();
-                        let synopsis = e.synopsis.clone().or_else(|| old.synopsis.clone());
-                        let issued = e.issued.or(old.issued);
-                        if cves == old.related_cves && old.advisory_type == Some(e.advisory_type) && synopsis == old.synopsis && issued == old.issued {
-                            continue;
-                        }
-                        sqlx::query("UPDATE errata SET advisory_type = $1, synopsis = $2, issued = $3, related_cves = $4, time_updated = $5 WHERE id = $6")
-                            .bind(e.advisory_type.as_str())
-                            .bind(synopsis)
-                            .bind(opt_micros(issued))
-                            .bind(to_json(&cves))
-                            .bind(micros(now))
-                            .bind(&old.id)
-                            .execute(&mut **tx)
-                            .await?;
-                    }
+                if reported.is_empty() {
+                    return Ok(());
                 }
+                let cells: Vec<Vec<Cell>> = reported
+                    .iter()
+                    .map(|e| {
+                        let cves = to_json(&e.cves);
+                        vec![
+                            Cell::text(new_ocid(ResourceKind::Erratum)),
+                            Cell::text(tenancy_id),
+                            Cell::text(e.name.as_str()),
+                            Cell::text(e.advisory_type.as_str()),
+                            Cell::Text(e.synopsis.clone()),
+                            Cell::Int(opt_micros(e.issued)),
+                            Cell::text(cves.clone()),
+                            Cell::text(cves),
+                            Cell::Int(Some(micros(now))),
+                            Cell::Int(Some(micros(now))),
+                        ]
+                    })
+                    .collect();
+                insert_rows_then(
+                    tx,
+                    "INSERT INTO errata (id, compartment_id, name, advisory_type, synopsis, issued, related_cves, reported_cves, time_created, time_updated)",
+                    &cells,
+                    " ON CONFLICT (compartment_id, name) DO NOTHING",
+                )
+                .await
+                .map_err(|e| match e {
+                    StoreError::Database(d) if is_foreign_key_violation(&d) => {
+                        StoreError::MissingReference(format!("tenancy {tenancy_id} does not exist"))
+                    }
+                    other => other,
+                })?;
+                // Existing rows, locked (in name order, as written) until the upload commits.
+                let names: Vec<&str> = reported.iter().map(|e| e.name.as_str()).collect();
+                let stored: HashMap<String, (Erratum, Vec<String>)> = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT * FROM errata WHERE compartment_id = $1 AND name IN {} ORDER BY name{FOR_UPDATE}",
+                    texts_at(2)
+                )))
+                .bind(tenancy_id)
+                .bind(to_json(&names))
+                .fetch_all(&mut **tx)
+                .await?
+                .iter()
+                .map(|r| -> StoreResult<(String, (Erratum, Vec<String>))> {
+                    let e = erratum(r)?;
+                    let reported: Vec<String> = from_json("reported_cves", &r.try_get::<String, _>("reported_cves")?)?;
+                    Ok((e.name.clone(), (e, reported)))
+                })
+                .collect::<StoreResult<_>>()?;
+                let mut changed: Vec<serde_json::Value> = vec![];
+                for e in reported {
+                    let Some((old, old_reported)) = stored.get(&e.name) else { continue };
+                    let cves: BTreeSet<String> = old.related_cves.iter().cloned().chain(e.cves.iter().cloned()).collect();
+                    let cves: Vec<String> = cves.into_iter().collect();
+                    let agent_cves: BTreeSet<String> = old_reported.iter().cloned().chain(e.cves.iter().cloned()).collect();
+                    let agent_cves: Vec<String> = agent_cves.into_iter().collect();
+                    let synopsis = e.synopsis.clone().or_else(|| old.synopsis.clone());
+                    let issued = e.issued.or(old.issued);
+                    if cves == old.related_cves && agent_cves == *old_reported && old.advisory_type == Some(e.advisory_type) && synopsis == old.synopsis && issued == old.issued {
+                        continue;
+                    }
+                    changed.push(serde_json::json!([old.id, e.advisory_type.as_str(), synopsis, opt_micros(issued), to_json(&cves), to_json(&agent_cves)]));
+                }
+                if changed.is_empty() {
+                    return Ok(());
+                }
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE errata SET advisory_type = v.advisory_type, synopsis = v.synopsis, issued = v.issued, related_cves = v.related_cves, \
+                     reported_cves = v.reported_cves, time_updated = $1 \
+                     FROM (SELECT value ->> 0 AS id, value ->> 1 AS advisory_type, value ->> 2 AS synopsis, CAST(value ->> 3 AS BIGINT) AS issued, \
+                     value ->> 4 AS related_cves, value ->> 5 AS reported_cves FROM {}) v WHERE errata.id = v.id",
+                    rows_at(2)
+                )))
+                .bind(micros(now))
+                .bind(to_json(&changed))
+                .execute(&mut **tx)
+                .await?;
                 Ok(())
             }
 

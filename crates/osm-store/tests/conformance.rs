@@ -228,6 +228,9 @@ conformance!(
     errata_withdrawn_records_stop_matching,
     errata_matching_on_upload_survives_later_uploads,
     errata_imports_race_uploads,
+    errata_cves_keep_what_agents_reported,
+    errata_import_is_set_based_and_all_or_nothing_at_scale,
+    errata_read_paths_have_indexes,
     paging_errata,
     compliance_counts_and_pending_updates,
     compliance_scopes,
@@ -4334,11 +4337,9 @@ async fn errata_reimport_is_idempotent_and_stale_records_wait(db: Db) {
     let e = erratum("DSA-5900-1").await;
     assert_eq!(e.id, first.id);
     assert_eq!(e.modified, Some(at(40, 0)));
-    // CVEs merge into what the catalogue knew; the solution names the new fix.
-    assert_eq!(
-        e.related_cves,
-        ["CVE-2024-0001", "CVE-2024-0002", "CVE-2024-0003"]
-    );
+    // No agent reported this erratum: its CVEs are the new record's (see
+    // errata_cves_keep_what_agents_reported); the solution names the new fix.
+    assert_eq!(e.related_cves, ["CVE-2024-0003"]);
     assert!(
         e.solution.as_deref().unwrap().contains("deb12u3"),
         "{:?}",
@@ -5361,4 +5362,224 @@ async fn compliance_scope_of_many_compartments(db: Db) {
     assert_eq!(rows.instances.len(), 1);
     assert_eq!(rows.instances[0].id, mi.id);
     assert_eq!(rows.updates.len(), 1);
+}
+
+async fn related_cves(s: &dyn Store, tenancy: &str, name: &str) -> Vec<String> {
+    s.erratum_find(tenancy, name)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no erratum {name}"))
+        .related_cves
+}
+
+/// An erratum's CVEs are the ones agents reported for it and the current OSV record's: a newer
+/// record that names fewer CVEs drops only those it had added, never one an agent reported.
+async fn errata_cves_keep_what_agents_reported(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let deb = on(
+        instance(&c, "deb", OsFamily::Linux, at(1, 0)),
+        "Debian GNU/Linux",
+        "12",
+    );
+    s.managed_instance_insert_many(std::slice::from_ref(&deb))
+        .await
+        .unwrap();
+    // The agent names DSA-5900-1 itself, with CVEs of its own.
+    let mut updates = debian_updates();
+    updates[0] = update_of(
+        "openssl",
+        "3.0.11-1~deb12u1",
+        "3.0.11-1~deb12u2",
+        UpdateClassification::Security,
+        &["CVE-2023-9999", "CVE-2024-0001"],
+        &["DSA-5900-1"],
+    );
+    let upload = full(vec![], updates);
+    s.inventory_apply(&deb.id, &root, &upload, at(5, 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        related_cves(s, &root, "DSA-5900-1").await,
+        ["CVE-2023-9999", "CVE-2024-0001"]
+    );
+    let record = |modified: i64, aliases: &[&str]| {
+        osv(
+            "DSA-5900-1",
+            modified,
+            "Debian:12",
+            "openssl",
+            "3.0.11-1~deb12u2",
+            aliases,
+        )
+    };
+    s.errata_import(
+        &root,
+        &[record(10, &["CVE-2024-0001", "CVE-2024-0002"])],
+        at(20, 0),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        related_cves(s, &root, "DSA-5900-1").await,
+        ["CVE-2023-9999", "CVE-2024-0001", "CVE-2024-0002"]
+    );
+    // A newer version of the record no longer names CVE-2024-0001 nor CVE-2024-0002: the
+    // agent's stay, the record's own goes.
+    let summary = s
+        .errata_import(&root, &[record(11, &["CVE-2024-0003"])], at(21, 0))
+        .await
+        .unwrap();
+    assert_eq!(summary.updated, 1);
+    assert_eq!(
+        related_cves(s, &root, "DSA-5900-1").await,
+        ["CVE-2023-9999", "CVE-2024-0001", "CVE-2024-0003"]
+    );
+    // The agent reporting again keeps the record's CVEs.
+    s.inventory_apply(&deb.id, &root, &upload, at(22, 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        related_cves(s, &root, "DSA-5900-1").await,
+        ["CVE-2023-9999", "CVE-2024-0001", "CVE-2024-0003"]
+    );
+    // A record no agent reported follows the record exactly.
+    let only_osv = |modified: i64, aliases: &[&str]| {
+        osv(
+            "DSA-5901-1",
+            modified,
+            "Debian:12",
+            "zlib1g",
+            "1:1.2.13.dfsg-1+deb12u1",
+            aliases,
+        )
+    };
+    s.errata_import(
+        &root,
+        &[only_osv(10, &["CVE-2024-0100", "CVE-2024-0101"])],
+        at(23, 0),
+    )
+    .await
+    .unwrap();
+    s.errata_import(&root, &[only_osv(11, &["CVE-2024-0101"])], at(24, 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        related_cves(s, &root, "DSA-5901-1").await,
+        ["CVE-2024-0101"]
+    );
+    // The updates themselves carry the agent's CVEs and the current record's.
+    let updates = all_updates(s, &deb.id).await;
+    assert_eq!(
+        by_name(&updates)["openssl"].update.cves,
+        ["CVE-2023-9999", "CVE-2024-0001", "CVE-2024-0003"]
+    );
+    assert_eq!(by_name(&updates)["zlib1g"].update.cves, ["CVE-2024-0101"]);
+}
+
+/// A batch larger than any statement chunk, touching many instances, lands whole; one bad
+/// reference later in the batch (an unknown tenancy) leaves nothing behind.
+async fn errata_import_is_set_based_and_all_or_nothing_at_scale(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let hosts: Vec<ManagedInstance> = (0..20)
+        .map(|i| {
+            on(
+                instance(&c, &format!("deb-{i:02}"), OsFamily::Linux, at(1, 0)),
+                "Debian GNU/Linux",
+                "12",
+            )
+        })
+        .collect();
+    s.managed_instance_insert_many(&hosts).await.unwrap();
+    let updates: Vec<PackageUpdate> = (0..20)
+        .map(|p| {
+            update_of(
+                &format!("pkg{p}"),
+                "1.0-1",
+                "1.0-2",
+                UpdateClassification::Bug,
+                &[],
+                &[],
+            )
+        })
+        .collect();
+    for h in &hosts {
+        s.inventory_apply(&h.id, &root, &full(vec![], updates.clone()), at(5, 0))
+            .await
+            .unwrap();
+    }
+    // 600 records (more than a statement chunk held), 30 per package.
+    let records: Vec<ImportRecord> = (0..600)
+        .map(|i| {
+            osv(
+                &format!("DSA-{}-1", 10_000 + i),
+                10,
+                "Debian:12",
+                &format!("pkg{}", i % 20),
+                "1.0-2",
+                &[&format!("CVE-2024-{:05}", 10_000 + i)],
+            )
+        })
+        .collect();
+    let missing = s
+        .errata_import("ocid1.tenancy.oc1..nothing", &records, at(20, 0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing, StoreError::MissingReference(_)),
+        "{missing}"
+    );
+    assert_eq!(counts(s, &hosts[0].id).await.security, 0);
+    assert!(erratum_names(s, &hosts[0].id).await.is_empty());
+
+    let summary = s.errata_import(&root, &records, at(20, 0)).await.unwrap();
+    assert_eq!(summary.created, 600);
+    assert_eq!(summary.updates_changed, 20 * 20);
+    assert_eq!(summary.instances_changed, 20);
+    for h in [&hosts[0], &hosts[19]] {
+        assert_eq!(counts(s, &h.id).await.security, 20);
+        assert_eq!(erratum_names(s, &h.id).await.len(), 600);
+        let u = all_updates(s, &h.id).await;
+        assert_eq!(by_name(&u)["pkg0"].update.cves.len(), 30);
+        assert_eq!(by_name(&u)["pkg0"].errata.len(), 30);
+    }
+    assert_eq!(
+        related_cves(s, &root, "DSA-10041-1").await,
+        ["CVE-2024-10041"]
+    );
+}
+
+/// Migration 0010: the indexes the errata read paths use.
+async fn errata_read_paths_have_indexes(db: Db) {
+    use sqlx::Row;
+    let names: Vec<String> = match db.backend() {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::query(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'errata'",
+            )
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>("name"))
+            .collect()
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query("SELECT indexname AS name FROM pg_indexes WHERE tablename = 'errata'")
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<String, _>("name"))
+                .collect()
+        }
+    };
+    for want in ["errata_by_issue_date", "errata_by_name"] {
+        assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
+    }
 }

@@ -777,45 +777,27 @@ async fn install_key(api: &Api, out: Output, cmd: InstallKeyCmd) -> Result<(), F
     }
 }
 
-/// Every `*.json` file of `dir`, in name order, each checked as one OSV record. The first bad
-/// one stops it: `FILE:LINE:COLUMN: what is wrong`.
-fn read_osv_dir(dir: &std::path::Path) -> Result<Vec<Value>, String> {
-    let unreadable =
-        |e: std::io::Error| format!("cannot read the directory {}: {e}", dir.display());
-    let mut files = vec![];
-    for entry in std::fs::read_dir(dir).map_err(unreadable)? {
-        let path = entry.map_err(unreadable)?.path();
-        if path.extension().is_some_and(|x| x == "json") && path.is_file() {
-            files.push(path);
-        }
-    }
-    files.sort();
-    if files.is_empty() {
+/// Every `*.json` file of `dir`, in name order, each checked as one OSV record, by the reader
+/// osmd's `errata_dir` uses too ([`osm_core::errata::read_osv_files`]). The first bad one stops
+/// it: `FILE:LINE:COLUMN: what is wrong`. The records go out as the compact JSON the reader
+/// kept.
+fn read_osv_dir(dir: &std::path::Path) -> Result<Vec<Box<serde_json::value::RawValue>>, String> {
+    let listing: std::io::Result<Vec<std::path::PathBuf>> =
+        std::fs::read_dir(dir).and_then(|entries| entries.map(|e| e.map(|e| e.path())).collect());
+    let records = osm_core::errata::read_osv_files(dir, listing, |p| std::fs::read_to_string(p))?;
+    if records.is_empty() {
         return Err(format!(
             "{} holds no *.json file; give a directory of OSV records",
             dir.display()
         ));
     }
-    let mut ids = vec![];
-    let mut records = vec![];
-    for path in &files {
-        let shown = path.display().to_string();
-        let text =
-            std::fs::read_to_string(path).map_err(|e| format!("{shown}: cannot read it: {e}"))?;
-        let advisory = osm_core::osv::parse(&text).map_err(|e| e.in_file(&shown))?;
-        ids.push(advisory.id);
-        records.push(serde_json::from_str::<Value>(&text).map_err(|e| format!("{shown}: {e}"))?);
-    }
-    osm_core::errata::check_batch(ids.iter().map(String::as_str)).map_err(|(i, _)| {
-        let first = ids.iter().position(|id| *id == ids[i]).unwrap_or(0);
-        format!(
-            "{}:1:1: the id {:?} is also the id of {}; keep one file per record",
-            files[i].display(),
-            ids[i],
-            files[first].display()
-        )
-    })?;
-    Ok(records)
+    records
+        .into_iter()
+        .map(|r| {
+            serde_json::value::RawValue::from_string(r.document)
+                .map_err(|e| format!("{}: {e}", dir.display()))
+        })
+        .collect()
 }
 
 async fn errata(api: &Api, out: Output, cmd: ErrataCmd, prepared: Prepared) -> Result<(), Failure> {

@@ -9,9 +9,7 @@
 use std::path::Path;
 
 use jiff::Timestamp;
-use osm_core::errata::{
-    ErratumDetails, ErratumInfo, ImportRecord, ImportSummary, MAX_IMPORT_RECORDS, check_batch,
-};
+use osm_core::errata::{ErratumDetails, ErratumInfo, ImportRecord, ImportSummary, read_osv_files};
 use osm_core::ids::check_ocid;
 use osm_core::page::{Page, PageRequest};
 use osm_store::{ErratumFilter, Store, StoreError};
@@ -30,59 +28,13 @@ pub struct ErratumListQuery {
     pub issued_to: Option<Timestamp>,
 }
 
-/// Reads every `*.json` file of `dir` (in name order) as one OSV record each. The first bad
+/// Reads every `*.json` file of `dir` (in name order) as one OSV record each, through the
+/// reader `osmctl errata import` uses too ([`osm_core::errata::read_osv_files`]). The first bad
 /// file stops it: `FILE:LINE:COLUMN: what is wrong`.
 pub fn read_osv_dir(dir: &Path) -> Result<Vec<ImportRecord>, String> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot read the directory {}: {e}", dir.display()))?;
-    let mut files = vec![];
-    for entry in entries {
-        let entry =
-            entry.map_err(|e| format!("cannot read the directory {}: {e}", dir.display()))?;
-        let path = entry.path();
-        if path.extension().is_some_and(|x| x == "json") && path.is_file() {
-            files.push(path);
-        }
-    }
-    files.sort();
-    let mut records = Vec::with_capacity(files.len());
-    let mut names = Vec::with_capacity(files.len());
-    for path in &files {
-        let shown = path.display().to_string();
-        let text =
-            std::fs::read_to_string(path).map_err(|e| format!("{shown}: cannot read it: {e}"))?;
-        records.push(parse_record(&text).map_err(|e| e.in_file(&shown))?);
-        names.push(shown);
-    }
-    check_batch(records.iter().map(|r| r.advisory.id.as_str())).map_err(|(i, _)| {
-        let first = records
-            .iter()
-            .position(|r| r.advisory.id == records[i].advisory.id)
-            .unwrap_or(0);
-        format!(
-            "{}:1:1: the id {:?} is also the id of {}; keep one file per record",
-            names[i], records[i].advisory.id, names[first]
-        )
-    })?;
-    if records.len() > MAX_IMPORT_RECORDS {
-        return Err(format!(
-            "{} holds {} OSV files; at most {MAX_IMPORT_RECORDS} are imported at once",
-            dir.display(),
-            records.len()
-        ));
-    }
-    Ok(records)
-}
-
-/// One OSV document: checked with positions, kept as compact JSON (the form the API import
-/// stores too, so the same record imported either way is the same).
-pub fn parse_record(text: &str) -> Result<ImportRecord, osm_core::osv::OsvError> {
-    let advisory = osm_core::osv::parse(text)?;
-    let value: serde_json::Value = serde_json::from_str(text).expect("parsed above");
-    Ok(ImportRecord {
-        advisory,
-        document: value.to_string(),
-    })
+    let listing: std::io::Result<Vec<std::path::PathBuf>> =
+        std::fs::read_dir(dir).and_then(|entries| entries.map(|e| e.map(|e| e.path())).collect());
+    read_osv_files(dir, listing, |p| std::fs::read_to_string(p))
 }
 
 /// Imports the OSV files of `dir` into the tenancy's catalogue, all or none (osmd start).
@@ -183,14 +135,21 @@ impl App {
             .await?)
     }
 
-    /// Imports checked OSV records into the catalogue, all or none. The catalogue and every
-    /// instance's updates change, so the caller must reach the tenancy.
+    /// Whether `p` may import OSV records: the catalogue and every instance's updates change,
+    /// so the caller must reach the tenancy (404 otherwise). The handler asks before it reads
+    /// the body, so a caller who may not import learns nothing from a parse error.
+    pub fn errata_import_allowed(&self, p: &Principal) -> ApiResult<()> {
+        self.authorize(p, &self.tenancy_id)
+    }
+
+    /// Imports checked OSV records into the catalogue, all or none (see
+    /// [`Self::errata_import_allowed`], checked again here).
     pub async fn errata_import(
         &self,
         p: &Principal,
         records: &[ImportRecord],
     ) -> ApiResult<ImportSummary> {
-        self.authorize(p, &self.tenancy_id)?;
+        self.errata_import_allowed(p)?;
         let summary = self
             .store
             .errata_import(&self.tenancy_id, records, Timestamp::now())

@@ -8,7 +8,6 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use osm_core::enums::SortOrder;
 use osm_core::errata::{ImportRecord, MAX_IMPORT_RECORDS, check_batch};
-use osm_core::osv::{Advisory, path_text};
 use osm_core::page::{Cursor, PageRequest, SortKey};
 use serde::Deserialize;
 
@@ -116,28 +115,16 @@ struct ImportBody {
 }
 
 /// Record `i` of a batch as an [`ImportRecord`], or a 400 naming the record and the field.
-fn record(i: usize, value: serde_json::Value) -> ApiResult<ImportRecord> {
-    let id = value
-        .get("id")
-        .and_then(|v| v.as_str())
-        .filter(|id| !id.trim().is_empty())
-        .map(|id| format!(" ({})", id.chars().take(80).collect::<String>()))
-        .unwrap_or_default();
-    let document = value.to_string();
-    let advisory: Advisory = serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." || path.is_empty() {
-            ApiError::invalid(format!("records[{i}]{id}: {inner}"))
-        } else {
-            ApiError::invalid(format!("records[{i}]{id}: {path}: {inner}"))
-        }
-    })?;
-    advisory.check().map_err(|e| {
-        let field = path_text(&e.path);
-        ApiError::invalid(format!("records[{i}]{id}: {field}: {}", e.message))
-    })?;
-    Ok(ImportRecord { advisory, document })
+fn record(i: usize, value: &serde_json::Value) -> ApiResult<ImportRecord> {
+    ImportRecord::from_value(value).map_err(|e| {
+        let id = value
+            .get("id")
+            .and_then(|v| v.as_str())
+            .filter(|id| !id.trim().is_empty())
+            .map(|id| format!(" ({})", id.chars().take(80).collect::<String>()))
+            .unwrap_or_default();
+        ApiError::invalid(format!("records[{i}]{id}: {e}"))
+    })
 }
 
 /// `POST /osm/v1/errata/import`: `{"records": [OSV record, …]}`. Every record is checked
@@ -148,6 +135,8 @@ async fn import(
     Extension(p): Extension<Principal>,
     body: Bytes,
 ) -> ApiResult<Response> {
+    // Who may import is settled before the body is read.
+    s.app.errata_import_allowed(&p)?;
     let ImportBody { records } = parse_json(&body)?;
     let values = records.ok_or_else(|| ApiError::missing("records"))?;
     if values.is_empty() {
@@ -162,7 +151,7 @@ async fn import(
         )));
     }
     let records = values
-        .into_iter()
+        .iter()
         .enumerate()
         .map(|(i, v)| record(i, v))
         .collect::<ApiResult<Vec<_>>>()?;

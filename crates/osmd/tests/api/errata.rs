@@ -17,7 +17,11 @@ both_backends!(
     errata_are_seen_only_within_reach,
     errata_dir_is_imported_at_start,
     a_bad_errata_dir_stops_the_start,
-    imports_have_their_own_body_limit
+    imports_have_their_own_body_limit,
+    compliance_report_after_an_osv_import_shows_the_cves_of_a_debian_host,
+    malformed_osv_is_refused_whole_with_its_position,
+    cves_are_only_what_looks_and_is_a_cve,
+    reimporting_keeps_the_cves_agents_reported
 );
 
 const IMPORT: &str = "/osm/v1/errata/import";
@@ -561,6 +565,16 @@ async fn errata_are_seen_only_within_reach(b: Backend) {
     // Importing changes every instance: only for those who reach the tenancy.
     let r = bob.post_json(IMPORT, Some(&feed()), &[]).await.unwrap();
     assert_eq!(r.status, 404, "{}", r.text());
+    // Decided before the body is read: a malformed body tells bob nothing more.
+    for body in [
+        &b"{\"records\": ["[..],
+        b"{}",
+        b"{\"records\": [{\"id\": 1e400}]}",
+    ] {
+        let r = bob.post_raw(IMPORT, body.to_vec(), &[]).await.unwrap();
+        assert_eq!(r.status, 404, "{}", r.text());
+        assert_eq!(r.json::<Value>()["code"], "NotAuthorizedOrNotFound");
+    }
 }
 
 fn write_feed(dir: &std::path::Path) {
@@ -662,4 +676,199 @@ async fn imports_have_their_own_body_limit(b: Backend) {
         )
         .await;
     assert_eq!(r.status, 413);
+}
+
+/// `GET /osm/v1/reports/compliance` after an import: the Debian host's missing security
+/// updates and CVEs come from the OSV records (its agent reported the updates as bug fixes and
+/// enhancements); the Ubuntu host, which no Debian record applies to, has none.
+async fn compliance_report_after_an_osv_import_shows_the_cves_of_a_debian_host(b: Backend) {
+    let app = spawn_app(b).await;
+    let t = app.tenancy.clone();
+    let deb = enrol(&app, "deb-01", "Debian GNU/Linux", "12", None).await;
+    let ubu = enrol(&app, "ubu-01", "Ubuntu", "22.04", None).await;
+    upload(&deb, &inventory()).await;
+    upload(&ubu, &inventory()).await;
+    let report_path = format!(
+        "/osm/v1/reports/compliance?compartmentId={t}&compartmentIdInSubtree=true&details=true"
+    );
+    let row = |r: &Value, id: &str| -> Value {
+        r["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not in {r:#}"))
+            .clone()
+    };
+    let before = get_json(&app, &report_path).await;
+    assert_eq!(row(&before, &deb.instance_id)["missingSecurityUpdates"], 0);
+    assert_eq!(row(&before, &deb.instance_id)["relatedCves"], json!([]));
+    assert_eq!(before["summary"]["distinctCves"], 0);
+
+    let r = app.post(IMPORT, Some(&feed())).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let after = get_json(&app, &report_path).await;
+    let d = row(&after, &deb.instance_id);
+    assert_eq!(d["missingSecurityUpdates"], 2, "{d:#}");
+    assert_eq!(d["securityUpdates"], 2, "{d:#}");
+    assert_eq!(
+        d["relatedCves"],
+        json!([
+            "CVE-2023-9999",
+            "CVE-2024-0001",
+            "CVE-2024-0002",
+            "CVE-2024-0100"
+        ]),
+        "{d:#}"
+    );
+    let updates = d["updates"].as_array().unwrap();
+    let openssl = updates.iter().find(|u| u["name"] == "openssl").unwrap();
+    assert_eq!(openssl["updateType"], "SECURITY");
+    assert_eq!(openssl["advisories"], json!(["DLA-9-1", "DSA-5900-1"]));
+    let u = row(&after, &ubu.instance_id);
+    assert_eq!(u["missingSecurityUpdates"], 0, "{u:#}");
+    assert_eq!(u["relatedCves"], json!([]));
+    assert_eq!(after["summary"]["instancesMissingUpdates"], 1);
+    assert_eq!(after["summary"]["distinctCves"], 4);
+    // Filtering by an OSV-derived CVE finds the Debian host.
+    let by_cve = get_json(
+        &app,
+        &format!("/osm/v1/reports/compliance?compartmentId={t}&compartmentIdInSubtree=true&cve=CVE-2024-0100"),
+    )
+    .await;
+    assert_eq!(row(&by_cve, &deb.instance_id)["missingUpdates"], 1);
+}
+
+/// A document the JSON reader refuses anywhere in it (a number out of range in a field osm
+/// ignores, broken syntax) refuses the whole import, with its position, through the API and
+/// through `errata_dir`; nothing of the batch is kept and osmd does not panic.
+async fn malformed_osv_is_refused_whole_with_its_position(b: Backend) {
+    let app = spawn_app(b).await;
+    let deb = enrol(&app, "deb-01", "Debian GNU/Linux", "12", None).await;
+    upload(&deb, &inventory()).await;
+    let updates_path = format!(
+        "/20190801/managedInstances/{}/packages/updates",
+        deb.instance_id
+    );
+    let before = get_json(&app, &updates_path).await;
+    let errata_before = get_json(&app, "/20190801/errata").await;
+
+    // The API: the first two records are good, the third carries 1e400 in an extra field.
+    let good = feed()["records"].as_array().unwrap().clone();
+    let body = format!(
+        "{{\"records\": [{}, {},\n{{\"id\": \"DSA-5903-1\", \"modified\": \"2024-03-01T00:00:00Z\", \"database_specific\": {{\"score\": 1e400}}}}]}}",
+        good[0], good[1]
+    );
+    let r = app
+        .client
+        .post_raw(IMPORT, body.into_bytes(), &[])
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.text());
+    let message = r.json::<Value>()["message"].as_str().unwrap().to_string();
+    assert!(message.contains("number out of range"), "{message}");
+    assert!(message.contains("line 2 column"), "{message}");
+
+    // errata_dir: good files, then one the JSON reader refuses at line 4.
+    let feed_dir = tempfile::tempdir().unwrap();
+    write_feed(feed_dir.path());
+    let bad = feed_dir.path().join("DSA-5903-1.json");
+    std::fs::write(
+        &bad,
+        "{\n  \"id\": \"DSA-5903-1\",\n  \"modified\": \"2024-03-01T00:00:00Z\",\n  \"database_specific\": {\"score\": 1e400}\n}\n",
+    )
+    .unwrap();
+    let settings = osmd::config::Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: app.dir.path().to_path_buf(),
+        errata_dir: Some(feed_dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let e = match osmd::start_with_store(settings, app.store.clone()).await {
+        Ok(_) => panic!("osmd started with a malformed OSV file"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        e.contains(&format!("{}:4:", bad.display())) && e.contains("number out of range"),
+        "{e}"
+    );
+    // Nothing of either batch was kept.
+    assert_eq!(get_json(&app, &updates_path).await, before);
+    assert_eq!(get_json(&app, "/20190801/errata").await, errata_before);
+    assert_eq!(security_count(&app, &deb.instance_id).await, 0);
+}
+
+/// `id`, `aliases` and `upstream` follow one rule: an entry spelled as a CVE must be a CVE id
+/// (else the import is refused, naming it), and only CVE ids become `relatedCves`.
+async fn cves_are_only_what_looks_and_is_a_cve(b: Backend) {
+    let app = spawn_app(b).await;
+    for (field, value, needle) in [
+        (
+            "upstream",
+            json!(["CVE-2024-1"]),
+            "upstream[0]: \"CVE-2024-1\" is not a CVE id",
+        ),
+        (
+            "aliases",
+            json!(["GHSA-xxxx", "cve-2024-12"]),
+            "aliases[1]: \"cve-2024-12\" is not a CVE id",
+        ),
+        (
+            "id",
+            json!("CVE-24-0001"),
+            "id: \"CVE-24-0001\" is not a CVE id",
+        ),
+    ] {
+        let mut body = feed();
+        body["records"][0][field] = value;
+        let r = app.post(IMPORT, Some(&body)).await;
+        assert_eq!(r.status, 400, "{field}: {}", r.text());
+        let m = r.json::<Value>()["message"].as_str().unwrap().to_string();
+        assert!(m.contains(needle), "{needle}: {m}");
+    }
+    assert_eq!(get_json(&app, "/20190801/errata").await, json!([]));
+    // Ids that are not CVEs (an advisory series, a GHSA) are kept out of relatedCves; CVE ids
+    // from the id, the aliases and upstream go in.
+    let mut body = feed();
+    body["records"][0]["aliases"] = json!(["GHSA-abcd-efgh-ijkl", "CVE-2024-0001"]);
+    body["records"][0]["upstream"] = json!(["DEBIAN-CVE-2024-7777", "CVE-2024-0009"]);
+    body["records"][1]["id"] = json!("CVE-2024-4444");
+    let r = app.post(IMPORT, Some(&body)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let listed = get_json(&app, "/20190801/errata?advisoryName=DSA-5900-1").await;
+    let id = listed[0]["id"].as_str().unwrap().to_string();
+    let e = get_json(&app, &format!("/20190801/errata/{id}")).await;
+    assert_eq!(e["relatedCves"], json!(["CVE-2024-0001", "CVE-2024-0009"]));
+    let listed = get_json(&app, "/20190801/errata?advisoryName=CVE-2024-4444").await;
+    let id = listed[0]["id"].as_str().unwrap().to_string();
+    let e = get_json(&app, &format!("/20190801/errata/{id}")).await;
+    assert_eq!(e["relatedCves"], json!(["CVE-2024-0100", "CVE-2024-4444"]));
+}
+
+/// Re-importing a newer version of a record that names fewer CVEs: the erratum keeps the CVEs
+/// an agent reported for it and drops only the record's own.
+async fn reimporting_keeps_the_cves_agents_reported(b: Backend) {
+    let app = spawn_app(b).await;
+    let deb = enrol(&app, "deb-01", "Debian GNU/Linux", "12", None).await;
+    let mut inv = inventory();
+    inv["updates"][0]["advisories"] =
+        json!([{"name": "DSA-5900-1", "type": "SECURITY", "synopsis": "openssl"}]);
+    upload(&deb, &inv).await;
+    let r = app.post(IMPORT, Some(&feed())).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let cves = || async {
+        let listed = get_json(&app, "/20190801/errata?advisoryName=DSA-5900-1").await;
+        let id = listed[0]["id"].as_str().unwrap().to_string();
+        get_json(&app, &format!("/20190801/errata/{id}")).await["relatedCves"].clone()
+    };
+    assert_eq!(
+        cves().await,
+        json!(["CVE-2023-9999", "CVE-2024-0001", "CVE-2024-0002"])
+    );
+    let mut newer = feed();
+    newer["records"][0]["modified"] = json!("2024-04-01T00:00:00Z");
+    newer["records"][0]["aliases"] = json!(["CVE-2024-0001"]);
+    let r = app.post(IMPORT, Some(&newer)).await;
+    assert_eq!(r.json::<Value>()["updated"], 1);
+    assert_eq!(cves().await, json!(["CVE-2023-9999", "CVE-2024-0001"]));
 }
