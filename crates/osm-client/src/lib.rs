@@ -32,6 +32,9 @@ pub struct OciConfig {
     pub tenancy: String,
     pub region: Option<String>,
     pub pass_phrase: Option<String>,
+    /// `ca_bundle=` (an osm extension the oci SDK and CLI ignore): the CA bundle osmctl trusts
+    /// when no flag or environment variable names one; relative to the config file's folder.
+    pub ca_bundle: Option<PathBuf>,
 }
 
 impl OciConfig {
@@ -59,11 +62,18 @@ impl OciConfig {
                 .cloned()
                 .ok_or_else(|| err(format!("profile [{profile}] lacks {k}")))
         };
-        let key_file = need("key_file")?;
-        let key_file = match key_file.strip_prefix("~/") {
+        let home = |p: &str| match p.strip_prefix("~/") {
             Some(rest) => PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(rest),
-            None => PathBuf::from(key_file),
+            None => PathBuf::from(p),
         };
+        let key_file = home(&need("key_file")?);
+        let ca_bundle = values.get("ca_bundle").filter(|v| !v.is_empty()).map(|v| {
+            let file = home(v);
+            match path.parent() {
+                Some(dir) if file.is_relative() => dir.join(file),
+                _ => file,
+            }
+        });
         Ok(OciConfig {
             user: need("user")?,
             fingerprint: need("fingerprint")?,
@@ -71,6 +81,7 @@ impl OciConfig {
             tenancy: need("tenancy")?,
             region: values.get("region").cloned(),
             pass_phrase: values.get("pass_phrase").cloned(),
+            ca_bundle,
         })
     }
 

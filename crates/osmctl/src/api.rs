@@ -91,19 +91,29 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 pub struct Api {
     client: Client,
     pub tenancy: String,
+    /// Whether a CA bundle was named (else the system's roots are trusted).
+    ca_named: bool,
 }
 
 /// The CA bundle to trust: `--ca`, then `OSMCTL_CA`, then `REQUESTS_CA_BUNDLE` (what users of
-/// the oci SDK against osmd already set).
-fn ca_file(global: &Global) -> Option<PathBuf> {
-    global.ca.clone().or_else(|| {
-        ["OSMCTL_CA", "REQUESTS_CA_BUNDLE"]
-            .iter()
-            .filter_map(std::env::var_os)
-            .find(|v| !v.is_empty())
-            .map(PathBuf::from)
-    })
+/// the oci SDK against osmd already set), then the profile's `ca_bundle=`.
+fn ca_file(global: &Global, config: &OciConfig) -> Option<PathBuf> {
+    global
+        .ca
+        .clone()
+        .or_else(|| {
+            ["OSMCTL_CA", "REQUESTS_CA_BUNDLE"]
+                .iter()
+                .filter_map(std::env::var_os)
+                .find(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .or_else(|| config.ca_bundle.clone())
 }
+
+/// Said after a certificate error when no CA was named: how to trust osmd's.
+const CA_HINT: &str = "; osmd's certificate chains to its own CA (<data-dir>/tls/ca.pem): name \
+     it with --ca FILE, OSMCTL_CA, REQUESTS_CA_BUNDLE or ca_bundle= in the profile";
 
 fn config_file(global: &Global) -> PathBuf {
     global.config.clone().unwrap_or_else(|| {
@@ -124,12 +134,13 @@ impl Api {
                 config.region.as_deref().unwrap_or("")
             )));
         }
-        let ca = ca_file(global);
+        let ca = ca_file(global, &config);
         let client = Client::from_config(&config, ca.as_deref(), global.endpoint.as_deref())
             .map_err(client_failure)?;
         Ok(Api {
             client,
             tenancy: config.tenancy,
+            ca_named: ca.is_some(),
         })
     }
 
@@ -140,7 +151,13 @@ impl Api {
     fn sent(&self, r: Result<ApiResponse, ClientError>) -> Result<ApiResponse, Failure> {
         let resp = r.map_err(|e| match e {
             ClientError::Http(e) => {
-                Failure::Connection(format!("cannot reach {}: {}", self.endpoint(), chain(&e)))
+                let why = chain(&e);
+                let hint = if !self.ca_named && why.contains("certificate") {
+                    CA_HINT
+                } else {
+                    ""
+                };
+                Failure::Connection(format!("cannot reach {}: {why}{hint}", self.endpoint()))
             }
             other => client_failure(other),
         })?;

@@ -37,8 +37,9 @@ Examples:
                   read from an OCI config profile, exactly as the oci SDK signs them.\n\n\
                   The endpoint comes from --endpoint, or from the profile's region when it has the \
                   form @host:port (osmd writes such a profile to <data-dir>/admin/config). The CA \
-                  that osmd's certificate chains to comes from --ca, OSMCTL_CA or REQUESTS_CA_BUNDLE \
-                  (<data-dir>/tls/ca.pem); without one, the system's roots are trusted.",
+                  that osmd's certificate chains to (<data-dir>/tls/ca.pem) comes from --ca, OSMCTL_CA, \
+                  REQUESTS_CA_BUNDLE or the profile's ca_bundle= (relative to the config file), in \
+                  that order; without one, the system's roots are trusted.",
     after_help = EXAMPLES,
     after_long_help = format!("{EXAMPLES}\n\n{EXIT_CODES}"),
 )]
@@ -60,7 +61,7 @@ pub struct Global {
     /// osmd's URL, e.g. https://osm.example.com:9443 [default: the profile's region=@host:port]
     #[arg(long, global = true, env = "OSMCTL_ENDPOINT", value_name = "URL")]
     pub endpoint: Option<String>,
-    /// CA bundle to trust (PEM) [default: OSMCTL_CA, then REQUESTS_CA_BUNDLE, then system roots]
+    /// CA bundle to trust (PEM) [default: OSMCTL_CA, REQUESTS_CA_BUNDLE, the profile's ca_bundle=, system roots]
     #[arg(long, global = true, value_name = "FILE")]
     pub ca: Option<PathBuf>,
     /// How to print results: a table for people, or exactly the API's JSON

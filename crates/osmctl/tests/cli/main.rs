@@ -700,6 +700,11 @@ async fn exit_codes(backend: Backend) {
         line.contains("certificate") || line.contains("UnknownIssuer"),
         "{line}"
     );
+    // The line says how to trust osmd's CA.
+    assert!(
+        line.contains("--ca FILE") && line.contains("ca_bundle="),
+        "{line}"
+    );
     // ... and with the CA from REQUESTS_CA_BUNDLE, as for the oci SDK, it is.
     bench
         .osmctl_bare(
@@ -708,6 +713,34 @@ async fn exit_codes(backend: Backend) {
         )
         .await
         .ok();
+    // ... or from the profile's ca_bundle=, relative to the config file's folder.
+    let beside = bench.dir.path().join("profile-with-ca");
+    std::fs::create_dir_all(&beside).unwrap();
+    std::fs::copy(bench.ca_file(), beside.join("osmd-ca.pem")).unwrap();
+    let with_ca = beside.join("config");
+    let text = std::fs::read_to_string(bench.config_file()).unwrap();
+    let text = format!("{}\nca_bundle=osmd-ca.pem\n", text.trim_end());
+    std::fs::write(&with_ca, text).unwrap();
+    let with_ca = with_ca.to_str().unwrap();
+    bench
+        .osmctl_bare(&["--config", with_ca, "job", "list"], &[])
+        .await
+        .ok();
+    // A flag still wins over the profile: a wrong --ca fails even with ca_bundle= set.
+    let run = bench
+        .osmctl_bare(
+            &[
+                "--config",
+                with_ca,
+                "--ca",
+                "/nonexistent/ca.pem",
+                "job",
+                "list",
+            ],
+            &[],
+        )
+        .await;
+    assert!(run.fails(4).contains("/nonexistent/ca.pem"), "{run:#?}");
     // A profile for a real OCI region names no osmd.
     let text = std::fs::read_to_string(bench.config_file()).unwrap();
     let oci = bench.dir.path().join("oci-config");
