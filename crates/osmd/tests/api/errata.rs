@@ -2,10 +2,7 @@
 //! OSV records (`POST /osm/v1/errata/import`, or `errata_dir` at start) and read the errata
 //! calls of §3.7 and the updates they change.
 
-use jiff::Timestamp;
 use osm_client::AgentClient;
-use osm_core::ids::{ResourceKind, new_ocid};
-use osm_core::{ApiKey, Group, User, httpsig};
 use serde_json::{Value, json};
 
 use crate::helpers::{spawn_app_with, try_spawn_app_with};
@@ -414,54 +411,6 @@ async fn import_refuses_bad_records_and_changes_nothing(b: Backend) {
     assert_eq!(security_count(&app, &deb.instance_id).await, 0);
 }
 
-/// A user whose group is granted `compartment` only.
-async fn user_reaching(app: &TestApp, compartment: &str) -> osm_client::Client {
-    let now = Timestamp::now();
-    let user = User {
-        id: new_ocid(ResourceKind::User),
-        tenancy_id: app.tenancy.clone(),
-        name: "bob".into(),
-        description: "".into(),
-        time_created: now,
-    };
-    let (private_pem, public_pem) = httpsig::generate_rsa_key().unwrap();
-    let fingerprint = httpsig::fingerprint(&public_pem).unwrap();
-    let group = Group {
-        id: new_ocid(ResourceKind::Group),
-        name: "team".into(),
-        description: "".into(),
-        time_created: now,
-    };
-    app.store.user_create(&user).await.unwrap();
-    app.store
-        .api_key_add(&ApiKey {
-            user_id: user.id.clone(),
-            fingerprint: fingerprint.clone(),
-            public_key_pem: public_pem,
-            time_created: now,
-        })
-        .await
-        .unwrap();
-    app.store.user_group_create(&group).await.unwrap();
-    app.store
-        .user_group_add_member(&group.id, &user.id)
-        .await
-        .unwrap();
-    app.store
-        .user_group_grant(&group.id, compartment)
-        .await
-        .unwrap();
-    let key_file = app.dir.path().join("bob.pem");
-    std::fs::write(&key_file, private_pem).unwrap();
-    let config = osm_client::OciConfig {
-        user: user.id.clone(),
-        fingerprint,
-        key_file,
-        ..app.config.clone()
-    };
-    osm_client::Client::from_config(&config, Some(&app.ca_file()), None).unwrap()
-}
-
 async fn errata_are_seen_only_within_reach(b: Backend) {
     let app = spawn_app(b).await;
     let t = app.tenancy.clone();
@@ -479,7 +428,7 @@ async fn errata_are_seen_only_within_reach(b: Backend) {
     upload(&theirs, &other_inventory).await;
     let r = app.post(IMPORT, Some(&feed())).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let bob = user_reaching(&app, &team).await;
+    let bob = app.user_granted("bob", &[&team]).await;
     let get = async |path: &str| {
         let r = bob.get(path).await.unwrap();
         (

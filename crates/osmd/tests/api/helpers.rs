@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use jiff::Timestamp;
 use osm_client::{ApiResponse, Client, OciConfig};
+use osm_core::ids::{ResourceKind, new_ocid};
+use osm_core::{ApiKey, Group, User, httpsig};
 use osm_store::Store;
 use serde_json::Value;
 
@@ -119,6 +122,56 @@ pub async fn try_spawn_app_with(
 }
 
 impl TestApp {
+    /// A user named `name` granted these compartments (none: nothing), and a client signing as it.
+    pub async fn user_granted(&self, name: &str, grants: &[&str]) -> osm_client::Client {
+        let now = Timestamp::now();
+        let user = User {
+            id: new_ocid(ResourceKind::User),
+            tenancy_id: self.tenancy.clone(),
+            name: name.into(),
+            description: "".into(),
+            time_created: now,
+        };
+        let (private_pem, public_pem) = httpsig::generate_rsa_key().unwrap();
+        let fingerprint = httpsig::fingerprint(&public_pem).unwrap();
+        let group = Group {
+            id: new_ocid(ResourceKind::Group),
+            name: format!("{name}-group"),
+            description: "".into(),
+            time_created: now,
+        };
+        self.store.user_create(&user).await.unwrap();
+        self.store
+            .api_key_add(&ApiKey {
+                user_id: user.id.clone(),
+                fingerprint: fingerprint.clone(),
+                public_key_pem: public_pem,
+                time_created: now,
+            })
+            .await
+            .unwrap();
+        self.store.user_group_create(&group).await.unwrap();
+        self.store
+            .user_group_add_member(&group.id, &user.id)
+            .await
+            .unwrap();
+        for compartment in grants {
+            self.store
+                .user_group_grant(&group.id, compartment)
+                .await
+                .unwrap();
+        }
+        let key_file = self.dir.path().join(format!("{name}.pem"));
+        std::fs::write(&key_file, private_pem).unwrap();
+        let config = osm_client::OciConfig {
+            user: user.id,
+            fingerprint,
+            key_file,
+            ..self.config.clone()
+        };
+        osm_client::Client::from_config(&config, Some(&self.ca_file()), None).unwrap()
+    }
+
     pub fn ca_file(&self) -> PathBuf {
         self.dir.path().join("tls/ca.pem")
     }

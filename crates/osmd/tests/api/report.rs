@@ -5,10 +5,9 @@
 //! `osmctl`'s `report_bad_input_changes_nothing`.)
 
 use jiff::Timestamp;
-use osm_core::httpsig;
 use osm_core::ids::{ResourceKind, new_ocid};
 use osm_core::inventory::{Advisory, FullInventory, InventoryUpload, PackageUpdate, WindowsUpdate};
-use osm_core::{ApiKey, Group, OsFamily, UpdateClassification, User};
+use osm_core::{OsFamily, UpdateClassification};
 use serde_json::{Value, json};
 
 use crate::helpers::spawn_app_with;
@@ -302,57 +301,7 @@ async fn report_scopes_filters_and_figures(b: Backend) {
 
 /// A user whose only grant is `compartment`, and a client signing as it.
 async fn limited_user(app: &TestApp, compartment: &str) -> osm_client::Client {
-    user_granted(app, "auditor", &[compartment]).await
-}
-
-/// A user named `name` granted these compartments (none: nothing), and a client signing as it.
-async fn user_granted(app: &TestApp, name: &str, grants: &[&str]) -> osm_client::Client {
-    let now = Timestamp::now();
-    let user = User {
-        id: new_ocid(ResourceKind::User),
-        tenancy_id: app.tenancy.clone(),
-        name: name.into(),
-        description: "".into(),
-        time_created: now,
-    };
-    let (private_pem, public_pem) = httpsig::generate_rsa_key().unwrap();
-    let fingerprint = httpsig::fingerprint(&public_pem).unwrap();
-    let group = Group {
-        id: new_ocid(ResourceKind::Group),
-        name: format!("{name}-group"),
-        description: "".into(),
-        time_created: now,
-    };
-    app.store.user_create(&user).await.unwrap();
-    app.store
-        .api_key_add(&ApiKey {
-            user_id: user.id.clone(),
-            fingerprint: fingerprint.clone(),
-            public_key_pem: public_pem,
-            time_created: now,
-        })
-        .await
-        .unwrap();
-    app.store.user_group_create(&group).await.unwrap();
-    app.store
-        .user_group_add_member(&group.id, &user.id)
-        .await
-        .unwrap();
-    for compartment in grants {
-        app.store
-            .user_group_grant(&group.id, compartment)
-            .await
-            .unwrap();
-    }
-    let key_file = app.dir.path().join(format!("{name}.pem"));
-    std::fs::write(&key_file, private_pem).unwrap();
-    let config = osm_client::OciConfig {
-        user: user.id,
-        fingerprint,
-        key_file,
-        ..app.config.clone()
-    };
-    osm_client::Client::from_config(&config, Some(&app.ca_file()), None).unwrap()
+    app.user_granted("auditor", &[compartment]).await
 }
 
 async fn report_reach_is_limited_to_grants(b: Backend) {
@@ -472,7 +421,7 @@ async fn report_without_scope_covers_what_the_caller_may_read(b: Backend) {
     );
     assert_eq!(names(&r), ["bench", "hidden", "mine"]);
 
-    let auditor = user_granted(&app, "auditor", &[&team, &inner, &lab]).await;
+    let auditor = app.user_granted("auditor", &[&team, &inner, &lab]).await;
     let r = auditor.get(REPORT).await.unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
     let r: Value = r.json();
@@ -497,7 +446,7 @@ async fn report_without_scope_covers_what_the_caller_may_read(b: Backend) {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json::<Value>()["summary"]["instancesMissingUpdates"], 2);
 
-    let nobody = user_granted(&app, "nobody", &[]).await;
+    let nobody = app.user_granted("nobody", &[]).await;
     let r = nobody.get(REPORT).await.unwrap();
     assert_eq!(r.status, 404, "{}", r.text());
     let body: Value = r.json();

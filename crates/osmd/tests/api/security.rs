@@ -3,8 +3,6 @@
 
 use jiff::{SignedDuration, Timestamp};
 use osm_core::httpsig;
-use osm_core::ids::{ResourceKind, new_ocid};
-use osm_core::{ApiKey, Group, User};
 use serde_json::{Value, json};
 
 use crate::{Backend, TestApp, both_backends, spawn_app};
@@ -266,49 +264,7 @@ async fn reach_is_limited_to_grants(b: Backend) {
     let secret_group = app.group(&secret, "secret-web").await;
 
     // A user whose group is granted `team` (and so `inner`).
-    let now = Timestamp::now();
-    let user = User {
-        id: new_ocid(ResourceKind::User),
-        tenancy_id: t.clone(),
-        name: "alice".into(),
-        description: "".into(),
-        time_created: now,
-    };
-    let (private_pem, public_pem) = httpsig::generate_rsa_key().unwrap();
-    let fingerprint = httpsig::fingerprint(&public_pem).unwrap();
-    let group = Group {
-        id: new_ocid(ResourceKind::Group),
-        name: "team".into(),
-        description: "".into(),
-        time_created: now,
-    };
-    app.store.user_create(&user).await.unwrap();
-    app.store
-        .api_key_add(&ApiKey {
-            user_id: user.id.clone(),
-            fingerprint: fingerprint.clone(),
-            public_key_pem: public_pem,
-            time_created: now,
-        })
-        .await
-        .unwrap();
-    app.store.user_group_create(&group).await.unwrap();
-    app.store
-        .user_group_add_member(&group.id, &user.id)
-        .await
-        .unwrap();
-    app.store.user_group_grant(&group.id, &team).await.unwrap();
-    let key_file = app.dir.path().join("alice.pem");
-    std::fs::write(&key_file, private_pem).unwrap();
-    let config = osm_client::OciConfig {
-        user: user.id.clone(),
-        fingerprint,
-        key_file,
-        tenancy: t.clone(),
-        region: app.config.region.clone(),
-        ..app.config.clone()
-    };
-    let alice = osm_client::Client::from_config(&config, Some(&app.ca_file()), None).unwrap();
+    let alice = app.user_granted("alice", &[&team]).await;
 
     let r = alice
         .get(&format!("/20190801/managedInstanceGroups/{team_group}"))
