@@ -332,7 +332,10 @@ async fn simulate(
         pending.extend(stopped);
         let work = answer["work"].as_array().cloned().unwrap_or_default();
         for w in work {
-            tokio::time::sleep(Duration::from_millis(args.action_ms)).await;
+            // Even a zero sleep waits for the timer's next millisecond tick.
+            if args.action_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(args.action_ms)).await;
+            }
             let id = w["id"].as_str().unwrap_or_default();
             let description = w["description"].as_str().unwrap_or("work");
             // The log lines travel with the outcome.
