@@ -1467,12 +1467,13 @@ macro_rules! impl_store {
                     if lines.is_empty() {
                         return Ok(());
                     }
+                    // One row per run of lines stamped with the same time.
+                    let rows: Vec<Vec<Cell>> = lines
+                        .chunk_by(|a, b| a.timestamp == b.timestamp)
+                        .map(|run| log_row(id, &run.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(), run[0].timestamp))
+                        .collect();
                     let mut tx = self.write_tx().await?;
-                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO work_request_logs (work_request_id, entry_id, message, time_created) ");
-                    qb.push_values(lines, |mut b, l| {
-                        b.push_bind(id.to_string()).push_bind(entry_id()).push_bind(l.message.clone()).push_bind(micros(l.timestamp));
-                    });
-                    qb.build().execute(&mut *tx).await?;
+                    insert_rows(&mut tx, LOG_COLUMNS, &rows).await?;
                     tx.commit().await?;
                     Ok(())
                 }
@@ -1854,13 +1855,22 @@ macro_rules! impl_store {
 
                 async fn work_request_logs(&self, id: &str, page: &PageRequest) -> StoreResult<Page<WorkRequestLogEntry>> {
                     let _t = timer("work_request_logs");
-                    let mut qb = QueryBuilder::<$db>::new("SELECT entry_id, message, time_created FROM work_request_logs WHERE work_request_id = ");
+                    // One entry per line: rows holding several lines are expanded, each line
+                    // keyed by its row's entry id and its position in the row.
+                    let mut qb = QueryBuilder::<$db>::new(format!("SELECT entry_key, message, time_created FROM ({} WHERE l.work_request_id = ", <$store>::LOG_ENTRIES));
                     qb.push_bind(id.to_string());
-                    push_page(&mut qb, page, "time_created", "message", "entry_id");
+                    // Entries of a row share its time, so on the time order the rows before
+                    // the cursor's time can be left out by the key.
+                    if let (SortKey::TimeCreated, Some(KeyValue::Micros(t))) = (page.sort, page.after.as_ref().map(|c| &c.key)) {
+                        qb.push(match page.order { SortOrder::Asc => " AND l.time_created >= ", SortOrder::Desc => " AND l.time_created <= " });
+                        qb.push_bind(*t);
+                    }
+                    qb.push(") e WHERE 1 = 1");
+                    push_page(&mut qb, page, "time_created", "message", "entry_key");
                     let fetched = qb.build().fetch_all(self.read()).await?;
                     let mut items = Vec::with_capacity(fetched.len());
                     for r in &fetched {
-                        let entry: String = r.try_get("entry_id")?;
+                        let entry: String = r.try_get("entry_key")?;
                         items.push((entry, WorkRequestLogEntry { message: r.try_get("message")?, timestamp: ts(r.try_get("time_created")?) }));
                     }
                     Ok(Page::from_rows(items, page, |(e, l)| (key_of(page, l.timestamp, &l.message), e.clone())).map(|(_, l)| l))
@@ -2060,27 +2070,18 @@ macro_rules! impl_store {
                 // Rows locked in id order, so replicas completing overlapping batches cannot deadlock.
                 let mut current = std::collections::HashMap::with_capacity(ids.len());
                 {
-                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT id, managed_instance_id, status, operation_type, time_started, parent_id FROM work_requests WHERE id IN {} ORDER BY id{FOR_UPDATE}",
-                        texts_at(1)
-                    )))
-                    .bind(to_json(&ids))
-                    .fetch_all(&mut **tx)
-                    .await?;
-                    for r in rows {
-                        let instance: Option<String> = r.try_get("managed_instance_id")?;
-                        let status: WorkRequestStatus = parse_enum("status", &r.try_get::<String, _>("status")?)?;
-                        let operation: OperationType = parse_enum("operation_type", &r.try_get::<String, _>("operation_type")?)?;
-                        let started = opt_ts(r.try_get("time_started")?);
-                        let parent: Option<String> = r.try_get("parent_id")?;
-                        current.insert(r.try_get::<String, _>("id")?, (instance, status, operation, started, parent));
+                    let rows = <$store>::completion_states(tx, &to_json(&ids)).await?;
+                    for (id, instance, status, operation, started, parent) in rows {
+                        let status: WorkRequestStatus = parse_enum("status", &status)?;
+                        let operation: OperationType = parse_enum("operation_type", &operation)?;
+                        current.insert(id, (instance, status, operation, started.map(ts), parent));
                     }
                 }
                 let mut results = Vec::with_capacity(reports.len());
                 let mut moves: std::collections::BTreeMap<&'static str, Vec<&str>> = Default::default();
                 // (instance, work request) of every lease the batch ends.
                 let mut ended: Vec<(&str, &str)> = vec![];
-                let mut logs: Vec<(&str, &str)> = vec![];
+                let mut logs: Vec<(&str, Vec<&str>)> = vec![];
                 let mut errors: Vec<(&str, &str, &str)> = vec![];
                 for report in reports {
                     let mut answers = Vec::with_capacity(report.items.len());
@@ -2098,8 +2099,9 @@ macro_rules! impl_store {
                             answers.push(Err(CompletionRefused::WrongState(*status)));
                             continue;
                         };
-                        logs.extend(c.log.iter().map(|l| (c.id.as_str(), l.as_str())));
-                        logs.push((c.id.as_str(), finish_note(*status, c.event)));
+                        let mut lines: Vec<&str> = c.log.iter().map(String::as_str).collect();
+                        lines.push(finish_note(*status, c.event));
+                        logs.push((c.id.as_str(), lines));
                         errors.extend(c.errors.iter().map(|(code, message)| (c.id.as_str(), code.as_str(), message.as_str())));
                         moves.entry(to.as_str()).or_default().push(c.id.as_str());
                         ended.push((report.instance_id.as_str(), c.id.as_str()));
@@ -2199,7 +2201,7 @@ macro_rules! impl_store {
                         .map(|(id, instance)| vec![Cell::text(instance), Cell::text(id), Cell::Int(Some(micros(now + lease)))])
                         .collect();
                     insert_rows(tx, "INSERT INTO work_leases (managed_instance_id, work_request_id, lease_expires)", &leases).await?;
-                    let notes: Vec<(&str, &str)> = started.iter().map(|(id, _)| (id.as_str(), "Started by the agent")).collect();
+                    let notes: Vec<(&str, Vec<&str>)> = started.iter().map(|(id, _)| (id.as_str(), vec!["Started by the agent"])).collect();
                     insert_logs(tx, &notes, now).await?;
                 }
                 for queue in claimed.values_mut() {
@@ -2215,13 +2217,23 @@ macro_rules! impl_store {
                     .collect())
             }
 
-            /// Appends log lines, all stamped `now`, in one statement.
-            async fn insert_logs(tx: &mut Tx, lines: &[(&str, &str)], now: Timestamp) -> StoreResult<()> {
-                let rows: Vec<Vec<Cell>> = lines
-                    .iter()
-                    .map(|(id, message)| vec![Cell::text(*id), Cell::text(entry_id()), Cell::text(*message), Cell::Int(Some(micros(now)))])
-                    .collect();
-                insert_rows(tx, "INSERT INTO work_request_logs (work_request_id, entry_id, message, time_created)", &rows).await
+            /// Appends the lines of each work request, all stamped `now`: one row per work
+            /// request, in as few statements as [`insert_rows`] takes.
+            async fn insert_logs(tx: &mut Tx, lines: &[(&str, Vec<&str>)], now: Timestamp) -> StoreResult<()> {
+                let rows: Vec<Vec<Cell>> = lines.iter().filter(|(_, l)| !l.is_empty()).map(|(id, l)| log_row(id, l, now)).collect();
+                insert_rows(tx, LOG_COLUMNS, &rows).await
+            }
+
+            const LOG_COLUMNS: &str = "INSERT INTO work_request_logs (work_request_id, entry_id, message, lines, time_created)";
+
+            /// A row of [`LOG_COLUMNS`] holding `lines` (at least one) written at `time`: a single
+            /// line in `message`, several as a JSON array in `lines` (migration 0011).
+            fn log_row(id: &str, lines: &[&str], time: Timestamp) -> Vec<Cell> {
+                let (message, several) = match lines {
+                    [one] => (one.to_string(), None),
+                    _ => (String::new(), Some(to_json(&lines))),
+                };
+                vec![Cell::text(id), Cell::text(entry_id()), Cell::text(message), Cell::Text(several), Cell::Int(Some(micros(time)))]
             }
 
             /// Re-derives a parent work request's status and progress from all its children

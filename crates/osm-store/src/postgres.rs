@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
+use crate::rows::CompletionState;
 use crate::{Backend, StoreError, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -36,6 +37,41 @@ impl PgStore {
 
     /// Queued work requests of each `(instance, limit)`, oldest first, at most its limit, locked
     /// for this transaction; rows another replica is claiming are skipped, not waited for.
+    /// The log entries of `work_request_logs l` (to be narrowed with `WHERE l.…`): a row with
+    /// `lines` gives one entry per element (see migration 0011), keyed by the row's entry id and
+    /// the element's position, zero-padded so the keys sort in line order.
+    pub(crate) const LOG_ENTRIES: &str = "SELECT l.time_created, l.entry_id || '.' || lpad(COALESCE(j.idx, 0)::text, 6, '0') AS entry_key, \
+         COALESCE(j.value, l.message) AS message FROM work_request_logs l \
+         LEFT JOIN LATERAL jsonb_array_elements_text(l.lines::jsonb) WITH ORDINALITY AS j(value, idx) ON true";
+
+    /// The [`CompletionState`] of each work request in the JSON array `ids`, locked in id
+    /// order (so replicas completing overlapping batches cannot deadlock).
+    pub(crate) async fn completion_states(
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        ids: &str,
+    ) -> StoreResult<Vec<CompletionState>> {
+        use sqlx::Row;
+        let rows = sqlx::query(
+            "SELECT id, managed_instance_id, status, operation_type, time_started, parent_id FROM work_requests \
+             WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY id FOR UPDATE",
+        )
+        .bind(ids)
+        .fetch_all(&mut **tx)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("managed_instance_id")?,
+                    r.try_get("status")?,
+                    r.try_get("operation_type")?,
+                    r.try_get("time_started")?,
+                    r.try_get("parent_id")?,
+                ))
+            })
+            .collect()
+    }
+
     pub(crate) async fn claim_candidates(
         tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
         wanted: &[(String, u32)],

@@ -48,6 +48,17 @@ pub fn entry_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
 
+/// What a completion needs of a work request: id, instance, status, operation type, time
+/// started (µs), parent.
+pub type CompletionState = (
+    String,
+    Option<String>,
+    String,
+    String,
+    Option<i64>,
+    Option<String>,
+);
+
 /// One value of a row [`insert_rows`](crate::common) writes; the variant says the column's type.
 #[derive(Debug, Clone)]
 pub enum Cell {

@@ -9,6 +9,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use crate::rows::CompletionState;
 use crate::{Backend, StoreError, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -27,6 +28,11 @@ impl Drop for SqliteStore {
         }
     }
 }
+
+/// Rows the writer connection's thread may hand over before it waits for them to be taken.
+/// sqlx's default (50) makes a dispatch batch, which returns thousands of rows, wait for the
+/// async side every 50 rows: two thread wake-ups each time.
+const ROW_BUFFER: usize = 4096;
 
 /// How often the background checkpoint runs.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
@@ -85,8 +91,16 @@ impl SqliteStore {
             .pragma("cache_size", "-32000");
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            // A file connection in this process cannot go stale: no round trip to its thread
+            // before every transaction.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("wal_autocheckpoint", "0")
+                    .row_buffer_size(ROW_BUFFER),
+            )
             .await?;
         MIGRATOR.run(&write).await?;
         let checkpoint = SqlitePoolOptions::new()
@@ -168,6 +182,30 @@ impl SqliteStore {
         self.write.begin_with("BEGIN IMMEDIATE").await
     }
 
+    /// The log entries of `work_request_logs l` (to be narrowed with `WHERE l.…`): a row with
+    /// `lines` gives one entry per element (see migration 0011), keyed by the row's entry id and
+    /// the element's position, zero-padded so the keys sort in line order.
+    pub(crate) const LOG_ENTRIES: &str = "SELECT l.time_created, l.entry_id || '.' || printf('%06d', COALESCE(j.key, 0)) AS entry_key, \
+         COALESCE(j.value, l.message) AS message FROM work_request_logs l LEFT JOIN json_each(l.lines) j";
+
+    /// The [`CompletionState`] of each work request in the JSON array `ids`, as one aggregated
+    /// row: the connection's thread hands each result row over on its own, which for the
+    /// thousands of a dispatch batch costs more than building and parsing one JSON text.
+    pub(crate) async fn completion_states(
+        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        ids: &str,
+    ) -> StoreResult<Vec<CompletionState>> {
+        use sqlx::Row;
+        let row = sqlx::query(
+            "SELECT json_group_array(json_array(id, managed_instance_id, status, operation_type, time_started, parent_id)) \
+             FROM work_requests WHERE id IN (SELECT value FROM json_each($1))",
+        )
+        .bind(ids)
+        .fetch_one(&mut **tx)
+        .await?;
+        crate::rows::from_json("completion states", &row.try_get::<String, _>(0)?)
+    }
+
     /// Queued work requests of each `(instance, limit)`, oldest first, at most its limit: one
     /// statement (the per-instance lookup runs as a correlated subquery on the queue's index).
     pub(crate) async fn claim_candidates(
@@ -180,24 +218,19 @@ impl SqliteStore {
             // SQLite's LIMIT cannot refer to the outer row: take the largest, trim below.
             let most = chunk.iter().map(|(_, n)| *n).max().unwrap_or(0);
             let instances: Vec<&str> = chunk.iter().map(|(i, _)| i.as_str()).collect();
-            let rows = sqlx::query(
-                "SELECT q.work_request_id AS id, q.managed_instance_id, q.time_accepted \
+            // One aggregated row (see `completion_states`).
+            let row = sqlx::query(
+                "SELECT json_group_array(json_array(q.managed_instance_id, q.time_accepted, q.work_request_id)) \
                  FROM (SELECT value AS instance_id FROM json_each($1)) c JOIN work_queue q \
                  ON q.work_request_id IN (SELECT x.work_request_id FROM work_queue x WHERE x.managed_instance_id = c.instance_id \
                  ORDER BY x.time_accepted, x.work_request_id LIMIT $2)",
             )
             .bind(serde_json::to_string(&instances).expect("serialisable"))
             .bind(most as i64)
-            .fetch_all(&mut **tx)
+            .fetch_one(&mut **tx)
             .await?;
-            let mut found: Vec<(String, i64, String)> = vec![];
-            for r in rows {
-                found.push((
-                    r.try_get("managed_instance_id")?,
-                    r.try_get("time_accepted")?,
-                    r.try_get("id")?,
-                ));
-            }
+            let mut found: Vec<(String, i64, String)> =
+                crate::rows::from_json("claim candidates", &row.try_get::<String, _>(0)?)?;
             found.sort();
             let mut taken: std::collections::HashMap<&str, u32> = Default::default();
             let limits: std::collections::HashMap<&str, u32> =

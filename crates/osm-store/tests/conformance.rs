@@ -212,6 +212,7 @@ conformance!(
     paging_work_requests,
     paging_compartments,
     paging_logs_and_errors,
+    log_lines_written_together,
     paging_with_inserts_between_pages,
     version_mismatch_vs_not_found,
     retry_tokens,
@@ -2367,6 +2368,91 @@ async fn paging_compartments(db: Db) {
         &want,
     )
     .await;
+}
+
+/// Lines appended together share a row (migration 0011) but read, sort and page as one entry
+/// each: in the order written on the time order, by text on the name order, across pages that
+/// end inside such a row.
+async fn log_lines_written_together(db: Db) {
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let w = work_request(&c, Some("w"), None, at(1, 0));
+    s.work_request_insert_many(std::slice::from_ref(&w), &[])
+        .await
+        .unwrap();
+    let entry = |message: &str, t: i64| WorkRequestLogEntry {
+        message: message.to_string(),
+        timestamp: at(t, 0),
+    };
+    let writes: Vec<Vec<WorkRequestLogEntry>> = vec![
+        vec![entry("first", 2)],
+        // One row of five lines, one of them repeated.
+        ["m", "c", "x", "c", "a"]
+            .iter()
+            .map(|m| entry(m, 3))
+            .collect(),
+        // The same second again: a second row at that time, after the first.
+        vec![entry("b", 3), entry("y", 3)],
+        // Runs of different times in one call: a row per run.
+        vec![entry("n", 4), entry("o", 4), entry("last", 5)],
+    ];
+    for lines in &writes {
+        s.work_request_log_append(&w.id, lines).await.unwrap();
+    }
+    let written: Vec<(String, i64)> = writes
+        .iter()
+        .flatten()
+        .map(|l| (l.message.clone(), l.timestamp.as_microsecond()))
+        .collect();
+    let read = |items: Vec<WorkRequestLogEntry>| -> Vec<(String, i64)> {
+        items
+            .into_iter()
+            .map(|l| (l.message, l.timestamp.as_microsecond()))
+            .collect()
+    };
+    let mut by_name = written.clone();
+    by_name.sort_by(|a, b| a.0.cmp(&b.0));
+    for (sort, order, want) in [
+        (SortKey::TimeCreated, SortOrder::Asc, written.clone()),
+        (
+            SortKey::TimeCreated,
+            SortOrder::Desc,
+            written.iter().rev().cloned().collect(),
+        ),
+        (SortKey::Name, SortOrder::Asc, by_name.clone()),
+        (
+            SortKey::Name,
+            SortOrder::Desc,
+            by_name.iter().rev().cloned().collect(),
+        ),
+    ] {
+        let all = s
+            .work_request_logs(
+                &w.id,
+                &PageRequest {
+                    sort,
+                    order,
+                    limit: None,
+                    after: None,
+                },
+            )
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(read(all), want, "{sort:?} {order:?}");
+        for limit in [1, 2, 3] {
+            let paged = walk(
+                &async |p| s.work_request_logs(&w.id, &p).await.unwrap(),
+                sort,
+                order,
+                limit,
+                &async |_| {},
+            )
+            .await;
+            assert_eq!(read(paged), want, "{sort:?} {order:?} limit {limit}");
+        }
+    }
 }
 
 async fn paging_logs_and_errors(db: Db) {
