@@ -67,7 +67,7 @@ pub fn violates(e: &sqlx::Error, key: &UniqueKey) -> bool {
 }
 
 macro_rules! impl_store {
-    ($store:ty, $db:ty, $backend:expr, $name:literal, $for_update:literal, $for_share:literal, $for_update_skip_locked:literal, $json_texts:literal, $json_rows:literal, $rows_as_json:literal) => {
+    ($store:ty, $db:ty, $backend:expr, $name:literal, $for_update:literal, $for_share:literal, $for_update_skip_locked:literal, $json_texts:literal, $json_rows:literal) => {
         mod store_impl {
             use super::*;
             use async_trait::async_trait;
@@ -97,15 +97,9 @@ macro_rules! impl_store {
                 $json_texts.replace("$P", &format!("${n}"))
             }
 
-            /// Whether [`insert_rows`] binds its rows as one JSON array (PostgreSQL: one
-            /// statement text, planned once) or as bound VALUES (SQLite, which would re-parse
-            /// each row's JSON text for every column it reads).
-            const ROWS_AS_JSON: bool = $rows_as_json;
-
             /// Inserts `rows` (each a value per column of `into`, e.g.
-            /// `"INSERT INTO t (a, b)"`) in as few statements as the backend likes: one JSON
-            /// array on PostgreSQL; on SQLite bound VALUES in chunks of 128, 64, …, 1 rows, so
-            /// at most eight statement texts per table exist and each is prepared once.
+            /// `"INSERT INTO t (a, b)"`) in as few statements as the backend likes (see
+            /// `insert_rows_then` in `sqlite.rs` and `postgres.rs`).
             async fn insert_rows(tx: &mut Tx, into: &str, rows: &[Vec<Cell>]) -> StoreResult<()> {
                 insert_rows_then(tx, into, rows, "").await
             }
@@ -113,46 +107,7 @@ macro_rules! impl_store {
             /// [`insert_rows`] with `then` after each statement's rows (an `ON CONFLICT …`
             /// clause).
             pub(super) async fn insert_rows_then(tx: &mut Tx, into: &str, rows: &[Vec<Cell>], then: &str) -> StoreResult<()> {
-                let Some(first) = rows.first() else {
-                    return Ok(());
-                };
-                if ROWS_AS_JSON {
-                    let select: Vec<String> = first
-                        .iter()
-                        .enumerate()
-                        .map(|(i, cell)| match cell {
-                            Cell::Text(_) => format!("value ->> {i}"),
-                            Cell::Int(_) => format!("CAST(value ->> {i} AS BIGINT)"),
-                            Cell::Float(_) => format!("CAST(value ->> {i} AS DOUBLE PRECISION)"),
-                        })
-                        .collect();
-                    let json: Vec<Vec<serde_json::Value>> =
-                        rows.iter().map(|r| r.iter().map(Cell::to_json).collect()).collect();
-                    sqlx::query(sqlx::AssertSqlSafe(format!("{into} SELECT {} FROM {}{then}", select.join(", "), rows_at(1))))
-                        .bind(to_json(&json))
-                        .execute(&mut **tx)
-                        .await?;
-                    return Ok(());
-                }
-                let mut rest = rows;
-                while !rest.is_empty() {
-                    let n = if rest.len() >= 128 { 128 } else { 1 << (usize::BITS - 1 - rest.len().leading_zeros()) };
-                    let (chunk, tail) = rest.split_at(n);
-                    let mut qb = QueryBuilder::<$db>::new(format!("{into} "));
-                    qb.push_values(chunk, |mut b, row| {
-                        for cell in row {
-                            match cell {
-                                Cell::Text(v) => b.push_bind(v.clone()),
-                                Cell::Int(v) => b.push_bind(*v),
-                                Cell::Float(v) => b.push_bind(*v),
-                            };
-                        }
-                    });
-                    qb.push(then);
-                    qb.build().execute(&mut **tx).await?;
-                    rest = tail;
-                }
-                Ok(())
+                <$store>::insert_rows_then(tx, into, rows, then).await
             }
 
             /// A JSON array of arrays bound at `$n`, as a row source whose columns are

@@ -71,12 +71,4 @@ impl Cell {
     pub fn text(value: impl Into<String>) -> Cell {
         Cell::Text(Some(value.into()))
     }
-
-    pub fn to_json(&self) -> serde_json::Value {
-        match self {
-            Cell::Text(v) => serde_json::json!(v),
-            Cell::Int(v) => serde_json::json!(v),
-            Cell::Float(v) => serde_json::json!(v),
-        }
-    }
 }

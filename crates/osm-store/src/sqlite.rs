@@ -9,7 +9,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::rows::CompletionState;
+use crate::rows::{Cell, CompletionState};
 use crate::{Backend, StoreError, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -246,6 +246,40 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// Inserts `rows` (a value per column of `into`) as bound VALUES in chunks of 128, 64, …, 1
+    /// rows, so at most eight statement texts per table exist and each is prepared once (a JSON
+    /// array would be re-parsed for every column SQLite reads of each row).
+    pub(crate) async fn insert_rows_then(
+        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        into: &str,
+        rows: &[Vec<Cell>],
+        then: &str,
+    ) -> StoreResult<()> {
+        let mut rest = rows;
+        while !rest.is_empty() {
+            let n = if rest.len() >= 128 {
+                128
+            } else {
+                1 << (usize::BITS - 1 - rest.len().leading_zeros())
+            };
+            let (chunk, tail) = rest.split_at(n);
+            let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!("{into} "));
+            qb.push_values(chunk, |mut b, row| {
+                for cell in row {
+                    match cell {
+                        Cell::Text(v) => b.push_bind(v.clone()),
+                        Cell::Int(v) => b.push_bind(*v),
+                        Cell::Float(v) => b.push_bind(*v),
+                    };
+                }
+            });
+            qb.push(then);
+            qb.build().execute(&mut **tx).await?;
+            rest = tail;
+        }
+        Ok(())
+    }
+
     /// `VACUUM INTO` writes a consistent snapshot while other connections keep working.
     pub(crate) async fn backup_impl(&self, path: &std::path::Path) -> StoreResult<()> {
         if path.exists() {
@@ -274,8 +308,7 @@ crate::common::impl_store!(
     "",
     "",
     "(SELECT value FROM json_each($P))",
-    "json_each($P)",
-    false
+    "json_each($P)"
 );
 
 crate::inventory::impl_inventory_store!(SqliteStore, sqlx::Sqlite, "sqlite", "");
