@@ -97,6 +97,12 @@ macro_rules! impl_store {
                 $json_texts.replace("$P", &format!("${n}"))
             }
 
+            /// `IN` (or `= ANY`) the list of ids bound at `$n` with `<$store>::id_list` — the
+            /// backend's cheapest form for the thousands of ids of a dispatch batch.
+            fn in_ids(n: usize) -> String {
+                <$store>::IN_ID_LIST.replace("$P", &format!("${n}"))
+            }
+
             /// Inserts `rows` (each a value per column of `into`, e.g.
             /// `"INSERT INTO t (a, b)"`) in as few statements as the backend likes (see
             /// `insert_rows_then` in `sqlite.rs` and `postgres.rs`).
@@ -2025,7 +2031,7 @@ macro_rules! impl_store {
                 // Rows locked in id order, so replicas completing overlapping batches cannot deadlock.
                 let mut current = std::collections::HashMap::with_capacity(ids.len());
                 {
-                    let rows = <$store>::completion_states(tx, &to_json(&ids)).await?;
+                    let rows = <$store>::completion_states(tx, &ids).await?;
                     for (id, instance, status, operation, started, parent) in rows {
                         let status: WorkRequestStatus = parse_enum("status", &status)?;
                         let operation: OperationType = parse_enum("operation_type", &operation)?;
@@ -2070,27 +2076,17 @@ macro_rules! impl_store {
                     results.push(answers);
                 }
                 for (to, ids) in &moves {
-                    let ids = to_json(ids);
                     sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "UPDATE work_requests SET status = $1, time_started = COALESCE(time_started, $2), time_finished = $2, percent_complete = 100 WHERE id IN {}",
-                        texts_at(3)
+                        "UPDATE work_requests SET status = $1, time_started = COALESCE(time_started, $2), time_finished = $2, percent_complete = 100 WHERE id {}",
+                        in_ids(3)
                     )))
                     .bind(*to)
                     .bind(micros(now))
-                    .bind(&ids)
+                    .bind(<$store>::id_list(ids))
                     .execute(&mut **tx)
                     .await?;
                 }
-                if !ended.is_empty() {
-                    // One row-value IN over the pairs: both backends find each lease by its key.
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DELETE FROM work_leases WHERE (managed_instance_id, work_request_id) IN (SELECT value ->> 0, value ->> 1 FROM {})",
-                        rows_at(1)
-                    )))
-                    .bind(to_json(&ended))
-                    .execute(&mut **tx)
-                    .await?;
-                }
+                <$store>::delete_leases(tx, &ended).await?;
                 insert_logs(tx, &logs, now).await?;
                 let rows: Vec<Vec<Cell>> = errors
                     .iter()
@@ -2122,18 +2118,17 @@ macro_rules! impl_store {
                 let ids = <$store>::claim_candidates(tx, &wanted).await?;
                 let mut claimed: std::collections::HashMap<String, std::collections::VecDeque<ClaimedWork>> = Default::default();
                 if !ids.is_empty() {
-                    let ids = to_json(&ids);
-                    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM work_queue WHERE work_request_id IN {}", texts_at(1))))
-                        .bind(&ids)
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM work_queue WHERE work_request_id {}", in_ids(1))))
+                        .bind(<$store>::id_list(&ids))
                         .execute(&mut **tx)
                         .await?;
                     // Only what the agent needs: these rows cross the wire on every claim.
                     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "UPDATE work_requests SET status = 'IN_PROGRESS', time_started = $1 WHERE status = 'ACCEPTED' AND id IN {} RETURNING id, managed_instance_id, parent_id, description, action, time_accepted",
-                        texts_at(2)
+                        "UPDATE work_requests SET status = 'IN_PROGRESS', time_started = $1 WHERE status = 'ACCEPTED' AND id {} RETURNING id, managed_instance_id, parent_id, description, action, time_accepted",
+                        in_ids(2)
                     )))
                     .bind(micros(now))
-                    .bind(&ids)
+                    .bind(<$store>::id_list(&ids))
                     .fetch_all(&mut **tx)
                     .await?;
                     let mut started: Vec<(String, String)> = Vec::with_capacity(rows.len());

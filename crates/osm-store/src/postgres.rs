@@ -44,16 +44,45 @@ impl PgStore {
          COALESCE(j.value, l.message) AS message FROM work_request_logs l \
          LEFT JOIN LATERAL jsonb_array_elements_text(l.lines::jsonb) WITH ORDINALITY AS j(value, idx) ON true";
 
-    /// The [`CompletionState`] of each work request in the JSON array `ids`, locked in id
+    /// A list of ids as [`in_ids`](crate::common) binds it: a text array (no JSON to parse, and
+    /// `= ANY` needs no de-duplicating step before the index lookups).
+    pub(crate) const IN_ID_LIST: &str = "= ANY($P::text[])";
+
+    pub(crate) fn id_list(ids: &[impl AsRef<str>]) -> Vec<String> {
+        ids.iter().map(|i| i.as_ref().to_string()).collect()
+    }
+
+    /// Ends the leases of these (instance, work request) pairs: two parallel arrays, each
+    /// lease found by its key.
+    pub(crate) async fn delete_leases(
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        pairs: &[(&str, &str)],
+    ) -> StoreResult<()> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let (instances, ids): (Vec<&str>, Vec<&str>) = pairs.iter().copied().unzip();
+        sqlx::query(
+            "DELETE FROM work_leases WHERE (managed_instance_id, work_request_id) IN \
+             (SELECT * FROM unnest($1::text[], $2::text[]))",
+        )
+        .bind(instances)
+        .bind(ids)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// The [`CompletionState`] of each work request among `ids`, locked in id
     /// order (so replicas completing overlapping batches cannot deadlock).
     pub(crate) async fn completion_states(
         tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-        ids: &str,
+        ids: &[&str],
     ) -> StoreResult<Vec<CompletionState>> {
         use sqlx::Row;
         let rows = sqlx::query(
             "SELECT id, managed_instance_id, status, operation_type, time_started, parent_id FROM work_requests \
-             WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY id FOR UPDATE",
+             WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
         )
         .bind(ids)
         .fetch_all(&mut **tx)

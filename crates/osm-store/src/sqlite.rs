@@ -188,19 +188,46 @@ impl SqliteStore {
     pub(crate) const LOG_ENTRIES: &str = "SELECT l.time_created, l.entry_id || '.' || printf('%06d', COALESCE(j.key, 0)) AS entry_key, \
          COALESCE(j.value, l.message) AS message FROM work_request_logs l LEFT JOIN json_each(l.lines) j";
 
-    /// The [`CompletionState`] of each work request in the JSON array `ids`, as one aggregated
+    /// A list of ids as [`in_ids`](crate::common) binds it: a JSON array, read by `json_each`.
+    pub(crate) const IN_ID_LIST: &str = "IN (SELECT value FROM json_each($P))";
+
+    pub(crate) fn id_list(ids: &[impl AsRef<str>]) -> String {
+        serde_json::to_string(&ids.iter().map(AsRef::as_ref).collect::<Vec<&str>>())
+            .expect("serialisable")
+    }
+
+    /// Ends the leases of these (instance, work request) pairs: one row-value `IN` finds each
+    /// by its key.
+    pub(crate) async fn delete_leases(
+        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        pairs: &[(&str, &str)],
+    ) -> StoreResult<()> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "DELETE FROM work_leases WHERE (managed_instance_id, work_request_id) IN \
+             (SELECT value ->> 0, value ->> 1 FROM json_each($1))",
+        )
+        .bind(serde_json::to_string(pairs).expect("serialisable"))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// The [`CompletionState`] of each work request among `ids`, as one aggregated
     /// row: the connection's thread hands each result row over on its own, which for the
     /// thousands of a dispatch batch costs more than building and parsing one JSON text.
     pub(crate) async fn completion_states(
         tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-        ids: &str,
+        ids: &[&str],
     ) -> StoreResult<Vec<CompletionState>> {
         use sqlx::Row;
         let row = sqlx::query(
             "SELECT json_group_array(json_array(id, managed_instance_id, status, operation_type, time_started, parent_id)) \
              FROM work_requests WHERE id IN (SELECT value FROM json_each($1))",
         )
-        .bind(ids)
+        .bind(Self::id_list(ids))
         .fetch_one(&mut **tx)
         .await?;
         crate::rows::from_json("completion states", &row.try_get::<String, _>(0)?)
