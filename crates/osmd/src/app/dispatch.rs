@@ -42,8 +42,8 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// Starts `workers` tasks taking batches off one queue: one is right for SQLite (a single
-    /// writer); PostgreSQL gains from a second that gathers the next batch while the first
-    /// commits, and loses with more (batches shrink to a call each and contend for pages).
+    /// writer); PostgreSQL gains from others that gather and run the next batches while one
+    /// commits, up to the point where batches shrink to a call each and contend for pages.
     pub fn start(store: Arc<dyn Store>, lease: SignedDuration, workers: usize) -> Dispatcher {
         let (queue, calls) = mpsc::channel(QUEUE);
         let calls = Arc::new(Mutex::new(calls));
