@@ -2122,26 +2122,18 @@ macro_rules! impl_store {
                         .bind(<$store>::id_list(&ids))
                         .execute(&mut **tx)
                         .await?;
-                    // Only what the agent needs: these rows cross the wire on every claim.
-                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "UPDATE work_requests SET status = 'IN_PROGRESS', time_started = $1 WHERE status = 'ACCEPTED' AND id {} RETURNING id, managed_instance_id, parent_id, description, action, time_accepted",
-                        in_ids(2)
-                    )))
-                    .bind(micros(now))
-                    .bind(<$store>::id_list(&ids))
-                    .fetch_all(&mut **tx)
-                    .await?;
+                    let rows = <$store>::start_claimed(tx, &ids, micros(now)).await?;
                     let mut started: Vec<(String, String)> = Vec::with_capacity(rows.len());
-                    for r in rows {
-                        if let Some(p) = r.try_get::<Option<String>, _>("parent_id")? {
+                    for (id, instance, parent, description, action, time_accepted) in rows {
+                        if let Some(p) = parent {
                             parents.insert(p);
                         }
-                        let instance: String = r.try_get::<Option<String>, _>("managed_instance_id")?.unwrap_or_default();
+                        let instance = instance.unwrap_or_default();
                         let work = ClaimedWork {
-                            id: r.try_get("id")?,
-                            description: r.try_get("description")?,
-                            action: r.try_get::<Option<String>, _>("action")?.map(|a| from_json("action", &a)).transpose()?,
-                            time_accepted: ts(r.try_get("time_accepted")?),
+                            id,
+                            description,
+                            action: action.map(|a| from_json("action", &a)).transpose()?,
+                            time_accepted: ts(time_accepted),
                         };
                         started.push((work.id.clone(), instance.clone()));
                         claimed.entry(instance).or_default().push_back(work);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-use crate::rows::{Cell, CompletionState};
+use crate::rows::{Cell, CompletionState, StartedWork};
 use crate::{Backend, StoreError, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -96,6 +96,37 @@ impl PgStore {
                     r.try_get("operation_type")?,
                     r.try_get("time_started")?,
                     r.try_get("parent_id")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Starts the ACCEPTED work requests among `ids` (IN_PROGRESS, started at `now`) and
+    /// returns what their agents need.
+    pub(crate) async fn start_claimed(
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        ids: &[String],
+        now: i64,
+    ) -> StoreResult<Vec<StartedWork>> {
+        use sqlx::Row;
+        let rows = sqlx::query(
+            "UPDATE work_requests SET status = 'IN_PROGRESS', time_started = $1 \
+             WHERE status = 'ACCEPTED' AND id = ANY($2::text[]) \
+             RETURNING id, managed_instance_id, parent_id, description, action, time_accepted",
+        )
+        .bind(now)
+        .bind(ids)
+        .fetch_all(&mut **tx)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("managed_instance_id")?,
+                    r.try_get("parent_id")?,
+                    r.try_get("description")?,
+                    r.try_get("action")?,
+                    r.try_get("time_accepted")?,
                 ))
             })
             .collect()

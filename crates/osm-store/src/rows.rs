@@ -59,6 +59,18 @@ pub type CompletionState = (
     Option<String>,
 );
 
+/// What a claim returns of a work request it started (only what the agent needs: it crosses
+/// the wire on every claim): id, instance, parent, description, action (JSON), time accepted
+/// (µs).
+pub type StartedWork = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
 /// One value of a row [`insert_rows`](crate::common) writes; the variant says the column's type.
 #[derive(Debug, Clone)]
 pub enum Cell {

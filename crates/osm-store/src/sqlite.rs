@@ -9,7 +9,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::rows::{Cell, CompletionState};
+use crate::rows::{Cell, CompletionState, StartedWork};
 use crate::{Backend, StoreError, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -231,6 +231,29 @@ impl SqliteStore {
         .fetch_one(&mut **tx)
         .await?;
         crate::rows::from_json("completion states", &row.try_get::<String, _>(0)?)
+    }
+
+    /// Starts the ACCEPTED work requests among `ids` (IN_PROGRESS, started at `now`) and
+    /// returns what their agents need, each row as one JSON value: sqlx copies every column
+    /// of every result row on its own.
+    pub(crate) async fn start_claimed(
+        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        ids: &[String],
+        now: i64,
+    ) -> StoreResult<Vec<StartedWork>> {
+        use sqlx::Row;
+        let rows = sqlx::query(
+            "UPDATE work_requests SET status = 'IN_PROGRESS', time_started = $1 \
+             WHERE status = 'ACCEPTED' AND id IN (SELECT value FROM json_each($2)) \
+             RETURNING json_array(id, managed_instance_id, parent_id, description, action, time_accepted)",
+        )
+        .bind(now)
+        .bind(Self::id_list(ids))
+        .fetch_all(&mut **tx)
+        .await?;
+        rows.iter()
+            .map(|r| crate::rows::from_json("claimed work", &r.try_get::<String, _>(0)?))
+            .collect()
     }
 
     /// Queued work requests of each `(instance, limit)`, oldest first, at most its limit: one
