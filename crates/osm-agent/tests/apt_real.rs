@@ -133,8 +133,7 @@ async fn apt_inventory_security_update_remove_and_readable_failures() {
 
     // The uploaded inventory through the OCI read API: the SECURITY update with its CVEs,
     // the BUG update without.
-    let updates = api_updates(&osmd, &instance).await;
-    assert_eq!(updates.len(), 2, "{updates:#?}");
+    let updates = wait_updates(&osmd, &instance, 2).await;
     assert_eq!(
         updates["osm-demo"]["updateType"], "SECURITY",
         "{updates:#?}"

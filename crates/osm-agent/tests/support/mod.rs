@@ -608,6 +608,28 @@ pub fn rpm_installed(root: &Path) -> std::collections::BTreeMap<String, String> 
 }
 
 /// The instance's available updates through the OCI read API, by package name.
+/// The instance's available updates once there are `count` of them: the counts on the
+/// instance can come from a heartbeat's facts before the inventory upload that lists them
+/// has committed.
+pub async fn wait_updates(
+    osmd: &Osmd,
+    instance: &str,
+    count: usize,
+) -> std::collections::BTreeMap<String, Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let updates = api_updates(osmd, instance).await;
+        if updates.len() == count {
+            return updates;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the instance never listed {count} updates: {updates:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 pub async fn api_updates(osmd: &Osmd, instance: &str) -> std::collections::BTreeMap<String, Value> {
     osmd.get(&format!(
         "/20190801/managedInstances/{instance}/packages/updates?limit=1000"
