@@ -341,7 +341,7 @@ macro_rules! impl_errata_store {
 
             /// The catalogue entries of `names` in `tenancy_id`, locked (in name order, as every
             /// writer locks them) until the transaction ends, with the CVEs agents reported.
-            async fn errata_locked(tx: &mut Tx, tenancy_id: &str, names: &[&str]) -> StoreResult<HashMap<String, (ErratumInfo, Vec<String>)>> {
+            pub(crate) async fn errata_locked(tx: &mut Tx, tenancy_id: &str, names: &[&str]) -> StoreResult<HashMap<String, (ErratumInfo, Vec<String>)>> {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "SELECT * FROM errata WHERE compartment_id = $1 AND name IN {} ORDER BY name{FOR_UPDATE}",
                     texts_at(2)

@@ -143,7 +143,7 @@ macro_rules! impl_inventory_store {
             const FOR_UPDATE: &str = $for_update;
 
             // Shared with the core store: one page and timer implementation per backend.
-            use super::store_impl::{insert_rows_then, key_of, push_page, rows_at, texts_at, timer};
+            use super::store_impl::{insert_rows_then, key_of, push_page, rows_at, timer};
 
             fn arch(text: String) -> Option<String> {
                 (!text.is_empty()).then_some(text)
@@ -393,21 +393,7 @@ macro_rules! impl_inventory_store {
                 })?;
                 // Existing rows, locked (in name order, as written) until the upload commits.
                 let names: Vec<&str> = reported.iter().map(|e| e.name.as_str()).collect();
-                let stored: HashMap<String, (Erratum, Vec<String>)> = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT * FROM errata WHERE compartment_id = $1 AND name IN {} ORDER BY name{FOR_UPDATE}",
-                    texts_at(2)
-                )))
-                .bind(tenancy_id)
-                .bind(to_json(&names))
-                .fetch_all(&mut **tx)
-                .await?
-                .iter()
-                .map(|r| -> StoreResult<(String, (Erratum, Vec<String>))> {
-                    let e = erratum(r)?;
-                    let reported: Vec<String> = from_json("reported_cves", &r.try_get::<String, _>("reported_cves")?)?;
-                    Ok((e.name.clone(), (e, reported)))
-                })
-                .collect::<StoreResult<_>>()?;
+                let stored = super::errata_impl::errata_locked(tx, tenancy_id, &names).await?;
                 let mut changed: Vec<serde_json::Value> = vec![];
                 for e in reported {
                     let Some((old, old_reported)) = stored.get(&e.name) else { continue };
