@@ -213,6 +213,7 @@ conformance!(
     paging_compartments,
     paging_logs_and_errors,
     log_lines_written_together,
+    completion_sees_a_cancel_that_lands_during_it,
     paging_with_inserts_between_pages,
     version_mismatch_vs_not_found,
     retry_tokens,
@@ -2368,6 +2369,117 @@ async fn paging_compartments(db: Db) {
         &want,
     )
     .await;
+}
+
+/// A cancel that commits while a completion of the same work request runs (here held open on
+/// another PostgreSQL connection until the completion has to wait for it) is seen by the
+/// completion: the work request ends SUCCEEDED with the note that the cancel came too late,
+/// not with the note of a plain success. SQLite's one writer cannot interleave: there the
+/// plain completion is checked.
+async fn completion_sees_a_cancel_that_lands_during_it(db: Db) {
+    use osm_core::lifecycle::Event;
+    let s = db.store.clone();
+    let root = tenancy(&*s).await;
+    let c = new_compartment(&*s, &root, "c").await;
+    let mi = instance(&c, "web-01", OsFamily::Linux, at(1, 0));
+    s.managed_instance_insert(&mi).await.unwrap();
+    let wr = osm_core::work::work_request_for(
+        &mi,
+        &WorkAction::UpdateAll {
+            update_type: UpdateType::All,
+        },
+        None,
+        None,
+        at(2, 0),
+    );
+    s.work_request_insert_many(std::slice::from_ref(&wr), &[])
+        .await
+        .unwrap();
+    let lease = jiff::SignedDuration::from_mins(5);
+    let claim = Claim {
+        instance_id: mi.id.clone(),
+        limit: 10,
+    };
+    let claimed = s
+        .work_request_dispatch(&[], std::slice::from_ref(&claim), at(3, 0), lease)
+        .await
+        .unwrap();
+    assert_eq!(claimed.claimed[0].len(), 1);
+    let report = AgentOutcomes {
+        instance_id: mi.id.clone(),
+        items: vec![Completion {
+            id: wr.id.clone(),
+            event: Event::Succeed,
+            errors: vec![],
+            log: vec!["done".into()],
+        }],
+    };
+    let expected_note = if db.backend() == Backend::Postgres {
+        let mut other = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        let mut cancel = other.begin().await.unwrap();
+        sqlx::query("UPDATE work_requests SET status = 'CANCELLING' WHERE id = $1")
+            .bind(&wr.id)
+            .execute(&mut *cancel)
+            .await
+            .unwrap();
+        let completing = tokio::spawn({
+            let s = s.clone();
+            let report = report.clone();
+            async move {
+                s.work_request_dispatch(&[report], &[], at(4, 0), lease)
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            !completing.is_finished(),
+            "the completion waits for the row the cancel holds"
+        );
+        cancel.commit().await.unwrap();
+        let done = completing.await.unwrap().unwrap();
+        assert_eq!(
+            done.completed[0][0].as_ref().unwrap().status,
+            WorkRequestStatus::Succeeded
+        );
+        "Succeeded: the cancel came too late, the work had already finished"
+    } else {
+        let done = s
+            .work_request_dispatch(&[report], &[], at(4, 0), lease)
+            .await
+            .unwrap();
+        assert_eq!(
+            done.completed[0][0].as_ref().unwrap().status,
+            WorkRequestStatus::Succeeded
+        );
+        "Succeeded"
+    };
+    let got = s.work_request_get(&wr.id).await.unwrap().unwrap();
+    assert_eq!(got.status, WorkRequestStatus::Succeeded);
+    let oldest_first = PageRequest {
+        order: SortOrder::Asc,
+        ..PageRequest::all()
+    };
+    let log: Vec<String> = s
+        .work_request_logs(&wr.id, &oldest_first)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|l| l.message)
+        .collect();
+    assert_eq!(
+        log.last().map(String::as_str),
+        Some(expected_note),
+        "{log:?}"
+    );
+    assert_eq!(log[log.len() - 2], "done");
+    // The lease ended with the work.
+    assert!(
+        s.work_request_renew_leases(&mi.id, at(5, 0), lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Lines appended together share a row (migration 0011) but read, sort and page as one entry
