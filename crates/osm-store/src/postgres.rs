@@ -48,8 +48,8 @@ impl PgStore {
     /// `= ANY` needs no de-duplicating step before the index lookups).
     pub(crate) const IN_ID_LIST: &str = "= ANY($P::text[])";
 
-    pub(crate) fn id_list(ids: &[impl AsRef<str>]) -> Vec<String> {
-        ids.iter().map(|i| i.as_ref().to_string()).collect()
+    pub(crate) fn id_list(ids: &[impl AsRef<str>]) -> Vec<&str> {
+        ids.iter().map(AsRef::as_ref).collect()
     }
 
     /// Ends the leases of these (instance, work request) pairs: two parallel arrays, each
@@ -79,26 +79,14 @@ impl PgStore {
         tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
         ids: &[&str],
     ) -> StoreResult<Vec<CompletionState>> {
-        use sqlx::Row;
-        let rows = sqlx::query(
+        // Tuples decode by column position.
+        Ok(sqlx::query_as(
             "SELECT id, managed_instance_id, status, operation_type, time_started, parent_id FROM work_requests \
              WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
         )
         .bind(ids)
         .fetch_all(&mut **tx)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("id")?,
-                    r.try_get("managed_instance_id")?,
-                    r.try_get("status")?,
-                    r.try_get("operation_type")?,
-                    r.try_get("time_started")?,
-                    r.try_get("parent_id")?,
-                ))
-            })
-            .collect()
+        .await?)
     }
 
     /// Starts the ACCEPTED work requests among `ids` (IN_PROGRESS, started at `now`) and
@@ -108,8 +96,7 @@ impl PgStore {
         ids: &[String],
         now: i64,
     ) -> StoreResult<Vec<StartedWork>> {
-        use sqlx::Row;
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "UPDATE work_requests SET status = 'IN_PROGRESS', time_started = $1 \
              WHERE status = 'ACCEPTED' AND id = ANY($2::text[]) \
              RETURNING id, managed_instance_id, parent_id, description, action, time_accepted",
@@ -117,19 +104,7 @@ impl PgStore {
         .bind(now)
         .bind(ids)
         .fetch_all(&mut **tx)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("id")?,
-                    r.try_get("managed_instance_id")?,
-                    r.try_get("parent_id")?,
-                    r.try_get("description")?,
-                    r.try_get("action")?,
-                    r.try_get("time_accepted")?,
-                ))
-            })
-            .collect()
+        .await?)
     }
 
     pub(crate) async fn claim_candidates(
