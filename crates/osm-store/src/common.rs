@@ -1817,7 +1817,8 @@ macro_rules! impl_store {
                 async fn work_request_logs(&self, id: &str, page: &PageRequest) -> StoreResult<Page<WorkRequestLogEntry>> {
                     let _t = timer("work_request_logs");
                     // One entry per line: rows holding several lines are expanded, each line
-                    // keyed by its row's entry id and its position in the row.
+                    // keyed by its row's entry id and its position in the row; the claim and a
+                    // short final report are kept in the work request's row (migration 0012).
                     let mut qb = QueryBuilder::<$db>::new(format!("SELECT entry_key, message, time_created FROM ({} WHERE l.work_request_id = ", <$store>::LOG_ENTRIES));
                     qb.push_bind(id.to_string());
                     // Entries of a row share its time, so on the time order the rows before
@@ -1826,6 +1827,13 @@ macro_rules! impl_store {
                         qb.push(match page.order { SortOrder::Asc => " AND l.time_created >= ", SortOrder::Desc => " AND l.time_created <= " });
                         qb.push_bind(*t);
                     }
+                    // The claim's entry sorts before any other of its microsecond.
+                    qb.push(" UNION ALL SELECT time_claimed, '0', ");
+                    qb.push_bind(osm_core::lifecycle::finish_note(WorkRequestStatus::Accepted, osm_core::lifecycle::Event::Claim));
+                    qb.push(" FROM work_requests WHERE time_claimed IS NOT NULL AND id = ");
+                    qb.push_bind(id.to_string());
+                    qb.push(format!(" UNION ALL {} WHERE w.id = ", <$store>::OUTCOME_ENTRIES));
+                    qb.push_bind(id.to_string());
                     qb.push(") e WHERE 1 = 1");
                     push_page(&mut qb, page, "time_created", "message", "entry_key");
                     let fetched = qb.build().fetch_all(self.read()).await?;
@@ -2039,7 +2047,7 @@ macro_rules! impl_store {
                     }
                 }
                 let mut results = Vec::with_capacity(reports.len());
-                let mut moves: std::collections::BTreeMap<&'static str, Vec<&str>> = Default::default();
+                let mut finished: Vec<FinishedRow> = vec![];
                 // (instance, work request) of every lease the batch ends.
                 let mut ended: Vec<(&str, &str)> = vec![];
                 let mut logs: Vec<(&str, Vec<&str>)> = vec![];
@@ -2062,9 +2070,16 @@ macro_rules! impl_store {
                         };
                         let mut lines: Vec<&str> = c.log.iter().map(String::as_str).collect();
                         lines.push(finish_note(*status, c.event));
-                        logs.push((c.id.as_str(), lines));
+                        // A short report stays with the work request's row (migration 0012).
+                        let inline = to_json(&lines);
+                        let outcome_lines = if inline.len() <= OUTCOME_LINES_INLINE {
+                            Some(inline)
+                        } else {
+                            logs.push((c.id.as_str(), lines));
+                            None
+                        };
                         errors.extend(c.errors.iter().map(|(code, message)| (c.id.as_str(), code.as_str(), message.as_str())));
-                        moves.entry(to.as_str()).or_default().push(c.id.as_str());
+                        finished.push((c.id.as_str(), to.as_str(), outcome_lines));
                         ended.push((report.instance_id.as_str(), c.id.as_str()));
                         if let Some(p) = parent.as_ref() {
                             parents.insert(p.clone());
@@ -2075,17 +2090,7 @@ macro_rules! impl_store {
                     }
                     results.push(answers);
                 }
-                for (to, ids) in &moves {
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "UPDATE work_requests SET status = $1, time_started = COALESCE(time_started, $2), time_finished = $2, percent_complete = 100 WHERE id {}",
-                        in_ids(3)
-                    )))
-                    .bind(*to)
-                    .bind(micros(now))
-                    .bind(<$store>::id_list(ids))
-                    .execute(&mut **tx)
-                    .await?;
-                }
+                <$store>::finish_completed(tx, &finished, micros(now)).await?;
                 <$store>::delete_leases(tx, &ended).await?;
                 insert_logs(tx, &logs, now).await?;
                 let rows: Vec<Vec<Cell>> = errors
@@ -2142,9 +2147,8 @@ macro_rules! impl_store {
                         .iter()
                         .map(|(id, instance)| vec![Cell::text(instance), Cell::text(id), Cell::Int(Some(micros(now + lease)))])
                         .collect();
+                    // Their "Started by the agent" entries are `time_claimed` (migration 0012).
                     insert_rows(tx, "INSERT INTO work_leases (managed_instance_id, work_request_id, lease_expires)", &leases).await?;
-                    let notes: Vec<(&str, Vec<&str>)> = started.iter().map(|(id, _)| (id.as_str(), vec!["Started by the agent"])).collect();
-                    insert_logs(tx, &notes, now).await?;
                 }
                 for queue in claimed.values_mut() {
                     queue.make_contiguous().sort_by(|a, b| (a.time_accepted, &a.id).cmp(&(b.time_accepted, &b.id)));

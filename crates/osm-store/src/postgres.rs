@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-use crate::rows::{Cell, CompletionState, StartedWork};
+use crate::rows::{Cell, CompletionState, FinishedRow, StartedWork};
 use crate::{Backend, StoreError, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -43,6 +43,11 @@ impl PgStore {
     pub(crate) const LOG_ENTRIES: &str = "SELECT l.time_created, l.entry_id || '.' || lpad(COALESCE(j.idx, 0)::text, 6, '0') AS entry_key, \
          COALESCE(j.value, l.message) AS message FROM work_request_logs l \
          LEFT JOIN LATERAL jsonb_array_elements_text(l.lines::jsonb) WITH ORDINALITY AS j(value, idx) ON true";
+
+    /// The entries of the report lines kept in `work_requests w` (to be narrowed with
+    /// `WHERE w.…`; migration 0012), keyed after any log row's entry id.
+    pub(crate) const OUTCOME_ENTRIES: &str = "SELECT w.time_finished, 'z.' || lpad(j.idx::text, 6, '0'), j.value \
+         FROM work_requests w CROSS JOIN LATERAL jsonb_array_elements_text(w.outcome_lines::jsonb) WITH ORDINALITY AS j(value, idx)";
 
     /// A list of ids as [`in_ids`](crate::common) binds it: a text array (no JSON to parse, and
     /// `= ANY` needs no de-duplicating step before the index lookups).
@@ -89,6 +94,33 @@ impl PgStore {
         .await?)
     }
 
+    /// Ends these work requests (each with its status and kept report lines) at `now`: one
+    /// statement over three parallel arrays.
+    pub(crate) async fn finish_completed(
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        rows: &[FinishedRow<'_>],
+        now: i64,
+    ) -> StoreResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = rows.iter().map(|r| r.0).collect();
+        let statuses: Vec<&str> = rows.iter().map(|r| r.1).collect();
+        let lines: Vec<Option<&str>> = rows.iter().map(|r| r.2.as_deref()).collect();
+        sqlx::query(
+            "UPDATE work_requests w SET status = v.status, time_started = COALESCE(w.time_started, $1), \
+             time_finished = $1, percent_complete = 100, outcome_lines = v.lines \
+             FROM unnest($2::text[], $3::text[], $4::text[]) AS v(id, status, lines) WHERE w.id = v.id",
+        )
+        .bind(now)
+        .bind(ids)
+        .bind(statuses)
+        .bind(lines)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
     /// Starts the ACCEPTED work requests among `ids` (IN_PROGRESS, started at `now`) and
     /// returns what their agents need.
     pub(crate) async fn start_claimed(
@@ -97,7 +129,7 @@ impl PgStore {
         now: i64,
     ) -> StoreResult<Vec<StartedWork>> {
         Ok(sqlx::query_as(
-            "UPDATE work_requests SET status = 'IN_PROGRESS', time_started = $1 \
+            "UPDATE work_requests SET status = 'IN_PROGRESS', time_started = $1, time_claimed = $1 \
              WHERE status = 'ACCEPTED' AND id = ANY($2::text[]) \
              RETURNING id, managed_instance_id, parent_id, description, action, time_accepted",
         )

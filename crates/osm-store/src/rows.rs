@@ -71,6 +71,15 @@ pub type StartedWork = (
     i64,
 );
 
+/// A work request a completion finishes: id, new status, and the report's lines as a JSON
+/// array when they are kept in the row (`outcome_lines`, migration 0012).
+pub type FinishedRow<'a> = (&'a str, &'static str, Option<String>);
+
+/// The largest report (its lines as JSON) kept in the work request's row; longer ones are
+/// log rows, so listings never carry long outputs and the row stays small enough to update in
+/// place.
+pub const OUTCOME_LINES_INLINE: usize = 512;
+
 /// One value of a row [`insert_rows`](crate::common) writes; the variant says the column's type.
 #[derive(Debug, Clone)]
 pub enum Cell {

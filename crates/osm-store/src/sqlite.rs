@@ -9,7 +9,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::rows::{Cell, CompletionState, StartedWork};
+use crate::rows::{Cell, CompletionState, FinishedRow, StartedWork};
 use crate::{Backend, StoreError, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -188,6 +188,11 @@ impl SqliteStore {
     pub(crate) const LOG_ENTRIES: &str = "SELECT l.time_created, l.entry_id || '.' || printf('%06d', COALESCE(j.key, 0)) AS entry_key, \
          COALESCE(j.value, l.message) AS message FROM work_request_logs l LEFT JOIN json_each(l.lines) j";
 
+    /// The entries of the report lines kept in `work_requests w` (to be narrowed with
+    /// `WHERE w.…`; migration 0012), keyed after any log row's entry id.
+    pub(crate) const OUTCOME_ENTRIES: &str = "SELECT w.time_finished, 'z.' || printf('%06d', j.key), j.value \
+         FROM work_requests w JOIN json_each(w.outcome_lines) j";
+
     /// A list of ids as [`in_ids`](crate::common) binds it: a JSON array, read by `json_each`.
     pub(crate) const IN_ID_LIST: &str = "IN (SELECT value FROM json_each($P))";
 
@@ -233,6 +238,28 @@ impl SqliteStore {
         crate::rows::from_json("completion states", &row.try_get::<String, _>(0)?)
     }
 
+    /// Ends these work requests (each with its status and kept report lines) at `now`: one
+    /// statement over a JSON array of `[id, status, lines]`.
+    pub(crate) async fn finish_completed(
+        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        rows: &[FinishedRow<'_>],
+        now: i64,
+    ) -> StoreResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE work_requests SET status = v.value ->> 1, time_started = COALESCE(time_started, $1), \
+             time_finished = $1, percent_complete = 100, outcome_lines = v.value ->> 2 \
+             FROM json_each($2) v WHERE work_requests.id = v.value ->> 0",
+        )
+        .bind(now)
+        .bind(serde_json::to_string(rows).expect("serialisable"))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
     /// Starts the ACCEPTED work requests among `ids` (IN_PROGRESS, started at `now`) and
     /// returns what their agents need, each row as one JSON value: sqlx copies every column
     /// of every result row on its own.
@@ -243,7 +270,7 @@ impl SqliteStore {
     ) -> StoreResult<Vec<StartedWork>> {
         use sqlx::Row;
         let rows = sqlx::query(
-            "UPDATE work_requests SET status = 'IN_PROGRESS', time_started = $1 \
+            "UPDATE work_requests SET status = 'IN_PROGRESS', time_started = $1, time_claimed = $1 \
              WHERE status = 'ACCEPTED' AND id IN (SELECT value FROM json_each($2)) \
              RETURNING json_array(id, managed_instance_id, parent_id, description, action, time_accepted)",
         )

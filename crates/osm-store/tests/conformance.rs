@@ -213,6 +213,7 @@ conformance!(
     paging_compartments,
     paging_logs_and_errors,
     log_lines_written_together,
+    log_kept_with_the_work_request,
     completion_sees_a_cancel_that_lands_during_it,
     paging_with_inserts_between_pages,
     version_mismatch_vs_not_found,
@@ -2517,16 +2518,22 @@ async fn log_lines_written_together(db: Db) {
         .flatten()
         .map(|l| (l.message.clone(), l.timestamp.as_microsecond()))
         .collect();
+    assert_log_reads(s, &w.id, &written).await;
+}
+
+/// The log of work request `id` reads as `written` (message, µs), oldest first, on both sort
+/// keys in both orders, whole and in pages of one to three entries.
+async fn assert_log_reads(s: &dyn Store, id: &str, written: &[(String, i64)]) {
     let read = |items: Vec<WorkRequestLogEntry>| -> Vec<(String, i64)> {
         items
             .into_iter()
             .map(|l| (l.message, l.timestamp.as_microsecond()))
             .collect()
     };
-    let mut by_name = written.clone();
+    let mut by_name = written.to_vec();
     by_name.sort_by(|a, b| a.0.cmp(&b.0));
     for (sort, order, want) in [
-        (SortKey::TimeCreated, SortOrder::Asc, written.clone()),
+        (SortKey::TimeCreated, SortOrder::Asc, written.to_vec()),
         (
             SortKey::TimeCreated,
             SortOrder::Desc,
@@ -2541,7 +2548,7 @@ async fn log_lines_written_together(db: Db) {
     ] {
         let all = s
             .work_request_logs(
-                &w.id,
+                id,
                 &PageRequest {
                     sort,
                     order,
@@ -2555,7 +2562,7 @@ async fn log_lines_written_together(db: Db) {
         assert_eq!(read(all), want, "{sort:?} {order:?}");
         for limit in [1, 2, 3] {
             let paged = walk(
-                &async |p| s.work_request_logs(&w.id, &p).await.unwrap(),
+                &async |p| s.work_request_logs(id, &p).await.unwrap(),
                 sort,
                 order,
                 limit,
@@ -2565,6 +2572,105 @@ async fn log_lines_written_together(db: Db) {
             assert_eq!(read(paged), want, "{sort:?} {order:?} limit {limit}");
         }
     }
+}
+
+/// An agent's claim and a short final report are kept in the work request's row (migration
+/// 0012), a long report in a log row: either way the log reads, sorts and pages as before,
+/// with lines appended between claim and finish in their place.
+async fn log_kept_with_the_work_request(db: Db) {
+    use osm_core::lifecycle::Event;
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let mi = instance(&c, "web-01", OsFamily::Linux, at(1, 0));
+    s.managed_instance_insert(&mi).await.unwrap();
+    let action = WorkAction::UpdateAll {
+        update_type: UpdateType::All,
+    };
+    let short = osm_core::work::work_request_for(&mi, &action, None, None, at(2, 0));
+    let long = osm_core::work::work_request_for(&mi, &action, None, None, at(2, 1));
+    let never = osm_core::work::work_request_for(&mi, &action, None, None, at(2, 2));
+    s.work_request_insert_many(&[short.clone(), long.clone(), never.clone()], &[])
+        .await
+        .unwrap();
+    let lease = jiff::SignedDuration::from_mins(5);
+    let claim = Claim {
+        instance_id: mi.id.clone(),
+        limit: 2,
+    };
+    let claimed = s
+        .work_request_dispatch(&[], std::slice::from_ref(&claim), at(3, 0), lease)
+        .await
+        .unwrap();
+    assert_eq!(claimed.claimed[0].len(), 2);
+    for w in [&short, &long] {
+        s.work_request_log_append(
+            &w.id,
+            &[WorkRequestLogEntry {
+                message: "progress 50%".into(),
+                timestamp: at(3, 500),
+            }],
+        )
+        .await
+        .unwrap();
+    }
+    let long_lines: Vec<String> = (0..40)
+        .map(|i| format!("Unpacking package-{i:02} (1.0-{i}) ..."))
+        .collect();
+    let report = AgentOutcomes {
+        instance_id: mi.id.clone(),
+        items: vec![
+            Completion {
+                id: short.id.clone(),
+                event: Event::Succeed,
+                errors: vec![],
+                log: vec!["apt-get upgrade".into(), "0 upgraded".into()],
+            },
+            Completion {
+                id: long.id.clone(),
+                event: Event::Fail,
+                errors: vec![],
+                log: long_lines.clone(),
+            },
+        ],
+    };
+    s.work_request_dispatch(&[report], &[], at(4, 0), lease)
+        .await
+        .unwrap();
+    let t3 = at(3, 0).as_microsecond();
+    let t4 = at(4, 0).as_microsecond();
+    let entry = |m: &str, t: i64| (m.to_string(), t);
+    let mut want = vec![
+        entry("Started by the agent", t3),
+        entry("progress 50%", at(3, 500).as_microsecond()),
+    ];
+    want.extend([
+        entry("apt-get upgrade", t4),
+        entry("0 upgraded", t4),
+        entry("Succeeded", t4),
+    ]);
+    assert_log_reads(s, &short.id, &want).await;
+    want.truncate(2);
+    want.extend(long_lines.iter().map(|l| entry(l, t4)));
+    want.push(entry("Failed", t4));
+    assert_log_reads(s, &long.id, &want).await;
+    assert_log_reads(s, &never.id, &[]).await;
+    // Canceled before any agent claimed it: no entry says an agent started it.
+    s.work_request_transition(
+        &never.id,
+        &[WorkRequestStatus::Accepted],
+        WorkRequestStatus::Canceled,
+        at(5, 0),
+        Some("Canceled"),
+    )
+    .await
+    .unwrap();
+    assert_log_reads(
+        s,
+        &never.id,
+        &[entry("Canceled", at(5, 0).as_microsecond())],
+    )
+    .await;
 }
 
 async fn paging_logs_and_errors(db: Db) {
@@ -4897,10 +5003,13 @@ async fn paging_errata(db: Db) {
 
 // --- migration 0007 on a store that already holds updates --------------------------------
 
-/// A database at migration 0006 with an instance whose agent reported an update naming an
-/// advisory; migrating to 0007 keeps what the agent reported (`reported_*`) and lists the
-/// advisory among the instance's errata.
-async fn migration_0007_keeps_reported_updates(backend: Backend) {
+/// A database of `backend` migrated up to `version`, then `rows` run on it: the url, the
+/// folder holding a SQLite file, and the PostgreSQL database to drop afterwards.
+async fn database_at_migration(
+    backend: Backend,
+    version: i64,
+    rows: &str,
+) -> (String, tempfile::TempDir, Option<(String, String)>) {
     let dir = tempfile::tempdir().unwrap();
     let (url, pg) = match backend {
         Backend::Sqlite => (
@@ -4930,10 +5039,51 @@ async fn migration_0007_keeps_reported_updates(backend: Backend) {
         migrator
             .migrations
             .iter()
-            .filter(|m| m.version <= 6)
+            .filter(|m| m.version <= version)
             .cloned()
             .collect(),
     );
+    match backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&format!("{url}?mode=rwc"))
+                .await
+                .unwrap();
+            migrator.run(&pool).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(rows.to_string()))
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            migrator.run(&pool).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(rows.to_string()))
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+    }
+    (url, dir, pg)
+}
+
+async fn drop_database(pg: Option<(String, String)>) {
+    if let Some((admin, name)) = pg
+        && let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await
+    {
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await;
+    }
+}
+
+/// A database at migration 0006 with an instance whose agent reported an update naming an
+/// advisory; migrating to 0007 keeps what the agent reported (`reported_*`) and lists the
+/// advisory among the instance's errata.
+async fn migration_0007_keeps_reported_updates(backend: Backend) {
     let rows = "INSERT INTO compartments (id, parent_id, name, description, lifecycle_state, time_created, freeform_tags, defined_tags, version) \
                 VALUES ('ocid1.tenancy.oc1..t', NULL, 'root', '', 'ACTIVE', 1, '{}', '{}', 1); \
                 INSERT INTO managed_instances (id, compartment_id, display_name, os_name, os_version, os_family, status, is_reboot_required, is_data_collection_authorized, security_updates, bug_updates, enhancement_updates, other_updates, time_created, version) \
@@ -4943,28 +5093,7 @@ async fn migration_0007_keeps_reported_updates(backend: Backend) {
                 VALUES ('ocid1.instance.oc1..m', 'openssl amd64', 'openssl', 'amd64', '3.0.11-1~deb12u1', '3.0.11-1~deb12u2', 'BUG', NULL, '[\"CVE-2023-9999\"]', '[\"DLA-9-1\", \"DLA-9-2\"]', 1, 1); \
                 INSERT INTO errata (id, compartment_id, name, advisory_type, synopsis, issued, related_cves, time_created, time_updated) \
                 VALUES ('ocid1.osmserratum.oc1..e', 'ocid1.tenancy.oc1..t', 'DLA-9-1', 'BUG', NULL, NULL, '[]', 1, 1)";
-    match backend {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&format!("{url}?mode=rwc"))
-                .await
-                .unwrap();
-            migrator.run(&pool).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(rows))
-                .execute(&pool)
-                .await
-                .unwrap();
-            pool.close().await;
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&url).await.unwrap();
-            migrator.run(&pool).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(rows))
-                .execute(&pool)
-                .await
-                .unwrap();
-            pool.close().await;
-        }
-    }
+    let (url, _dir, pg) = database_at_migration(backend, 6, rows).await;
     let store = osm_store::connect(&url)
         .await
         .expect("migrates to the latest version");
@@ -5022,15 +5151,7 @@ async fn migration_0007_keeps_reported_updates(backend: Backend) {
     let advisories: Vec<&str> = u.advisories.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(advisories, ["DLA-9-1", "DLA-9-2"]);
     drop(store);
-    if let Some((admin, name)) = pg
-        && let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await
-    {
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await;
-    }
+    drop_database(pg).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -5041,6 +5162,69 @@ async fn migration_0007_keeps_reported_updates_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migration_0007_keeps_reported_updates_postgres() {
     migration_0007_keeps_reported_updates(Backend::Postgres).await;
+}
+
+// --- migration 0012 on a store that logged claims as rows -----------------------------------
+
+/// Before migration 0012 every claim wrote a "Started by the agent" log row; migrating turns
+/// those into `time_claimed` (the entry reads once, in its place) and leaves other rows alone.
+async fn migration_0012_keeps_claim_entries(backend: Backend) {
+    let rows = "INSERT INTO compartments (id, parent_id, name, description, lifecycle_state, time_created, freeform_tags, defined_tags, version) \
+                VALUES ('ocid1.tenancy.oc1..t', NULL, 'root', '', 'ACTIVE', 1, '{}', '{}', 1); \
+                INSERT INTO work_requests (id, compartment_id, operation_type, status, description, message, managed_instance_id, managed_instance_name, os_family, percent_complete, time_accepted, time_started, time_finished, parent_id, scheduled_job_id, resources, action) \
+                VALUES ('ocid1.osmsworkrequest.oc1..w', 'ocid1.tenancy.oc1..t', 'UPDATEALL', 'SUCCEEDED', NULL, NULL, NULL, NULL, 'LINUX', 100, 10, 20, 30, NULL, NULL, '[]', NULL), \
+                ('ocid1.osmsworkrequest.oc1..c', 'ocid1.tenancy.oc1..t', 'UPDATEALL', 'CANCELED', NULL, NULL, NULL, NULL, 'LINUX', 100, 10, 40, 40, NULL, NULL, '[]', NULL); \
+                INSERT INTO work_request_logs (work_request_id, entry_id, message, lines, time_created) VALUES \
+                ('ocid1.osmsworkrequest.oc1..w', '01', 'Started by the agent', NULL, 20), \
+                ('ocid1.osmsworkrequest.oc1..w', '02', '', '[\"done\", \"Succeeded\"]', 30), \
+                ('ocid1.osmsworkrequest.oc1..c', '03', 'Started by the agent', NULL, 35), \
+                ('ocid1.osmsworkrequest.oc1..c', '04', 'Canceled', NULL, 40)";
+    let (url, _dir, pg) = database_at_migration(backend, 11, rows).await;
+    let store = osm_store::connect(&url)
+        .await
+        .expect("migrates to the latest version");
+    let read = async |id: &str| -> Vec<(String, i64)> {
+        store
+            .work_request_logs(
+                id,
+                &PageRequest {
+                    order: SortOrder::Asc,
+                    ..PageRequest::all()
+                },
+            )
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|l| (l.message, l.timestamp.as_microsecond()))
+            .collect()
+    };
+    let entry = |m: &str, t: i64| (m.to_string(), t);
+    assert_eq!(
+        read("ocid1.osmsworkrequest.oc1..w").await,
+        [
+            entry("Started by the agent", 20),
+            entry("done", 30),
+            entry("Succeeded", 30)
+        ]
+    );
+    // A row that does not match the request's start stays a row.
+    assert_eq!(
+        read("ocid1.osmsworkrequest.oc1..c").await,
+        [entry("Started by the agent", 35), entry("Canceled", 40)]
+    );
+    drop(store);
+    drop_database(pg).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_0012_keeps_claim_entries_sqlite() {
+    migration_0012_keeps_claim_entries(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_0012_keeps_claim_entries_postgres() {
+    migration_0012_keeps_claim_entries(Backend::Postgres).await;
 }
 
 // --- compliance report --------------------------------------------------------------------

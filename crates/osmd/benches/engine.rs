@@ -252,8 +252,16 @@ async fn dispatch(backend: &str, server: &osmd::Server, agents: usize, per_agent
     store.work_request_insert_many(&wrs, &[]).await.unwrap();
     let enqueue = started.elapsed();
 
+    let checkpoint = if backend == "postgres" {
+        format!("; {}", common::pg_checkpoint().await)
+    } else {
+        String::new()
+    };
     let cpu_before = CpuTimes::read();
     let started = Instant::now();
+    if std::env::var_os("OSM_BENCH_MARK").is_some() {
+        std::fs::write("/tmp/drain-start", "").unwrap();
+    }
     server.notify_work();
     let status = sim.wait().await.unwrap();
     let elapsed = started.elapsed();
@@ -273,7 +281,7 @@ async fn dispatch(backend: &str, server: &osmd::Server, agents: usize, per_agent
     );
     let rate = total as f64 / elapsed.as_secs_f64();
     println!(
-        "[{backend}] dispatch: {total} no-op work requests ({agents} osm-sim instances × {per_agent}, queued in {:.2} s) claimed and completed through the agent protocol in {:.2} s = {rate:.0} work requests/s (long polls claiming up to {CLAIM}, one batched report per claim; osm-sim is a separate process sharing the 2 cores with osmd{})",
+        "[{backend}] dispatch: {total} no-op work requests ({agents} osm-sim instances × {per_agent}, queued in {:.2} s) claimed and completed through the agent protocol in {:.2} s = {rate:.0} work requests/s (long polls claiming up to {CLAIM}, one batched report per claim; osm-sim is a separate process sharing the 2 cores with osmd{}{checkpoint})",
         enqueue.as_secs_f64(),
         elapsed.as_secs_f64(),
         if backend == "postgres" {

@@ -64,6 +64,27 @@ pub async fn drop_pg_database(name: &str) {
     .unwrap();
 }
 
+/// Writes PostgreSQL's dirty pages out (a CHECKPOINT) before a timed drain, so each drain
+/// starts from the same state: a checkpoint falling inside one drain, and the full-page
+/// images the first change of each page after it writes, otherwise land on a random one of
+/// the runs compared. Returns what to print beside the figure.
+pub async fn pg_checkpoint() -> String {
+    use sqlx::Connection;
+    let started = std::time::Instant::now();
+    let done = async {
+        let mut conn = sqlx::PgConnection::connect(&pg_admin_url()).await?;
+        sqlx::Executor::execute(&mut conn, "CHECKPOINT").await
+    }
+    .await;
+    match done {
+        Ok(_) => format!(
+            "CHECKPOINT before the drain took {} ms",
+            started.elapsed().as_millis()
+        ),
+        Err(e) => format!("no CHECKPOINT before the drain ({e})"),
+    }
+}
+
 /// The store URL for a benchmark run, and the PostgreSQL database to drop afterwards.
 pub async fn db_url(backend: &str, dir: &std::path::Path) -> (String, Option<String>) {
     if backend == "sqlite" {
