@@ -51,14 +51,15 @@ fn main() {
         let jobs = agents * per_agent;
         for mode in ["unbatched", "batched"] {
             match rt.block_on(graphile(mode, jobs)) {
-                Ok(peer) => {
+                Ok((peer, wal)) => {
                     println!(
-                        "[postgres] graphile-worker {mode}: {jobs} no-op jobs drained at {peer:.0} jobs/s (concurrency 10{}; one worker process, same PostgreSQL, shares the 2 cores)",
+                        "[postgres] graphile-worker {mode}: {jobs} no-op jobs drained at {peer:.0} jobs/s (concurrency 10{}; one worker process, same PostgreSQL, shares the 2 cores; CHECKPOINT before the drain; WAL written during the drain {:.0} bytes per job)",
                         if mode == "batched" {
                             ", localQueue.size 500, completeJobBatchDelay 0, failJobBatchDelay 0"
                         } else {
                             ""
-                        }
+                        },
+                        wal / jobs as f64
                     );
                     for (backend, rate) in &dispatch {
                         println!(
@@ -94,6 +95,7 @@ async fn run(backend: &str, agents: usize, per_agent: usize) -> f64 {
     let rate = dispatch(backend, &server, agents, per_agent).await;
     server.stop().await.unwrap();
     if let Some(name) = pg_database {
+        println!("[postgres]   {}", common::pg_update_kinds(&name).await);
         common::drop_pg_database(&name).await;
     }
     rate
@@ -252,10 +254,13 @@ async fn dispatch(backend: &str, server: &osmd::Server, agents: usize, per_agent
     store.work_request_insert_many(&wrs, &[]).await.unwrap();
     let enqueue = started.elapsed();
 
-    let checkpoint = if backend == "postgres" {
-        format!("; {}", common::pg_checkpoint().await)
+    let (checkpoint, wal_before) = if backend == "postgres" {
+        (
+            format!("; {}", common::pg_checkpoint().await),
+            common::pg_wal_position().await,
+        )
     } else {
-        String::new()
+        (String::new(), None)
     };
     let cpu_before = CpuTimes::read();
     let started = Instant::now();
@@ -266,6 +271,17 @@ async fn dispatch(backend: &str, server: &osmd::Server, agents: usize, per_agent
     let status = sim.wait().await.unwrap();
     let elapsed = started.elapsed();
     let cpu = CpuTimes::read().since(&cpu_before);
+    let wal = match (wal_before, common::pg_wal_position().await) {
+        (Some(a), Some(b)) if std::env::var_os("OSM_BENCH_LSN").is_some() => {
+            format!("LSN {a:X} {b:X}")
+        }
+        (Some(a), Some(b)) => format!(
+            "; WAL written during the drain {:.1} MB = {} bytes per work request",
+            (b - a) as f64 / 1e6,
+            (b - a) / total as i64
+        ),
+        _ => String::new(),
+    };
     assert!(status.success(), "osm-sim ended with {status}");
     let succeeded: i64 = store
         .work_request_stats()
@@ -291,7 +307,7 @@ async fn dispatch(backend: &str, server: &osmd::Server, agents: usize, per_agent
         },
     );
     println!(
-        "[{backend}]   CPU during the drain ({:.2} s × {} cores = {:.2} core-s): osmd {:.2} s ({:.0} µs per work request), osm-sim {:.2} s, PostgreSQL {:.2} s, other processes {:.2} s, idle {:.2} s, waiting for I/O {:.2} s (enrolment took {:.2} core-s of osmd before)",
+        "[{backend}]   CPU during the drain ({:.2} s × {} cores = {:.2} core-s): osmd {:.2} s ({:.0} µs per work request), osm-sim {:.2} s, PostgreSQL {:.2} s, other processes {:.2} s, idle {:.2} s, waiting for I/O {:.2} s (enrolment took {:.2} core-s of osmd before){wal}",
         elapsed.as_secs_f64(),
         cpu.cores,
         elapsed.as_secs_f64() * cpu.cores as f64,
@@ -453,8 +469,9 @@ fn install_graphile() -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-/// graphile-worker drains `jobs` no-op jobs in a fresh database; returns jobs per second.
-async fn graphile(mode: &str, jobs: usize) -> Result<f64, String> {
+/// graphile-worker drains `jobs` no-op jobs in a fresh database; returns jobs per second and
+/// the WAL bytes the drain wrote.
+async fn graphile(mode: &str, jobs: usize) -> Result<(f64, f64), String> {
     let dir = install_graphile()?;
     let (name, url) = common::fresh_pg_database("osm_bench_graphile").await;
     let out = tokio::process::Command::new("node")
@@ -477,7 +494,8 @@ async fn graphile(mode: &str, jobs: usize) -> Result<f64, String> {
     let line = stdout.lines().last().unwrap_or("");
     let figures: serde_json::Value =
         serde_json::from_str(line).map_err(|e| format!("graphile.mjs printed {line:?}: {e}"))?;
-    figures["jobsPerSecond"]
+    let rate = figures["jobsPerSecond"]
         .as_f64()
-        .ok_or_else(|| format!("graphile.mjs printed no jobsPerSecond: {line}"))
+        .ok_or_else(|| format!("graphile.mjs printed no jobsPerSecond: {line}"))?;
+    Ok((rate, figures["walBytes"].as_f64().unwrap_or(f64::NAN)))
 }

@@ -85,6 +85,44 @@ pub async fn pg_checkpoint() -> String {
     }
 }
 
+/// The server's current WAL position in bytes (None without PostgreSQL): two readings give
+/// the WAL a drain wrote, all databases together.
+pub async fn pg_wal_position() -> Option<i64> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&pg_admin_url()).await.ok()?;
+    sqlx::query_scalar("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::int8")
+        .fetch_one(&mut conn)
+        .await
+        .ok()
+}
+
+/// How the run's updates of the engine's tables went in database `name`: in place (HOT: no
+/// index entry written) or as a new row version elsewhere. Statistics reach the view within
+/// about a second of each transaction.
+pub async fn pg_update_kinds(name: &str) -> String {
+    use sqlx::Connection;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let url = format!("{}/{name}", pg_admin_url().rsplit_once('/').unwrap().0);
+    let read = async {
+        let mut conn = sqlx::PgConnection::connect(&url).await?;
+        sqlx::query_as::<_, (String, i64, i64)>(
+            "SELECT relname::text, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables \
+             WHERE relname IN ('work_requests', 'work_queue', 'work_leases') ORDER BY relname",
+        )
+        .fetch_all(&mut conn)
+        .await
+    }
+    .await;
+    match read {
+        Ok(rows) => rows
+            .iter()
+            .map(|(table, all, hot)| format!("{table}: {all} updates, {hot} in place (HOT)"))
+            .collect::<Vec<_>>()
+            .join("; "),
+        Err(e) => format!("update statistics unreadable: {e}"),
+    }
+}
+
 /// The store URL for a benchmark run, and the PostgreSQL database to drop afterwards.
 pub async fn db_url(backend: &str, dir: &std::path::Path) -> (String, Option<String>) {
     if backend == "sqlite" {

@@ -28,7 +28,12 @@ for (let i = 0; i < jobs; i += ENQUEUE_BATCH) {
 const enqueueMs = performance.now() - enqueueStart;
 // As before osm's drain: dirty pages written out first, so no checkpoint falls inside the drain.
 await utils.withPgClient((client) => client.query("CHECKPOINT"));
-await utils.release();
+const walPosition = () =>
+  utils.withPgClient(async (client) => {
+    const r = await client.query("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::int8 AS at");
+    return Number(r.rows[0].at);
+  });
+const walBefore = await walPosition();
 
 const worker =
   mode === "batched"
@@ -51,8 +56,10 @@ const runner = await run({
   preset: { worker },
 });
 const drainEnd = await allHandled;
+const walBytes = (await walPosition()) - walBefore;
 await runner.stop();
+await utils.release();
 const drainMs = drainEnd - drainStart;
 console.log(
-  JSON.stringify({ mode, jobs, enqueueMs, drainMs, jobsPerSecond: (jobs * 1000) / drainMs }),
+  JSON.stringify({ mode, jobs, enqueueMs, drainMs, jobsPerSecond: (jobs * 1000) / drainMs, walBytes }),
 );
