@@ -95,16 +95,22 @@ pub fn work_request_for(
         time_finished: None,
         parent_id: parent.map(str::to_string),
         scheduled_job_id: scheduled_job.map(str::to_string),
-        resources: vec![WorkRequestResource {
-            entity_type: "MANAGED_INSTANCE".into(),
-            action_type: WorkRequestActionType::InProgress,
-            identifier: mi.id.clone(),
-            name: Some(mi.display_name.clone()),
-            entity_uri: format!("/20190801/managedInstances/{}", mi.id),
-        }],
+        resources: instance_resources(&mi.id, &mi.display_name),
         children_ids: vec![],
         action: Some(action.clone()),
     }
+}
+
+/// The resources of a work request acting on one managed instance: that instance. The store
+/// keeps these implied by the request's instance instead of writing them out in each row.
+pub fn instance_resources(id: &str, display_name: &str) -> Vec<WorkRequestResource> {
+    vec![WorkRequestResource {
+        entity_type: "MANAGED_INSTANCE".into(),
+        action_type: WorkRequestActionType::InProgress,
+        identifier: id.to_string(),
+        name: Some(display_name.to_string()),
+        entity_uri: format!("/20190801/managedInstances/{id}"),
+    }]
 }
 
 /// What a scheduled job asks of an instance of the given family, or `None` when the job has

@@ -272,6 +272,11 @@ macro_rules! impl_store {
             fn work_request(r: &DbRow) -> StoreResult<WorkRequest> {
                 let mi_id: Option<String> = r.try_get("managed_instance_id")?;
                 let mi_name: Option<String> = r.try_get("managed_instance_name")?;
+                let resources = match (r.try_get::<String, _>("resources")?.as_str(), &mi_id) {
+                    // Implied by the instance (see `resources_column`).
+                    ("", Some(id)) => osm_core::work::instance_resources(id, mi_name.as_deref().unwrap_or_default()),
+                    (text, _) => from_json("resources", text)?,
+                };
                 Ok(WorkRequest {
                     id: r.try_get("id")?,
                     compartment_id: r.try_get("compartment_id")?,
@@ -287,7 +292,7 @@ macro_rules! impl_store {
                     time_finished: opt_ts(r.try_get("time_finished")?),
                     parent_id: r.try_get("parent_id")?,
                     scheduled_job_id: r.try_get("scheduled_job_id")?,
-                    resources: from_json("resources", &r.try_get::<String, _>("resources")?)?,
+                    resources,
                     children_ids: vec![],
                     action: r.try_get::<Option<String>, _>("action")?.map(|a| from_json("action", &a)).transpose()?,
                 })
@@ -2235,6 +2240,16 @@ macro_rules! impl_store {
 
             /// Inserts work requests (queueing those an agent runs) and log lines, one statement
             /// per table however many there are.
+            /// The `resources` column of `w`: empty when they are the ones its instance implies
+            /// (`osm_core::work::instance_resources`, nearly every request), which keeps ~300
+            /// bytes out of each row the claim and the completion rewrite; else their JSON.
+            fn resources_column(w: &WorkRequest) -> String {
+                match &w.managed_instance {
+                    Some(mi) if w.resources == osm_core::work::instance_resources(&mi.id, &mi.display_name) => String::new(),
+                    _ => to_json(&w.resources),
+                }
+            }
+
             async fn insert_work_requests(tx: &mut Tx, wrs: &[WorkRequest], logs: &[(String, WorkRequestLogEntry)]) -> StoreResult<()> {
                 let rows: Vec<Vec<Cell>> = wrs
                     .iter()
@@ -2246,7 +2261,7 @@ macro_rules! impl_store {
                             Cell::Text(w.managed_instance.as_ref().map(|m| m.display_name.clone())),
                             Cell::text(w.os_family.as_str()), Cell::Float(w.percent_complete as f64), Cell::Int(Some(micros(w.time_accepted))),
                             Cell::Int(opt_micros(w.time_started)), Cell::Int(opt_micros(w.time_finished)), Cell::Text(w.parent_id.clone()),
-                            Cell::Text(w.scheduled_job_id.clone()), Cell::text(to_json(&w.resources)), Cell::Text(w.action.as_ref().map(to_json)),
+                            Cell::Text(w.scheduled_job_id.clone()), Cell::text(resources_column(w)), Cell::Text(w.action.as_ref().map(to_json)),
                         ]
                     })
                     .collect();

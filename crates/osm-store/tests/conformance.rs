@@ -2027,6 +2027,36 @@ async fn work_requests_children_logs_errors(db: Db) {
     want.children_ids = vec![k1.id.clone(), k2.id.clone()];
     assert_eq!(s.work_request_get(&parent.id).await.unwrap(), Some(want));
     assert_eq!(s.work_request_get(&k1.id).await.unwrap(), Some(k1.clone()));
+    // Resources its instance implies are not written out, and read back the same.
+    let implied = osm_core::work::work_request_for(
+        &m2,
+        &WorkAction::InstallPackage {
+            names: vec!["curl".into()],
+        },
+        None,
+        None,
+        at(13, 0),
+    );
+    s.work_request_insert_many(std::slice::from_ref(&implied), &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.work_request_get(&implied.id).await.unwrap(),
+        Some(implied.clone())
+    );
+    let listed = s
+        .work_request_list(
+            &WorkRequestFilter {
+                compartment_id: c.clone(),
+                managed_instance_id: Some(m2.id.clone()),
+                ..Default::default()
+            },
+            &PageRequest::all(),
+        )
+        .await
+        .unwrap()
+        .items;
+    assert!(listed.contains(&implied), "{listed:?}");
     assert!(
         s.work_request_get("ocid1.x.oc1..none")
             .await
