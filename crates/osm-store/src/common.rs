@@ -1413,12 +1413,12 @@ macro_rules! impl_store {
                 async fn work_request_renew_leases(&self, instance_id: &str, now: Timestamp, lease: jiff::SignedDuration) -> StoreResult<Vec<(String, WorkRequestStatus)>> {
                     let _t = timer("work_request_renew_leases");
                     let mut tx = self.write_tx().await?;
-                    sqlx::query("UPDATE work_leases SET lease_expires = $1 WHERE managed_instance_id = $2")
+                    sqlx::query("UPDATE work_queue SET lease_expires = $1 WHERE managed_instance_id = $2 AND lease_expires IS NOT NULL")
                         .bind(micros(now + lease))
                         .bind(instance_id)
                         .execute(&mut *tx)
                         .await?;
-                    let rows = sqlx::query("SELECT w.id, w.status FROM work_leases l JOIN work_requests w ON w.id = l.work_request_id WHERE l.managed_instance_id = $1 ORDER BY w.time_accepted, w.id")
+                    let rows = sqlx::query("SELECT w.id, w.status FROM work_queue q JOIN work_requests w ON w.id = q.work_request_id WHERE q.managed_instance_id = $1 AND q.lease_expires IS NOT NULL ORDER BY w.time_accepted, w.id")
                         .bind(instance_id)
                         .fetch_all(&mut *tx)
                         .await?;
@@ -1463,7 +1463,7 @@ macro_rules! impl_store {
                     let _t = timer("work_request_expire_leases");
                     let mut tx = self.write_tx().await?;
                     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT w.id, w.managed_instance_name, l.managed_instance_id, l.lease_expires, w.parent_id FROM work_leases l JOIN work_requests w ON w.id = l.work_request_id WHERE l.lease_expires < $1 ORDER BY l.lease_expires LIMIT $2{FOR_UPDATE_SKIP_LOCKED}"
+                        "SELECT w.id, w.managed_instance_name, q.lease_expires, w.parent_id FROM work_queue q JOIN work_requests w ON w.id = q.work_request_id WHERE q.lease_expires < $1 ORDER BY q.lease_expires LIMIT $2{FOR_UPDATE_SKIP_LOCKED}"
                     )))
                     .bind(micros(now))
                     .bind(limit as i64)
@@ -1486,9 +1486,7 @@ macro_rules! impl_store {
                             .bind(&id)
                             .execute(&mut *tx)
                             .await?;
-                        let instance: String = r.try_get("managed_instance_id")?;
-                        sqlx::query("DELETE FROM work_leases WHERE managed_instance_id = $1 AND work_request_id = $2")
-                            .bind(&instance)
+                        sqlx::query("DELETE FROM work_queue WHERE work_request_id = $1")
                             .bind(&id)
                             .execute(&mut *tx)
                             .await?;
@@ -1751,13 +1749,13 @@ macro_rules! impl_store {
                         let current: String = row.try_get("status")?;
                         return Err(StoreError::Conflict(format!("work request {id} is {current}")));
                     }
-                    // Queued exactly while ACCEPTED, leased exactly while an agent holds it.
+                    // Queued (no lease) exactly while ACCEPTED, leased exactly while an agent holds
+                    // it: a request leaving ACCEPTED here leaves the queue, one ending loses its lease.
                     if to != WorkRequestStatus::Accepted {
-                        sqlx::query("DELETE FROM work_queue WHERE work_request_id = $1").bind(id).execute(&mut *tx).await?;
-                    }
-                    if !matches!(to, WorkRequestStatus::InProgress | WorkRequestStatus::Cancelling) {
-                        sqlx::query("DELETE FROM work_leases WHERE managed_instance_id = (SELECT managed_instance_id FROM work_requests WHERE id = $1) AND work_request_id = $1")
+                        let ends = !matches!(to, WorkRequestStatus::InProgress | WorkRequestStatus::Cancelling);
+                        sqlx::query("DELETE FROM work_queue WHERE work_request_id = $1 AND (lease_expires IS NULL OR $2)")
                             .bind(id)
+                            .bind(ends)
                             .execute(&mut *tx)
                             .await?;
                     }
@@ -2053,8 +2051,8 @@ macro_rules! impl_store {
                 }
                 let mut results = Vec::with_capacity(reports.len());
                 let mut finished: Vec<FinishedRow> = vec![];
-                // (instance, work request) of every lease the batch ends.
-                let mut ended: Vec<(&str, &str)> = vec![];
+                // The work requests whose leases (queue rows) the batch ends.
+                let mut ended: Vec<&str> = vec![];
                 let mut logs: Vec<(&str, Vec<&str>)> = vec![];
                 let mut errors: Vec<(&str, &str, &str)> = vec![];
                 for report in reports {
@@ -2085,7 +2083,7 @@ macro_rules! impl_store {
                         };
                         errors.extend(c.errors.iter().map(|(code, message)| (c.id.as_str(), code.as_str(), message.as_str())));
                         finished.push((c.id.as_str(), to.as_str(), outcome_lines));
-                        ended.push((report.instance_id.as_str(), c.id.as_str()));
+                        ended.push(c.id.as_str());
                         if let Some(p) = parent.as_ref() {
                             parents.insert(p.clone());
                         }
@@ -2096,7 +2094,12 @@ macro_rules! impl_store {
                     results.push(answers);
                 }
                 <$store>::finish_completed(tx, &finished, micros(now)).await?;
-                <$store>::delete_leases(tx, &ended).await?;
+                if !ended.is_empty() {
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM work_queue WHERE work_request_id {}", in_ids(1))))
+                        .bind(<$store>::id_list(&ended))
+                        .execute(&mut **tx)
+                        .await?;
+                }
                 insert_logs(tx, &logs, now).await?;
                 let rows: Vec<Vec<Cell>> = errors
                     .iter()
@@ -2128,32 +2131,37 @@ macro_rules! impl_store {
                 let ids = <$store>::claim_candidates(tx, &wanted).await?;
                 let mut claimed: std::collections::HashMap<String, std::collections::VecDeque<ClaimedWork>> = Default::default();
                 if !ids.is_empty() {
-                    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM work_queue WHERE work_request_id {}", in_ids(1))))
-                        .bind(<$store>::id_list(&ids))
-                        .execute(&mut **tx)
-                        .await?;
                     let rows = <$store>::start_claimed(tx, &ids, micros(now)).await?;
-                    let mut started: Vec<(String, String)> = Vec::with_capacity(rows.len());
+                    let mut started: Vec<String> = Vec::with_capacity(rows.len());
                     for (id, instance, parent, description, action, time_accepted) in rows {
                         if let Some(p) = parent {
                             parents.insert(p);
                         }
-                        let instance = instance.unwrap_or_default();
                         let work = ClaimedWork {
                             id,
                             description,
                             action: action.map(|a| from_json("action", &a)).transpose()?,
                             time_accepted: ts(time_accepted),
                         };
-                        started.push((work.id.clone(), instance.clone()));
-                        claimed.entry(instance).or_default().push_back(work);
+                        started.push(work.id.clone());
+                        claimed.entry(instance.unwrap_or_default()).or_default().push_back(work);
                     }
-                    let leases: Vec<Vec<Cell>> = started
-                        .iter()
-                        .map(|(id, instance)| vec![Cell::text(instance), Cell::text(id), Cell::Int(Some(micros(now + lease)))])
-                        .collect();
-                    // Their "Started by the agent" entries are `time_claimed` (migration 0012).
-                    insert_rows(tx, "INSERT INTO work_leases (managed_instance_id, work_request_id, lease_expires)", &leases).await?;
+                    // The claimed rows stay in the queue, now leased (migration 0014); their
+                    // "Started by the agent" entries are `time_claimed` (migration 0012).
+                    sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE work_queue SET lease_expires = $1 WHERE work_request_id {}", in_ids(2))))
+                        .bind(micros(now + lease))
+                        .bind(<$store>::id_list(&started))
+                        .execute(&mut **tx)
+                        .await?;
+                    // A queued request that is no longer ACCEPTED leaves the queue (the store
+                    // keeps the two in step, so this only mends an inconsistency).
+                    if started.len() < ids.len() {
+                        let stale: Vec<&String> = ids.iter().filter(|id| !started.contains(id)).collect();
+                        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM work_queue WHERE work_request_id {}", in_ids(1))))
+                            .bind(<$store>::id_list(&stale))
+                            .execute(&mut **tx)
+                            .await?;
+                    }
                 }
                 for queue in claimed.values_mut() {
                     queue.make_contiguous().sort_by(|a, b| (a.time_accepted, &a.id).cmp(&(b.time_accepted, &b.id)));

@@ -35,8 +35,6 @@ impl PgStore {
         self.pool.begin().await
     }
 
-    /// Queued work requests of each `(instance, limit)`, oldest first, at most its limit, locked
-    /// for this transaction; rows another replica is claiming are skipped, not waited for.
     /// The log entries of `work_request_logs l` (to be narrowed with `WHERE l.…`): a row with
     /// `lines` gives one entry per element (see migration 0011), keyed by the row's entry id and
     /// the element's position, zero-padded so the keys sort in line order.
@@ -55,27 +53,6 @@ impl PgStore {
 
     pub(crate) fn id_list(ids: &[impl AsRef<str>]) -> Vec<&str> {
         ids.iter().map(AsRef::as_ref).collect()
-    }
-
-    /// Ends the leases of these (instance, work request) pairs: two parallel arrays, each
-    /// lease found by its key.
-    pub(crate) async fn delete_leases(
-        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-        pairs: &[(&str, &str)],
-    ) -> StoreResult<()> {
-        if pairs.is_empty() {
-            return Ok(());
-        }
-        let (instances, ids): (Vec<&str>, Vec<&str>) = pairs.iter().copied().unzip();
-        sqlx::query(
-            "DELETE FROM work_leases WHERE (managed_instance_id, work_request_id) IN \
-             (SELECT * FROM unnest($1::text[], $2::text[]))",
-        )
-        .bind(instances)
-        .bind(ids)
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
     }
 
     /// The [`CompletionState`] of each work request among `ids`, locked in id
@@ -139,6 +116,8 @@ impl PgStore {
         .await?)
     }
 
+    /// Queued (unleased) work requests of each `(instance, limit)`, oldest first, at most its limit, locked
+    /// for this transaction; rows another replica is claiming are skipped, not waited for.
     pub(crate) async fn claim_candidates(
         tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
         wanted: &[(String, u32)],
@@ -148,7 +127,7 @@ impl PgStore {
         let limits: Vec<i64> = wanted.iter().map(|(_, n)| *n as i64).collect();
         let rows = sqlx::query(
             "SELECT q.work_request_id AS id FROM unnest($1::text[], $2::int8[]) AS c(instance_id, lim) CROSS JOIN LATERAL \
-             (SELECT x.work_request_id FROM work_queue x WHERE x.managed_instance_id = c.instance_id \
+             (SELECT x.work_request_id FROM work_queue x WHERE x.managed_instance_id = c.instance_id AND x.lease_expires IS NULL \
              ORDER BY x.time_accepted, x.work_request_id LIMIT c.lim FOR UPDATE SKIP LOCKED) q",
         )
         .bind(instances)

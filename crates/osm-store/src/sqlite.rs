@@ -201,25 +201,6 @@ impl SqliteStore {
             .expect("serialisable")
     }
 
-    /// Ends the leases of these (instance, work request) pairs: one row-value `IN` finds each
-    /// by its key.
-    pub(crate) async fn delete_leases(
-        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-        pairs: &[(&str, &str)],
-    ) -> StoreResult<()> {
-        if pairs.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(
-            "DELETE FROM work_leases WHERE (managed_instance_id, work_request_id) IN \
-             (SELECT value ->> 0, value ->> 1 FROM json_each($1))",
-        )
-        .bind(serde_json::to_string(pairs).expect("serialisable"))
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
-    }
-
     /// The [`CompletionState`] of each work request among `ids`, as one aggregated
     /// row: the connection's thread hands each result row over on its own, which for the
     /// thousands of a dispatch batch costs more than building and parsing one JSON text.
@@ -283,7 +264,7 @@ impl SqliteStore {
             .collect()
     }
 
-    /// Queued work requests of each `(instance, limit)`, oldest first, at most its limit: one
+    /// Queued (unleased) work requests of each `(instance, limit)`, oldest first, at most its limit: one
     /// statement (the per-instance lookup runs as a correlated subquery on the queue's index).
     pub(crate) async fn claim_candidates(
         tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
@@ -299,7 +280,7 @@ impl SqliteStore {
             let row = sqlx::query(
                 "SELECT json_group_array(json_array(q.managed_instance_id, q.time_accepted, q.work_request_id)) \
                  FROM (SELECT value AS instance_id FROM json_each($1)) c JOIN work_queue q \
-                 ON q.work_request_id IN (SELECT x.work_request_id FROM work_queue x WHERE x.managed_instance_id = c.instance_id \
+                 ON q.work_request_id IN (SELECT x.work_request_id FROM work_queue x WHERE x.managed_instance_id = c.instance_id AND x.lease_expires IS NULL \
                  ORDER BY x.time_accepted, x.work_request_id LIMIT $2)",
             )
             .bind(serde_json::to_string(&instances).expect("serialisable"))

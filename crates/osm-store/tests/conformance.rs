@@ -5257,6 +5257,87 @@ async fn migration_0012_keeps_claim_entries_postgres() {
     migration_0012_keeps_claim_entries(Backend::Postgres).await;
 }
 
+// --- migration 0014 on a store with leases in their own table ------------------------------
+
+/// Before migration 0014 a claimed request's lease was a row of `work_leases`; migrating moves
+/// it into the request's queue row: the lease still renews and expires, and queued work is
+/// still claimed, the leased request not again.
+async fn migration_0014_moves_leases_into_the_queue(backend: Backend) {
+    let wr = |id: &str, status: &str, started: &str| {
+        format!(
+            "('{id}', 'ocid1.tenancy.oc1..t', 'UPDATEALL', '{status}', 'd', NULL, 'ocid1.instance.oc1..m', 'web', 'LINUX', 0, 10, {started}, NULL, NULL, NULL, '[]', '{{\"kind\":\"update_all\",\"update_type\":\"ALL\"}}')"
+        )
+    };
+    let rows = format!(
+        "INSERT INTO compartments (id, parent_id, name, description, lifecycle_state, time_created, freeform_tags, defined_tags, version) \
+         VALUES ('ocid1.tenancy.oc1..t', NULL, 'root', '', 'ACTIVE', 1, '{{}}', '{{}}', 1); \
+         INSERT INTO managed_instances (id, compartment_id, display_name, os_name, os_version, os_family, status, is_reboot_required, is_data_collection_authorized, security_updates, bug_updates, enhancement_updates, other_updates, time_created, version) \
+         VALUES ('ocid1.instance.oc1..m', 'ocid1.tenancy.oc1..t', 'web', 'Debian GNU/Linux', '12', 'LINUX', 'NORMAL', false, false, 0, 0, 0, 0, 1, 1); \
+         INSERT INTO work_requests (id, compartment_id, operation_type, status, description, message, managed_instance_id, managed_instance_name, os_family, percent_complete, time_accepted, time_started, time_finished, parent_id, scheduled_job_id, resources, action) \
+         VALUES {}, {}, {}; \
+         INSERT INTO work_queue (work_request_id, managed_instance_id, time_accepted) VALUES ('ocid1.osmsworkrequest.oc1..q', 'ocid1.instance.oc1..m', 10); \
+         INSERT INTO work_leases (managed_instance_id, work_request_id, lease_expires) VALUES \
+         ('ocid1.instance.oc1..m', 'ocid1.osmsworkrequest.oc1..a', {}), ('ocid1.instance.oc1..m', 'ocid1.osmsworkrequest.oc1..b', {})",
+        wr("ocid1.osmsworkrequest.oc1..q", "ACCEPTED", "NULL"),
+        wr("ocid1.osmsworkrequest.oc1..a", "IN_PROGRESS", "20"),
+        wr("ocid1.osmsworkrequest.oc1..b", "CANCELLING", "20"),
+        at(60, 0).as_microsecond(),
+        at(120, 0).as_microsecond(),
+    );
+    let (url, _dir, pg) = database_at_migration(backend, 13, &rows).await;
+    let store = osm_store::connect(&url)
+        .await
+        .expect("migrates to the latest version");
+    let lease = jiff::SignedDuration::from_mins(5);
+    // The earlier lease ran out, the later not yet.
+    let expired = store
+        .work_request_expire_leases(at(90, 0), 10)
+        .await
+        .unwrap();
+    assert_eq!(expired, ["ocid1.osmsworkrequest.oc1..a"]);
+    let renewed = store
+        .work_request_renew_leases("ocid1.instance.oc1..m", at(100, 0), lease)
+        .await
+        .unwrap();
+    assert_eq!(
+        renewed,
+        [(
+            "ocid1.osmsworkrequest.oc1..b".to_string(),
+            WorkRequestStatus::Cancelling
+        )]
+    );
+    assert!(
+        store
+            .work_request_expire_leases(at(200, 0), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "renewed until 100 s + 5 min"
+    );
+    let claim = Claim {
+        instance_id: "ocid1.instance.oc1..m".into(),
+        limit: 10,
+    };
+    let claimed = store
+        .work_request_dispatch(&[], std::slice::from_ref(&claim), at(210, 0), lease)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = claimed.claimed[0].iter().map(|w| w.id.as_str()).collect();
+    assert_eq!(ids, ["ocid1.osmsworkrequest.oc1..q"]);
+    drop(store);
+    drop_database(pg).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_0014_moves_leases_into_the_queue_sqlite() {
+    migration_0014_moves_leases_into_the_queue(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_0014_moves_leases_into_the_queue_postgres() {
+    migration_0014_moves_leases_into_the_queue(Backend::Postgres).await;
+}
+
 // --- compliance report --------------------------------------------------------------------
 
 use osm_core::report::{ComplianceRows, InstanceRow, PendingUpdate, UpdateSource};

@@ -10,8 +10,10 @@
 //!   `target/bench-peers/graphile` the first time); osm's ratio to each.
 //!
 //! Run: `cargo bench -p osmd --bench engine` (`-- sqlite` or `-- postgres` for one backend).
-//! Knobs: `OSM_BENCH_AGENTS` (50), `OSM_BENCH_WORK_PER_AGENT` (400). osm-sim shares the
-//! machine's 2 cores with osmd (and with PostgreSQL).
+//! Knobs: `OSM_BENCH_AGENTS` (50), `OSM_BENCH_WORK_PER_AGENT` (400), `OSM_BENCH_ROUNDS` (3:
+//! each round runs every backend and then graphile-worker batched, the ratios are taken per
+//! round and their median printed, as the machine's speed drifts between minutes). osm-sim
+//! shares the machine's 2 cores with osmd (and with PostgreSQL).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -41,35 +43,62 @@ fn main() {
     );
     let agents = common::env_number("OSM_BENCH_AGENTS", 50) as usize;
     let per_agent = common::env_number("OSM_BENCH_WORK_PER_AGENT", 400) as usize;
-    let mut dispatch = vec![];
+    let rounds = common::env_number("OSM_BENCH_ROUNDS", 3).max(1) as usize;
+    let jobs = agents * per_agent;
     let backends = common::backends();
-    for backend in &backends {
-        let rate = rt.block_on(run(backend, agents, per_agent));
-        dispatch.push((*backend, rate));
-    }
-    if backends.contains(&"postgres") {
-        let jobs = agents * per_agent;
-        for mode in ["unbatched", "batched"] {
-            match rt.block_on(graphile(mode, jobs)) {
-                Ok((peer, wal)) => {
-                    println!(
-                        "[postgres] graphile-worker {mode}: {jobs} no-op jobs drained at {peer:.0} jobs/s (concurrency 10{}; one worker process, same PostgreSQL, shares the 2 cores; CHECKPOINT before the drain; WAL written during the drain {:.0} bytes per job)",
-                        if mode == "batched" {
-                            ", localQueue.size 500, completeJobBatchDelay 0, failJobBatchDelay 0"
-                        } else {
-                            ""
-                        },
-                        wal / jobs as f64
-                    );
-                    for (backend, rate) in &dispatch {
-                        println!(
-                            "  osm dispatch on {backend} / graphile-worker {mode} = {rate:.0} / {peer:.0} = {:.2}",
-                            rate / peer
-                        );
-                    }
-                }
-                Err(why) => println!("[postgres] graphile-worker {mode}: not run: {why}"),
+    let with_peer = backends.contains(&"postgres");
+    // This machine's speed drifts from minute to minute: each round runs osm and
+    // graphile-worker batched one right after the other, and the ratios are taken per round.
+    let mut rates: Vec<(&str, Vec<f64>)> = backends.iter().map(|b| (*b, vec![])).collect();
+    let mut peers = vec![];
+    let mut ratios: Vec<(&str, Vec<f64>)> = backends.iter().map(|b| (*b, vec![])).collect();
+    for round in 1..=rounds {
+        println!("round {round} of {rounds}");
+        let mut this_round = vec![];
+        for (backend, all) in &mut rates {
+            let rate = rt.block_on(run(backend, agents, per_agent));
+            all.push(rate);
+            this_round.push(rate);
+        }
+        if with_peer && let Some(peer) = rt.block_on(graphile_figure("batched", jobs)) {
+            peers.push(peer);
+            for ((backend, r), rate) in ratios.iter_mut().zip(&this_round) {
+                r.push(rate / peer);
+                println!(
+                    "  round {round}: osm dispatch on {backend} / graphile-worker batched = {rate:.0} / {peer:.0} = {:.2}",
+                    rate / peer
+                );
             }
+        }
+    }
+    let unbatched = if with_peer {
+        rt.block_on(graphile_figure("unbatched", jobs))
+    } else {
+        None
+    };
+    println!("medians of {rounds} rounds:");
+    for ((backend, all), (_, r)) in rates.iter().zip(&ratios) {
+        let rate = common::Percentiles::new(all.clone()).at(50.0);
+        println!(
+            "  [{backend}] dispatch {rate:.0} work requests/s (rounds: {})",
+            figures(all)
+        );
+        if !r.is_empty() {
+            println!(
+                "  osm dispatch on {backend} / graphile-worker batched = {:.2} (rounds: {}; graphile-worker batched {:.0} jobs/s)",
+                common::Percentiles::new(r.clone()).at(50.0),
+                r.iter()
+                    .map(|x| format!("{x:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                common::Percentiles::new(peers.clone()).at(50.0)
+            );
+        }
+        if let Some(peer) = unbatched {
+            println!(
+                "  osm dispatch on {backend} / graphile-worker unbatched = {rate:.0} / {peer:.0} = {:.2}",
+                rate / peer
+            );
         }
     }
     println!(
@@ -77,6 +106,35 @@ fn main() {
         common::pg_test_fsync(scratch.path()),
         common::load_average()
     );
+}
+
+fn figures(all: &[f64]) -> String {
+    all.iter()
+        .map(|x| format!("{x:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Runs graphile-worker in `mode` and prints its figure; None (said why) when it cannot run.
+async fn graphile_figure(mode: &str, jobs: usize) -> Option<f64> {
+    match graphile(mode, jobs).await {
+        Ok((peer, wal)) => {
+            println!(
+                "[postgres] graphile-worker {mode}: {jobs} no-op jobs drained at {peer:.0} jobs/s (concurrency 10{}; one worker process, same PostgreSQL, shares the 2 cores; CHECKPOINT before the drain; WAL written during the drain {:.0} bytes per job)",
+                if mode == "batched" {
+                    ", localQueue.size 500, completeJobBatchDelay 0, failJobBatchDelay 0"
+                } else {
+                    ""
+                },
+                wal / jobs as f64
+            );
+            Some(peer)
+        }
+        Err(why) => {
+            println!("[postgres] graphile-worker {mode}: not run: {why}");
+            None
+        }
+    }
 }
 
 /// Fan-out and dispatch on one backend; returns dispatch's work requests per second.

@@ -107,7 +107,7 @@ pub async fn pg_update_kinds(name: &str) -> String {
         let mut conn = sqlx::PgConnection::connect(&url).await?;
         sqlx::query_as::<_, (String, i64, i64)>(
             "SELECT relname::text, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables \
-             WHERE relname IN ('work_requests', 'work_queue', 'work_leases') ORDER BY relname",
+             WHERE relname IN ('work_requests', 'work_queue') ORDER BY relname",
         )
         .fetch_all(&mut conn)
         .await
