@@ -1480,7 +1480,7 @@ macro_rules! impl_store {
                             host.as_deref().unwrap_or("the instance"),
                             lease.map(|l| osm_core::time::format_rfc3339(ts(l))).unwrap_or_default()
                         );
-                        sqlx::query("UPDATE work_requests SET status = 'FAILED', time_finished = $1, percent_complete = 100, message = $2 WHERE id = $3")
+                        sqlx::query("UPDATE work_requests SET status = 'FAILED', time_finished = $1, percent_complete = 100, message = $2 WHERE id = $3 AND status IN ('IN_PROGRESS', 'CANCELLING')")
                             .bind(micros(now))
                             .bind(&message)
                             .bind(&id)
@@ -1718,6 +1718,14 @@ macro_rules! impl_store {
                 ) -> StoreResult<WorkRequest> {
                     let _t = timer("work_request_transition");
                     let mut tx = self.write_tx().await?;
+                    // The queue row first, as a claim takes them (queue row, then the request):
+                    // the other order could deadlock with a claim on PostgreSQL.
+                    if to != WorkRequestStatus::Accepted {
+                        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT work_request_id FROM work_queue WHERE work_request_id = $1{FOR_UPDATE}")))
+                            .bind(id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    }
                     // Compare-and-set on the state: the update only happens from an allowed state.
                     let mut qb = QueryBuilder::<$db>::new("UPDATE work_requests SET status = ");
                     qb.push_bind(to.as_str());
@@ -2246,8 +2254,6 @@ macro_rules! impl_store {
                 }
             }
 
-            /// Inserts work requests (queueing those an agent runs) and log lines, one statement
-            /// per table however many there are.
             /// The `resources` column of `w`: empty when they are the ones its instance implies
             /// (`osm_core::work::instance_resources`, nearly every request), which keeps ~300
             /// bytes out of each row the claim and the completion rewrite; else their JSON.
@@ -2258,6 +2264,8 @@ macro_rules! impl_store {
                 }
             }
 
+            /// Inserts work requests (queueing those an agent runs) and log lines, one statement
+            /// per table however many there are.
             async fn insert_work_requests(tx: &mut Tx, wrs: &[WorkRequest], logs: &[(String, WorkRequestLogEntry)]) -> StoreResult<()> {
                 let rows: Vec<Vec<Cell>> = wrs
                     .iter()

@@ -5274,15 +5274,18 @@ async fn migration_0014_moves_leases_into_the_queue(backend: Backend) {
          INSERT INTO managed_instances (id, compartment_id, display_name, os_name, os_version, os_family, status, is_reboot_required, is_data_collection_authorized, security_updates, bug_updates, enhancement_updates, other_updates, time_created, version) \
          VALUES ('ocid1.instance.oc1..m', 'ocid1.tenancy.oc1..t', 'web', 'Debian GNU/Linux', '12', 'LINUX', 'NORMAL', false, false, 0, 0, 0, 0, 1, 1); \
          INSERT INTO work_requests (id, compartment_id, operation_type, status, description, message, managed_instance_id, managed_instance_name, os_family, percent_complete, time_accepted, time_started, time_finished, parent_id, scheduled_job_id, resources, action) \
-         VALUES {}, {}, {}; \
+         VALUES {}, {}, {}, {}; \
          INSERT INTO work_queue (work_request_id, managed_instance_id, time_accepted) VALUES ('ocid1.osmsworkrequest.oc1..q', 'ocid1.instance.oc1..m', 10); \
          INSERT INTO work_leases (managed_instance_id, work_request_id, lease_expires) VALUES \
-         ('ocid1.instance.oc1..m', 'ocid1.osmsworkrequest.oc1..a', {}), ('ocid1.instance.oc1..m', 'ocid1.osmsworkrequest.oc1..b', {})",
+         ('ocid1.instance.oc1..m', 'ocid1.osmsworkrequest.oc1..a', {early}), ('ocid1.instance.oc1..m', 'ocid1.osmsworkrequest.oc1..b', {}), \
+         ('ocid1.instance.oc1..m', 'ocid1.osmsworkrequest.oc1..s', {early})",
         wr("ocid1.osmsworkrequest.oc1..q", "ACCEPTED", "NULL"),
         wr("ocid1.osmsworkrequest.oc1..a", "IN_PROGRESS", "20"),
         wr("ocid1.osmsworkrequest.oc1..b", "CANCELLING", "20"),
-        at(60, 0).as_microsecond(),
+        // A stale lease of a finished request is not carried over.
+        wr("ocid1.osmsworkrequest.oc1..s", "SUCCEEDED", "20"),
         at(120, 0).as_microsecond(),
+        early = at(60, 0).as_microsecond(),
     );
     let (url, _dir, pg) = database_at_migration(backend, 13, &rows).await;
     let store = osm_store::connect(&url)

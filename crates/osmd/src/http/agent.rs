@@ -300,7 +300,8 @@ async fn log(
             "send at most 1000 lines of at most 8192 bytes each per call",
         ));
     }
-    s.app.agent_log(&a.instance_id, &id, req.lines).await?;
+    let lines = req.lines.into_iter().map(storable).collect();
+    s.app.agent_log(&a.instance_id, &id, lines).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -361,10 +362,21 @@ fn report(item: CompleteItem, id: String) -> ApiResult<Report> {
         errors: item
             .errors
             .into_iter()
-            .map(|e| (e.code, e.message))
+            .map(|e| (storable(e.code), storable(e.message)))
             .collect(),
-        log: item.log,
+        log: item.log.into_iter().map(storable).collect(),
     })
+}
+
+/// `text` with each NUL character replaced by U+FFFD: command output can hold them, and
+/// PostgreSQL text cannot (the log would become unreadable there), so it is kept visibly
+/// rather than refused and retried forever.
+fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
+    }
 }
 
 async fn complete(
@@ -477,4 +489,15 @@ async fn exchange(
         "work": work_of(&s, claimed),
     }))
     .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::storable;
+
+    #[test]
+    fn nul_characters_become_replacement_characters() {
+        assert_eq!(storable("a\0b\0".into()), "a\u{FFFD}b\u{FFFD}");
+        assert_eq!(storable("plain".into()), "plain");
+    }
 }

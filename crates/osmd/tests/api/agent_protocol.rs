@@ -247,7 +247,7 @@ async fn batched_completion(b: Backend) {
     let (status, answers) = complete_batch(
         &agent,
         json!([
-            {"id": ids[0], "outcome": "SUCCEEDED", "log": ["Setting up a (1.0)"]},
+            {"id": ids[0], "outcome": "SUCCEEDED", "log": ["Setting up a (1.0)", "odd\u{0}output"]},
             {"id": ids[1], "outcome": "FAILED", "errors": [{"code": "PackageNotFound", "message": "no package b"}]},
             {"id": foreign, "outcome": "SUCCEEDED"},
             {"id": "ocid1.osmsworkrequest.oc1..aaaaaaaanosuchthing", "outcome": "SUCCEEDED"},
@@ -284,9 +284,15 @@ async fn batched_completion(b: Backend) {
         .iter()
         .map(|l| l["message"].as_str().unwrap().to_string())
         .collect();
+    // A NUL (which PostgreSQL text cannot hold) is kept as U+FFFD.
     assert_eq!(
         &logs[1..],
-        ["Started by the agent", "Setting up a (1.0)", "Succeeded"]
+        [
+            "Started by the agent",
+            "Setting up a (1.0)",
+            "odd\u{FFFD}output",
+            "Succeeded"
+        ]
     );
     let errors = app
         .list_all(&format!("/20190801/workRequests/{}/errors", ids[1]))
