@@ -227,6 +227,59 @@ async fn upload_changes(
     }
 }
 
+/// What an exchange answers, as far as a simulated agent reads it (typed: parsing thousands
+/// of answers into generic JSON values was most of osm-sim's own CPU in the dispatch bench).
+#[derive(Default, serde::Deserialize)]
+struct Exchanged {
+    #[serde(default)]
+    reported: Vec<Reported>,
+    #[serde(default)]
+    work: Vec<Work>,
+}
+
+/// The answer to one reported outcome: its new status, or an error.
+#[derive(serde::Deserialize)]
+struct Reported {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    error: Option<ReportError>,
+}
+
+#[derive(serde::Deserialize)]
+struct ReportError {
+    #[serde(default)]
+    code: String,
+}
+
+/// Claimed work: the action stays JSON until it is applied (an action this osm-sim does not
+/// know is then skipped, not a failed exchange).
+#[derive(serde::Deserialize)]
+struct Work {
+    id: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    action: Option<Value>,
+}
+
+/// One outcome as the exchange call takes it.
+#[derive(serde::Serialize)]
+struct Outcome {
+    id: String,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    log: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<SimError>,
+}
+
+#[derive(serde::Serialize)]
+struct SimError {
+    code: &'static str,
+    message: &'static str,
+}
+
 async fn simulate(
     n: usize,
     http: reqwest::Client,
@@ -267,7 +320,7 @@ async fn simulate(
     counters.enrolled.fetch_add(1, Ordering::Relaxed);
     let mut last_heartbeat = tokio::time::Instant::now();
     // Outcomes not yet acknowledged, with the work they end; they travel with the next claim.
-    let mut pending: Vec<(Value, Value)> = vec![];
+    let mut pending: Vec<(Outcome, Work)> = vec![];
     let mut since_failure: Option<tokio::time::Instant> = None;
     loop {
         if inv.revision == 0
@@ -279,11 +332,11 @@ async fn simulate(
             agent.post("/agent/v1/heartbeat", &facts(&inv)).await.ok();
             last_heartbeat = tokio::time::Instant::now();
         }
-        let report: Vec<&Value> = pending.iter().map(|(item, _)| item).collect();
+        let report: Vec<&Outcome> = pending.iter().map(|(item, _)| item).collect();
         // Outcomes to report come back at once, not after a long wait for more work.
         let wait = if report.is_empty() { 20 } else { 0 };
         let body = json!({"report": report, "waitSeconds": wait, "max": args.max_claim});
-        let answer: Value = match agent.post("/agent/v1/work/exchange", &body).await {
+        let answer: Exchanged = match agent.post("/agent/v1/work/exchange", &body).await {
             Ok(r) if r.status == 200 => serde_json::from_slice(&r.body).unwrap_or_default(),
             failed => {
                 if let Ok(r) = &failed
@@ -302,12 +355,10 @@ async fn simulate(
             }
         };
         since_failure = None;
-        let reported = answer["reported"].as_array().cloned().unwrap_or_default();
         let mut stopped = vec![];
-        for ((item, w), answer) in pending.drain(..).zip(reported) {
-            let id = item["id"].as_str().unwrap_or_default().to_string();
-            let outcome = item["outcome"].as_str().unwrap_or_default();
-            if answer.get("status").is_some() {
+        for ((item, w), answer) in pending.drain(..).zip(answer.reported) {
+            let Outcome { id, outcome, .. } = item;
+            if answer.status.is_some() {
                 if outcome == "CANCELED" {
                     continue;
                 }
@@ -319,31 +370,55 @@ async fn simulate(
                 }
                 counters.ended(outcome == "FAILED", args.exit_after);
                 if outcome != "FAILED"
-                    && let Ok(action) = serde_json::from_value::<WorkAction>(w["action"].clone())
+                    && let Some(Ok(action)) = w.action.map(serde_json::from_value::<WorkAction>)
                     && let Err(e) = upload_changes(&agent, &mut inv, &action).await
                 {
                     eprintln!("sim-{n:05}: {e:#}");
                 }
-            } else if answer["error"]["code"] == "IncorrectState" && outcome != "CANCELED" {
+            } else if answer.error.is_some_and(|e| e.code == "IncorrectState")
+                && outcome != "CANCELED"
+            {
                 // A cancel took effect meanwhile: stop as asked.
-                stopped.push((json!({"id": id, "outcome": "CANCELED"}), w));
+                stopped.push((
+                    Outcome {
+                        id,
+                        outcome: "CANCELED",
+                        log: vec![],
+                        errors: vec![],
+                    },
+                    w,
+                ));
             }
         }
         pending.extend(stopped);
-        let work = answer["work"].as_array().cloned().unwrap_or_default();
-        for w in work {
+        for w in answer.work {
             // Even a zero sleep waits for the timer's next millisecond tick.
             if args.action_ms > 0 {
                 tokio::time::sleep(Duration::from_millis(args.action_ms)).await;
             }
-            let id = w["id"].as_str().unwrap_or_default();
-            let description = w["description"].as_str().unwrap_or("work");
+            let description = w.description.as_deref().unwrap_or("work");
             // The log lines travel with the outcome.
-            let log = json!([format!("simulated: {description}"), "simulated: done"]);
+            let log = vec![
+                format!("simulated: {description}"),
+                "simulated: done".to_string(),
+            ];
             let item = if rand::rng().random_bool(args.fail_ratio) {
-                json!({"id": id, "outcome": "FAILED", "log": log, "errors": [{"code": "SimulatedFailure", "message": "the simulator was asked to fail this share of actions (--fail-ratio)"}]})
+                Outcome {
+                    id: w.id.clone(),
+                    outcome: "FAILED",
+                    log,
+                    errors: vec![SimError {
+                        code: "SimulatedFailure",
+                        message: "the simulator was asked to fail this share of actions (--fail-ratio)",
+                    }],
+                }
             } else {
-                json!({"id": id, "outcome": "SUCCEEDED", "log": log})
+                Outcome {
+                    id: w.id.clone(),
+                    outcome: "SUCCEEDED",
+                    log,
+                    errors: vec![],
+                }
             };
             pending.push((item, w));
         }
