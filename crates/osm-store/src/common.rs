@@ -2059,8 +2059,6 @@ macro_rules! impl_store {
                 }
                 let mut results = Vec::with_capacity(reports.len());
                 let mut finished: Vec<FinishedRow> = vec![];
-                // The work requests whose leases (queue rows) the batch ends.
-                let mut ended: Vec<&str> = vec![];
                 let mut logs: Vec<(&str, Vec<&str>)> = vec![];
                 let mut errors: Vec<(&str, &str, &str)> = vec![];
                 for report in reports {
@@ -2091,7 +2089,6 @@ macro_rules! impl_store {
                         };
                         errors.extend(c.errors.iter().map(|(code, message)| (c.id.as_str(), code.as_str(), message.as_str())));
                         finished.push((c.id.as_str(), to.as_str(), outcome_lines));
-                        ended.push(c.id.as_str());
                         if let Some(p) = parent.as_ref() {
                             parents.insert(p.clone());
                         }
@@ -2102,7 +2099,9 @@ macro_rules! impl_store {
                     results.push(answers);
                 }
                 <$store>::finish_completed(tx, &finished, micros(now)).await?;
-                if !ended.is_empty() {
+                // Their leases (queue rows) end with them.
+                if !finished.is_empty() {
+                    let ended: Vec<&str> = finished.iter().map(|(id, ..)| *id).collect();
                     sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM work_queue WHERE work_request_id {}", in_ids(1))))
                         .bind(<$store>::id_list(&ended))
                         .execute(&mut **tx)
