@@ -5033,6 +5033,29 @@ async fn paging_errata(db: Db) {
 
 // --- migration 0007 on a store that already holds updates --------------------------------
 
+/// The tenancy's compartment row, as the migration checks insert it below their data.
+const TENANCY_ROW: &str = "INSERT INTO compartments (id, parent_id, name, description, lifecycle_state, time_created, freeform_tags, defined_tags, version) \
+     VALUES ('ocid1.tenancy.oc1..t', NULL, 'root', '', 'ACTIVE', 1, '{}', '{}', 1);";
+
+/// Tests `$check::sqlite` and `$check::postgres` of a migration check that takes the backend.
+macro_rules! on_both_backends {
+    ($check:ident) => {
+        mod $check {
+            use super::Backend;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$check(Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$check(Backend::Postgres).await;
+            }
+        }
+    };
+}
+
 /// A database of `backend` migrated up to `version`, then `rows` run on it: the url, the
 /// folder holding a SQLite file, and the PostgreSQL database to drop afterwards.
 async fn database_at_migration(
@@ -5114,15 +5137,15 @@ async fn drop_database(pg: Option<(String, String)>) {
 /// advisory; migrating to 0007 keeps what the agent reported (`reported_*`) and lists the
 /// advisory among the instance's errata.
 async fn migration_0007_keeps_reported_updates(backend: Backend) {
-    let rows = "INSERT INTO compartments (id, parent_id, name, description, lifecycle_state, time_created, freeform_tags, defined_tags, version) \
-                VALUES ('ocid1.tenancy.oc1..t', NULL, 'root', '', 'ACTIVE', 1, '{}', '{}', 1); \
-                INSERT INTO managed_instances (id, compartment_id, display_name, os_name, os_version, os_family, status, is_reboot_required, is_data_collection_authorized, security_updates, bug_updates, enhancement_updates, other_updates, time_created, version) \
+    let rows = &format!(
+        "{TENANCY_ROW} INSERT INTO managed_instances (id, compartment_id, display_name, os_name, os_version, os_family, status, is_reboot_required, is_data_collection_authorized, security_updates, bug_updates, enhancement_updates, other_updates, time_created, version) \
                 VALUES ('ocid1.instance.oc1..m', 'ocid1.tenancy.oc1..t', 'old', 'Debian GNU/Linux', '12', 'LINUX', 'NORMAL', false, false, 0, 1, 0, 0, 1, 1); \
                 INSERT INTO instance_inventories (instance_id, revision, time_reported) VALUES ('ocid1.instance.oc1..m', 1, 1); \
                 INSERT INTO instance_updates (instance_id, item_key, name, architecture, installed_version, available_version, update_type, package_type, cves, advisories, revision, time_created) \
                 VALUES ('ocid1.instance.oc1..m', 'openssl amd64', 'openssl', 'amd64', '3.0.11-1~deb12u1', '3.0.11-1~deb12u2', 'BUG', NULL, '[\"CVE-2023-9999\"]', '[\"DLA-9-1\", \"DLA-9-2\"]', 1, 1); \
                 INSERT INTO errata (id, compartment_id, name, advisory_type, synopsis, issued, related_cves, time_created, time_updated) \
-                VALUES ('ocid1.osmserratum.oc1..e', 'ocid1.tenancy.oc1..t', 'DLA-9-1', 'BUG', NULL, NULL, '[]', 1, 1)";
+                VALUES ('ocid1.osmserratum.oc1..e', 'ocid1.tenancy.oc1..t', 'DLA-9-1', 'BUG', NULL, NULL, '[]', 1, 1)"
+    );
     let (url, _dir, pg) = database_at_migration(backend, 6, rows).await;
     let store = osm_store::connect(&url)
         .await
@@ -5184,78 +5207,50 @@ async fn migration_0007_keeps_reported_updates(backend: Backend) {
     drop_database(pg).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn migration_0007_keeps_reported_updates_sqlite() {
-    migration_0007_keeps_reported_updates(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn migration_0007_keeps_reported_updates_postgres() {
-    migration_0007_keeps_reported_updates(Backend::Postgres).await;
-}
+on_both_backends!(migration_0007_keeps_reported_updates);
 
 // --- migration 0012 on a store that logged claims as rows -----------------------------------
 
 /// Before migration 0012 every claim wrote a "Started by the agent" log row; migrating turns
 /// those into `time_claimed` (the entry reads once, in its place) and leaves other rows alone.
 async fn migration_0012_keeps_claim_entries(backend: Backend) {
-    let rows = "INSERT INTO compartments (id, parent_id, name, description, lifecycle_state, time_created, freeform_tags, defined_tags, version) \
-                VALUES ('ocid1.tenancy.oc1..t', NULL, 'root', '', 'ACTIVE', 1, '{}', '{}', 1); \
-                INSERT INTO work_requests (id, compartment_id, operation_type, status, description, message, managed_instance_id, managed_instance_name, os_family, percent_complete, time_accepted, time_started, time_finished, parent_id, scheduled_job_id, resources, action) \
+    let rows = &format!(
+        "{TENANCY_ROW} INSERT INTO work_requests (id, compartment_id, operation_type, status, description, message, managed_instance_id, managed_instance_name, os_family, percent_complete, time_accepted, time_started, time_finished, parent_id, scheduled_job_id, resources, action) \
                 VALUES ('ocid1.osmsworkrequest.oc1..w', 'ocid1.tenancy.oc1..t', 'UPDATEALL', 'SUCCEEDED', NULL, NULL, NULL, NULL, 'LINUX', 100, 10, 20, 30, NULL, NULL, '[]', NULL), \
                 ('ocid1.osmsworkrequest.oc1..c', 'ocid1.tenancy.oc1..t', 'UPDATEALL', 'CANCELED', NULL, NULL, NULL, NULL, 'LINUX', 100, 10, 40, 40, NULL, NULL, '[]', NULL); \
                 INSERT INTO work_request_logs (work_request_id, entry_id, message, lines, time_created) VALUES \
                 ('ocid1.osmsworkrequest.oc1..w', '01', 'Started by the agent', NULL, 20), \
                 ('ocid1.osmsworkrequest.oc1..w', '02', '', '[\"done\", \"Succeeded\"]', 30), \
                 ('ocid1.osmsworkrequest.oc1..c', '03', 'Started by the agent', NULL, 35), \
-                ('ocid1.osmsworkrequest.oc1..c', '04', 'Canceled', NULL, 40)";
+                ('ocid1.osmsworkrequest.oc1..c', '04', 'Canceled', NULL, 40)"
+    );
     let (url, _dir, pg) = database_at_migration(backend, 11, rows).await;
     let store = osm_store::connect(&url)
         .await
         .expect("migrates to the latest version");
-    let read = async |id: &str| -> Vec<(String, i64)> {
-        store
-            .work_request_logs(
-                id,
-                &PageRequest {
-                    order: SortOrder::Asc,
-                    ..PageRequest::all()
-                },
-            )
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .map(|l| (l.message, l.timestamp.as_microsecond()))
-            .collect()
-    };
     let entry = |m: &str, t: i64| (m.to_string(), t);
-    assert_eq!(
-        read("ocid1.osmsworkrequest.oc1..w").await,
-        [
+    assert_log_reads(
+        &*store,
+        "ocid1.osmsworkrequest.oc1..w",
+        &[
             entry("Started by the agent", 20),
             entry("done", 30),
-            entry("Succeeded", 30)
-        ]
-    );
+            entry("Succeeded", 30),
+        ],
+    )
+    .await;
     // A row that does not match the request's start stays a row.
-    assert_eq!(
-        read("ocid1.osmsworkrequest.oc1..c").await,
-        [entry("Started by the agent", 35), entry("Canceled", 40)]
-    );
+    assert_log_reads(
+        &*store,
+        "ocid1.osmsworkrequest.oc1..c",
+        &[entry("Started by the agent", 35), entry("Canceled", 40)],
+    )
+    .await;
     drop(store);
     drop_database(pg).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn migration_0012_keeps_claim_entries_sqlite() {
-    migration_0012_keeps_claim_entries(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn migration_0012_keeps_claim_entries_postgres() {
-    migration_0012_keeps_claim_entries(Backend::Postgres).await;
-}
+on_both_backends!(migration_0012_keeps_claim_entries);
 
 // --- migration 0014 on a store with leases in their own table ------------------------------
 
@@ -5269,9 +5264,7 @@ async fn migration_0014_moves_leases_into_the_queue(backend: Backend) {
         )
     };
     let rows = format!(
-        "INSERT INTO compartments (id, parent_id, name, description, lifecycle_state, time_created, freeform_tags, defined_tags, version) \
-         VALUES ('ocid1.tenancy.oc1..t', NULL, 'root', '', 'ACTIVE', 1, '{{}}', '{{}}', 1); \
-         INSERT INTO managed_instances (id, compartment_id, display_name, os_name, os_version, os_family, status, is_reboot_required, is_data_collection_authorized, security_updates, bug_updates, enhancement_updates, other_updates, time_created, version) \
+        "{TENANCY_ROW} INSERT INTO managed_instances (id, compartment_id, display_name, os_name, os_version, os_family, status, is_reboot_required, is_data_collection_authorized, security_updates, bug_updates, enhancement_updates, other_updates, time_created, version) \
          VALUES ('ocid1.instance.oc1..m', 'ocid1.tenancy.oc1..t', 'web', 'Debian GNU/Linux', '12', 'LINUX', 'NORMAL', false, false, 0, 0, 0, 0, 1, 1); \
          INSERT INTO work_requests (id, compartment_id, operation_type, status, description, message, managed_instance_id, managed_instance_name, os_family, percent_complete, time_accepted, time_started, time_finished, parent_id, scheduled_job_id, resources, action) \
          VALUES {}, {}, {}, {}; \
@@ -5331,15 +5324,7 @@ async fn migration_0014_moves_leases_into_the_queue(backend: Backend) {
     drop_database(pg).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn migration_0014_moves_leases_into_the_queue_sqlite() {
-    migration_0014_moves_leases_into_the_queue(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn migration_0014_moves_leases_into_the_queue_postgres() {
-    migration_0014_moves_leases_into_the_queue(Backend::Postgres).await;
-}
+on_both_backends!(migration_0014_moves_leases_into_the_queue);
 
 // --- compliance report --------------------------------------------------------------------
 
