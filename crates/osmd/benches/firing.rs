@@ -177,6 +177,9 @@ async fn run(backend: &str) {
     let mut fired = server.subscribe_fired();
     let deadline = tokio::time::Instant::now() + lead + window + Duration::from_secs(30);
     let mut delays_ms = Vec::with_capacity(jobs);
+    // (due, began, committed) of every occurrence, to split each delay into wake-up and
+    // transaction and to look at the bursts.
+    let mut seen_times = Vec::with_capacity(jobs);
     let mut early = 0;
     let mut without_work = 0;
     let mut commits = HashSet::new();
@@ -199,6 +202,7 @@ async fn run(backend: &str) {
             without_work += 1;
         }
         commits.insert(f.committed_at);
+        seen_times.push((f.occurrence.time, f.began_at, f.committed_at));
         delays_ms.push(delay.as_secs_f64() * 1e3);
     }
     server.stop().await.unwrap();
@@ -214,6 +218,7 @@ async fn run(backend: &str) {
         commits.len(),
         common::load_average()
     );
+    print_split(backend, &seen_times);
     if seen + lagged < jobs || lagged > 0 || early > 0 || without_work > 0 {
         println!(
             "[{backend}] PROBLEM: {} of {jobs} occurrences not seen in time, {lagged} lost by a lagging reader, {early} fired before due, {without_work} without exactly one work request",
@@ -223,5 +228,53 @@ async fn run(backend: &str) {
     drop(store);
     if let Some(name) = pg_database {
         common::drop_pg_database(&name).await;
+    }
+}
+
+fn ms(d: SignedDuration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Splits the delays into the scheduler's wake-up (due → its transaction began) and the
+/// transaction (began → committed), for the lone occurrences and for those due in a burst,
+/// and prints each burst's worst occurrence.
+fn print_split(backend: &str, seen: &[(Timestamp, Timestamp, Timestamp)]) {
+    let mut per_due: std::collections::BTreeMap<Timestamp, Vec<(Timestamp, Timestamp)>> =
+        Default::default();
+    for (due, began, committed) in seen {
+        per_due.entry(*due).or_default().push((*began, *committed));
+    }
+    for (label, burst) in [("lone", false), ("burst", true)] {
+        let chosen: Vec<_> = per_due
+            .iter()
+            .filter(|(_, v)| (v.len() > 1) == burst)
+            .flat_map(|(due, v)| v.iter().map(move |(b, c)| (*due, *b, *c)))
+            .collect();
+        if chosen.is_empty() {
+            continue;
+        }
+        let wake = Percentiles::new(chosen.iter().map(|(d, b, _)| ms(*b - *d)).collect());
+        let txn = Percentiles::new(chosen.iter().map(|(_, b, c)| ms(*c - *b)).collect());
+        println!(
+            "[{backend}] {label} occurrences ({}): wake-up p50 {:.1} / p99 {:.1} / max {:.1} ms; transaction p50 {:.1} / p99 {:.1} / max {:.1} ms",
+            wake.len(),
+            wake.at(50.0),
+            wake.at(99.0),
+            wake.max(),
+            txn.at(50.0),
+            txn.at(99.0),
+            txn.max()
+        );
+    }
+    for (due, v) in per_due.iter().filter(|(_, v)| v.len() > 1) {
+        let transactions: HashSet<_> = v.iter().map(|(_, c)| *c).collect();
+        let (began, committed) = v.iter().max_by_key(|(_, c)| *c).unwrap();
+        println!(
+            "[{backend}]   burst at {due}: {} occurrences in {} transactions; worst: wake-up {:.1} ms, transaction {:.1} ms",
+            v.len(),
+            transactions.len(),
+            ms(*began - *due),
+            ms(*committed - *began)
+        );
     }
 }

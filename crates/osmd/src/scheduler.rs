@@ -20,6 +20,9 @@ const MAX_SLEEP: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct Fired {
     pub occurrence: Occurrence,
+    /// Read right before the store transaction that recorded it began: what is between the
+    /// due time and this is the scheduler's wake-up, the rest is the transaction.
+    pub began_at: Timestamp,
     /// Read right after the store's commit returned: never earlier than the commit.
     pub committed_at: Timestamp,
 }
@@ -51,6 +54,7 @@ async fn fire_due(
 ) -> StoreResult<Vec<Fired>> {
     let mut all = vec![];
     loop {
+        let began_at = Timestamp::now();
         let batch = store.scheduled_job_fire_due(now, catch_up, BATCH).await?;
         let committed_at = Timestamp::now();
         let done = batch.is_empty() || (stop_when_short && batch.len() < BATCH as usize);
@@ -66,6 +70,7 @@ async fn fire_due(
             }
             all.push(Fired {
                 occurrence: o,
+                began_at,
                 committed_at,
             });
         }
