@@ -217,8 +217,13 @@ crate::common::impl_store!(
     " FOR UPDATE",
     " FOR SHARE",
     " FOR UPDATE SKIP LOCKED",
-    "(SELECT jsonb_array_elements_text($P::jsonb))",
-    "jsonb_array_elements($P::jsonb) AS j(value)"
+    // Through an array so the planner guesses 10 elements (its default for an array it cannot
+    // see) instead of a set-returning function's 100: at 100 it answers a join of a few ids
+    // with a table of 10,000 rows by scanning the table (5–8 ms a statement, measured with
+    // the firing bench) instead of probing its primary key (0.1–0.5 ms). Probing stays the
+    // right plan for lists of thousands.
+    "(SELECT unnest(ARRAY(SELECT jsonb_array_elements_text($P::jsonb))))",
+    "unnest(ARRAY(SELECT jsonb_array_elements($P::jsonb))) AS j(value)"
 );
 
 crate::inventory::impl_inventory_store!(PgStore, sqlx::Postgres, "postgres", " FOR UPDATE");
