@@ -341,39 +341,48 @@ macro_rules! impl_store {
                     Ok(sqlx::query(sql).bind(id).fetch_one(&mut **tx).await?.try_get::<i64, _>(0)?)
                 }
 
-                /// The instances a job reaches now: its instance targets and the current members of
-                /// its group targets, each once.
-                async fn expand_targets(tx: &mut Tx, j: &ScheduledJob) -> StoreResult<Vec<ManagedInstance>> {
-                    // One IN over a UNION ALL, not two INs joined by OR: PostgreSQL answers the
-                    // OR form with a scan of every instance (ms per job at 10,000 instances).
-                    let rows = sqlx::query(
-                        "SELECT i.* FROM managed_instances i WHERE i.id IN (SELECT target_id FROM scheduled_job_targets WHERE job_id = $1 AND target_kind = 'instance' UNION ALL SELECT m.instance_id FROM scheduled_job_targets t JOIN managed_instance_group_members m ON m.group_id = t.target_id WHERE t.job_id = $1 AND t.target_kind = 'group') ORDER BY i.display_name, i.id",
-                    )
-                    .bind(&j.id)
-                    .fetch_all(&mut **tx)
-                    .await?;
-                    rows.iter().map(instance).collect()
-                }
-
-                /// [`Self::expand_targets`] for many jobs in one query, by job id.
+                /// The instances each of `jobs` (targets attached) reaches now: its instance
+                /// targets and the current members of its group targets, each once, by display
+                /// name. Two primary-key lookups by list, however many jobs: plans that stay
+                /// right without table statistics (PostgreSQL, joining the targets table with a
+                /// list of job ids, scanned all of it while its statistics were missing).
                 async fn expand_targets_of(tx: &mut Tx, jobs: &[&ScheduledJob]) -> StoreResult<std::collections::HashMap<String, Vec<ManagedInstance>>> {
-                    let mut out: std::collections::HashMap<String, Vec<ManagedInstance>> = Default::default();
-                    if jobs.is_empty() {
-                        return Ok(out);
+                    let direct: std::collections::BTreeSet<&str> = jobs.iter().flat_map(|j| j.managed_instances.iter().map(|t| t.id.as_str())).collect();
+                    let groups: std::collections::BTreeSet<&str> = jobs.iter().flat_map(|j| j.managed_instance_groups.iter().map(|t| t.id.as_str())).collect();
+                    let mut by_id: std::collections::HashMap<String, ManagedInstance> = Default::default();
+                    let mut members: std::collections::HashMap<String, Vec<String>> = Default::default();
+                    if !direct.is_empty() || !groups.is_empty() {
+                        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "SELECT '' AS via_group, i.* FROM managed_instances i WHERE i.id {} \
+                             UNION ALL SELECT m.group_id AS via_group, i.* FROM managed_instance_group_members m JOIN managed_instances i ON i.id = m.instance_id WHERE m.group_id {}",
+                            in_ids(1),
+                            in_ids(2)
+                        )))
+                        .bind(<$store>::id_list(&direct.into_iter().collect::<Vec<_>>()))
+                        .bind(<$store>::id_list(&groups.into_iter().collect::<Vec<_>>()))
+                        .fetch_all(&mut **tx)
+                        .await?;
+                        for r in rows {
+                            let group: String = r.try_get("via_group")?;
+                            let mi = instance(&r)?;
+                            if !group.is_empty() {
+                                members.entry(group).or_default().push(mi.id.clone());
+                            }
+                            by_id.entry(mi.id.clone()).or_insert(mi);
+                        }
                     }
-                    let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
-                    // UNION, not UNION ALL: an instance named directly and through a group runs once.
-                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT r.job_id AS reached_by, i.* FROM (SELECT job_id, target_id AS instance_id FROM scheduled_job_targets WHERE target_kind = 'instance' AND job_id IN {ids} \
-                         UNION SELECT t.job_id, m.instance_id FROM scheduled_job_targets t JOIN managed_instance_group_members m ON m.group_id = t.target_id WHERE t.target_kind = 'group' AND t.job_id IN {ids}) r \
-                         JOIN managed_instances i ON i.id = r.instance_id ORDER BY r.job_id, i.display_name, i.id",
-                        ids = texts_at(1)
-                    )))
-                    .bind(to_json(&ids))
-                    .fetch_all(&mut **tx)
-                    .await?;
-                    for r in rows {
-                        out.entry(r.try_get("reached_by")?).or_default().push(instance(&r)?);
+                    let mut out = std::collections::HashMap::new();
+                    for j in jobs {
+                        let reached: std::collections::BTreeSet<&str> = j
+                            .managed_instances
+                            .iter()
+                            .map(|t| t.id.as_str())
+                            .chain(j.managed_instance_groups.iter().flat_map(|g| members.get(&g.id).into_iter().flatten().map(String::as_str)))
+                            .collect();
+                        // An instance deleted since it was targeted reaches no one.
+                        let mut instances: Vec<ManagedInstance> = reached.into_iter().filter_map(|id| by_id.get(id).cloned()).collect();
+                        instances.sort_by(|a, b| (&a.display_name, &a.id).cmp(&(&b.display_name, &b.id)));
+                        out.insert(j.id.clone(), instances);
                     }
                     Ok(out)
                 }
@@ -1341,7 +1350,7 @@ macro_rules! impl_store {
                         }
                         Err(e) => return Err(e.into()),
                     }
-                    let instances = Self::expand_targets(&mut tx, &j).await?;
+                    let instances = Self::expand_targets_of(&mut tx, &[&j]).await?.remove(&j.id).unwrap_or_default();
                     let (wrs, logs) = osm_core::work::occurrence_work(&j, &instances, now, now);
                     insert_work_requests(&mut tx, &wrs, &logs).await?;
                     // The recurrence stays as it was; only the last execution moves.

@@ -8,7 +8,11 @@ use serde_json::{Value, json};
 
 use crate::{Backend, both_backends, instance, spawn_app};
 
-both_backends!(occurrences_fire_once_and_advance, run_now_and_skip_next);
+both_backends!(
+    occurrences_fire_once_and_advance,
+    targets_reach_each_instance_once,
+    run_now_and_skip_next
+);
 
 fn rfc(t: Timestamp) -> String {
     osm_core::time::format_rfc3339(t)
@@ -175,6 +179,146 @@ async fn occurrences_fire_once_and_advance(b: Backend) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// The names of the instances `occurrence`'s work requests act on, in their order.
+async fn reached(app: &crate::TestApp, occurrence: &osm_core::Occurrence) -> Vec<String> {
+    let mut names = vec![];
+    for id in &occurrence.work_request_ids {
+        let wr: Value = app
+            .get(&format!("/20190801/workRequests/{id}"))
+            .await
+            .json();
+        names.push(
+            wr["managedInstanceId"]["displayName"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    names
+}
+
+/// Jobs fired in one pass (and run now) reach each instance once, however many of their
+/// groups hold it, in name order; jobs sharing a group each reach its members.
+async fn targets_reach_each_instance_once(b: Backend) {
+    let app = spawn_app(b).await;
+    let t = app.tenancy.clone();
+    let web_b = instance(&t, "web-b", OsFamily::Linux);
+    let web_a = instance(&t, "web-a", OsFamily::Linux);
+    let db = instance(&t, "db", OsFamily::Linux);
+    let idle = instance(&t, "idle", OsFamily::Linux);
+    let all = [web_b.clone(), web_a.clone(), db.clone(), idle.clone()];
+    app.store.managed_instance_insert_many(&all).await.unwrap();
+    let webs = app.group(&t, "webs").await;
+    let mixed = app.group(&t, "mixed").await;
+    for (g, mi) in [
+        (&webs, &web_a),
+        (&webs, &web_b),
+        (&mixed, &web_b),
+        (&mixed, &db),
+    ] {
+        let r = app
+            .post(&format!("/20190801/managedInstanceGroups/{g}/actions/attachManagedInstance?managedInstanceId={}", mi.id), None)
+            .await;
+        assert_eq!(r.status, 204, "{}", r.text());
+    }
+    let due = Timestamp::from_second(Timestamp::now().as_second() + 3600).unwrap();
+    let create = |name: &str, body: Value| {
+        let mut body = body;
+        body["compartmentId"] = json!(t);
+        body["displayName"] = json!(name);
+        body["scheduleType"] = json!("ONETIME");
+        body["timeNextExecution"] = json!(rfc(due));
+        body["operationType"] = json!("UPDATEALL");
+        body
+    };
+    let overlapping: Value = app
+        .post(
+            "/20190801/scheduledJobs",
+            Some(&create(
+                "overlapping",
+                json!({"managedInstanceGroups": [{"id": webs}, {"id": mixed}]}),
+            )),
+        )
+        .await
+        .json();
+    let mixed_only: Value = app
+        .post(
+            "/20190801/scheduledJobs",
+            Some(&create(
+                "mixed",
+                json!({"managedInstanceGroups": [{"id": mixed}]}),
+            )),
+        )
+        .await
+        .json();
+    let fired = osmd::scheduler::run_once(
+        app.store.as_ref(),
+        due + SignedDuration::from_secs(1),
+        SignedDuration::from_hours(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(fired.len(), 2);
+    let of = |job: &Value| {
+        fired
+            .iter()
+            .find(|o| o.job_id == job["id"].as_str().unwrap())
+            .unwrap()
+    };
+    assert_eq!(
+        reached(&app, of(&overlapping)).await,
+        ["db", "web-a", "web-b"]
+    );
+    assert_eq!(reached(&app, of(&mixed_only)).await, ["db", "web-b"]);
+
+    // Run now expands the same way.
+    let recurring: Value = app
+        .post(
+            "/20190801/scheduledJobs",
+            Some(&json!({"compartmentId": t, "displayName": "daily", "scheduleType": "RECURRING",
+                "timeNextExecution": rfc(due + SignedDuration::from_hours(24)), "intervalType": "DAY", "intervalValue": "1",
+                "managedInstanceGroups": [{"id": mixed}, {"id": webs}],
+                "operationType": "UPDATEALL"})),
+        )
+        .await
+        .json();
+    let r = app
+        .post(
+            &format!(
+                "/20190801/scheduledJobs/{}/actions/runNow",
+                recurring["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    let job: Value = app
+        .get(&format!(
+            "/20190801/scheduledJobs/{}",
+            recurring["id"].as_str().unwrap()
+        ))
+        .await
+        .json();
+    let mut names = vec![];
+    for wr in job["workRequests"].as_array().unwrap() {
+        let wr: Value = app
+            .get(&format!(
+                "/20190801/workRequests/{}",
+                wr["id"].as_str().unwrap()
+            ))
+            .await
+            .json();
+        names.push(
+            wr["managedInstanceId"]["displayName"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    names.sort();
+    assert_eq!(names, ["db", "web-a", "web-b"]);
 }
 
 async fn run_now_and_skip_next(b: Backend) {
