@@ -2109,13 +2109,8 @@ macro_rules! impl_store {
                 }
                 <$store>::finish_completed(tx, &finished, micros(now)).await?;
                 // Their leases (queue rows) end with them.
-                if !finished.is_empty() {
-                    let ended: Vec<&str> = finished.iter().map(|(id, ..)| *id).collect();
-                    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM work_queue WHERE work_request_id {}", in_ids(1))))
-                        .bind(<$store>::id_list(&ended))
-                        .execute(&mut **tx)
-                        .await?;
-                }
+                let ended: Vec<&str> = finished.iter().map(|(id, ..)| *id).collect();
+                dequeue(tx, &ended).await?;
                 insert_logs(tx, &logs, now).await?;
                 let rows: Vec<Vec<Cell>> = errors
                     .iter()
@@ -2173,10 +2168,7 @@ macro_rules! impl_store {
                     // keeps the two in step, so this only mends an inconsistency).
                     if started.len() < ids.len() {
                         let stale: Vec<&String> = ids.iter().filter(|id| !started.contains(id)).collect();
-                        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM work_queue WHERE work_request_id {}", in_ids(1))))
-                            .bind(<$store>::id_list(&stale))
-                            .execute(&mut **tx)
-                            .await?;
+                        dequeue(tx, &stale).await?;
                     }
                 }
                 for queue in claimed.values_mut() {
@@ -2190,6 +2182,18 @@ macro_rules! impl_store {
                         queue.map(|q| q.drain(..take).collect()).unwrap_or_default()
                     })
                     .collect())
+            }
+
+            /// Removes the queue rows (queued or leased) of these work requests, in one statement.
+            async fn dequeue(tx: &mut Tx, ids: &[impl AsRef<str>]) -> StoreResult<()> {
+                if ids.is_empty() {
+                    return Ok(());
+                }
+                sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM work_queue WHERE work_request_id {}", in_ids(1))))
+                    .bind(<$store>::id_list(ids))
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
             }
 
             /// Appends the lines of each work request, all stamped `now`: one row per work
