@@ -163,6 +163,22 @@ def stable(r):
     return r
 
 
+def changes(before, after):
+    """What differs between two reports, field by field (instances by id), to say what moved."""
+    a, b = stable(before), stable(after)
+    out = {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if k != "instances" and a.get(k) != b.get(k)}
+    old = {i["id"]: i for i in a["instances"]}
+    new = {i["id"]: i for i in b["instances"]}
+    for id in old.keys() | new.keys():
+        x, y = old.get(id, {}), new.get(id, {})
+        moved = {k: (x.get(k), y.get(k)) for k in x.keys() | y.keys() if x.get(k) != y.get(k)}
+        if moved:
+            out[x.get("displayName") or y.get("displayName")] = moved
+    if [i["id"] for i in a["instances"]] != [i["id"] for i in b["instances"]] and not out:
+        out["order"] = ([i["displayName"] for i in a["instances"]], [i["displayName"] for i in b["instances"]])
+    return out
+
+
 def test_recursive_over_the_compartment_tree(osmd, tree):
     """`-R` walks the tree from the tenancy: the script's own walk from any other compartment
     never ends (`list_compartments` calls itself again on an empty list until Python's recursion
@@ -171,7 +187,7 @@ def test_recursive_over_the_compartment_tree(osmd, tree):
     before = report(osmd, "-R")
     stdout = run_script(osmd, "-c", osmd.tenancy, "-R", "--show-details")
     after = report(osmd, "-R")
-    assert stable(before) == stable(after), "the fleet changed while the script ran"
+    assert stable(before) == stable(after), f"the fleet changed while the script ran: {changes(before, after)}"
     total, count, details = parse(stdout)
     want_total, want_count, want = expected(after)
     assert (total, count) == (want_total, want_count), stdout
