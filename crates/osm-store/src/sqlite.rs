@@ -34,26 +34,59 @@ impl Drop for SqliteStore {
 /// async side every 50 rows: two thread wake-ups each time.
 const ROW_BUFFER: usize = 4096;
 
-/// How often the background checkpoint runs.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// How the WAL is kept from growing (see [`checkpoints`]).
+#[derive(Debug, Clone, Copy)]
+struct WalLimits {
+    /// How often the background checkpoint runs.
+    checkpoint_every: Duration,
+    /// Frames (pages) past which the checkpointer makes the WAL start over.
+    restart_frames: i64,
+    /// Bytes the WAL file is cut back to when it starts over, if a burst made it larger.
+    size_limit: i64,
+}
+
+/// A checkpoint every 500 ms, 32 MiB of 4 KiB pages before the WAL starts over, 64 MiB of file kept.
+const WAL_LIMITS: WalLimits = WalLimits {
+    checkpoint_every: Duration::from_millis(500),
+    restart_frames: 8192,
+    size_limit: 64 << 20,
+};
 
 /// Checkpoints the WAL from a connection of its own, so the writer's commits never pay for
 /// one (SQLite's automatic checkpoint runs inside the commit that crosses 1,000 pages, on the
-/// single writer everything else waits for). PASSIVE never blocks the writer or readers; the
-/// writer starts the WAL over once a checkpoint has caught up. Durability does not depend on
-/// it: a commit is on disk once its WAL frames are (`synchronous=FULL`).
-async fn checkpoints(conn: SqlitePool) {
-    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+/// single writer everything else waits for). PASSIVE never blocks the writer or readers.
+/// Durability does not depend on it: a commit is on disk once its WAL frames are
+/// (`synchronous=FULL`).
+///
+/// The WAL only starts over from its beginning when a write transaction begins with every
+/// frame already copied, which back-to-back dispatch transactions never leave time for: under
+/// a sustained load it would grow without bound, each commit appending to a longer file and
+/// every page lookup searching a longer WAL index. So once it holds `restart_frames`, the
+/// checkpointer takes the writer connection (in turn with the other writers) and checkpoints
+/// there: only what was committed since its last pass is left to copy, and the next write
+/// transaction starts the WAL over.
+async fn checkpoints(checkpointer: SqlitePool, writer: SqlitePool, wal: WalLimits) {
+    let mut tick = tokio::time::interval(wal.checkpoint_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&conn)
-            .await
-        {
+        let result = match passive_checkpoint(&checkpointer).await {
+            Ok(frames) if frames >= wal.restart_frames => passive_checkpoint(&writer).await,
+            other => other,
+        };
+        if let Err(e) = result {
             tracing::warn!(error = %e, "checkpointing the SQLite WAL failed; retrying");
         }
     }
+}
+
+/// Copies what it can of the WAL into the database; returns the frames the WAL holds.
+async fn passive_checkpoint(conn: &SqlitePool) -> Result<i64, sqlx::Error> {
+    let (_busy, frames, _copied): (i64, i64, i64) =
+        sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(conn)
+            .await?;
+    Ok(frames)
 }
 
 /// The settings a connection of the store runs with (see [`SqliteStore::settings`]).
@@ -80,6 +113,10 @@ impl SqliteStore {
         if path == ":memory:" {
             return Self::open_memory().await;
         }
+        Self::open_file(path, WAL_LIMITS).await
+    }
+
+    async fn open_file(path: &str, wal: WalLimits) -> StoreResult<SqliteStore> {
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
@@ -88,7 +125,8 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             .pragma("temp_store", "memory")
-            .pragma("cache_size", "-32000");
+            .pragma("cache_size", "-32000")
+            .pragma("journal_size_limit", wal.size_limit.to_string());
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             // A file connection in this process cannot go stale: no round trip to its thread
@@ -119,9 +157,9 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await?;
         Ok(SqliteStore {
+            checkpointer: Some(tokio::spawn(checkpoints(checkpoint, write.clone(), wal))),
             write,
             read,
-            checkpointer: Some(tokio::spawn(checkpoints(checkpoint))),
         })
     }
 
@@ -380,3 +418,55 @@ crate::report::impl_report_store!(
     "json_group_array({})",
     "json({})"
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Back-to-back write transactions leave the WAL no moment to start over by itself (every
+    /// frame copied when a write transaction begins): the checkpointer must make it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_starts_over_under_a_sustained_write_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("osm.db");
+        let wal = WalLimits {
+            checkpoint_every: Duration::from_millis(20),
+            restart_frames: 256,
+            size_limit: 2 << 20,
+        };
+        let store = SqliteStore::open_file(path.to_str().unwrap(), wal)
+            .await
+            .unwrap();
+        let mut tx = store.write_tx().await.unwrap();
+        sqlx::query("CREATE TABLE scratch (id INTEGER PRIMARY KEY, pad BLOB NOT NULL)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let wal_file = dir.path().join("osm.db-wal");
+        // Transactions of 100 fresh 4 kB rows for 2 s (at most 150 MB), many checkpoint
+        // periods.
+        let started = std::time::Instant::now();
+        let (mut written, mut largest, mut round) = (0u64, 0u64, 0i64);
+        while started.elapsed() < Duration::from_secs(2) && written < 150 << 20 {
+            let mut tx = store.write_tx().await.unwrap();
+            sqlx::query(
+                "WITH RECURSIVE n(v) AS (SELECT 0 UNION ALL SELECT v + 1 FROM n WHERE v < 99) \
+                 INSERT INTO scratch (id, pad) SELECT $1 * 100 + v, randomblob(4000) FROM n",
+            )
+            .bind(round)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+            round += 1;
+            written += 100 * 4000;
+            largest = largest.max(std::fs::metadata(&wal_file).unwrap().len());
+        }
+        assert!(written > 30 << 20, "only {written} bytes written in 2 s");
+        assert!(
+            largest < 16 << 20,
+            "the WAL grew to {largest} bytes while {written} bytes went through it"
+        );
+    }
+}
