@@ -45,7 +45,8 @@ struct WalLimits {
     size_limit: i64,
 }
 
-/// A checkpoint every 500 ms, 32 MiB of 4 KiB pages before the WAL starts over, 64 MiB of file kept.
+/// A checkpoint every 500 ms; the WAL starts over past 32 MiB of 4 KiB pages and keeps at most
+/// 64 MiB of file.
 const WAL_LIMITS: WalLimits = WalLimits {
     checkpoint_every: Duration::from_millis(500),
     restart_frames: 8192,
@@ -444,11 +445,9 @@ mod tests {
             .unwrap();
         tx.commit().await.unwrap();
         let wal_file = dir.path().join("osm.db-wal");
-        // Transactions of 100 fresh 4 kB rows for 2 s (at most 150 MB), many checkpoint
-        // periods.
-        let started = std::time::Instant::now();
-        let (mut written, mut largest, mut round) = (0u64, 0u64, 0i64);
-        while started.elapsed() < Duration::from_secs(2) && written < 150 << 20 {
+        // 150 transactions of 100 fresh 4 kB rows: 60 MB through the WAL, however fast.
+        let (mut written, mut largest) = (0u64, 0u64);
+        for round in 0..150i64 {
             let mut tx = store.write_tx().await.unwrap();
             sqlx::query(
                 "WITH RECURSIVE n(v) AS (SELECT 0 UNION ALL SELECT v + 1 FROM n WHERE v < 99) \
@@ -459,11 +458,9 @@ mod tests {
             .await
             .unwrap();
             tx.commit().await.unwrap();
-            round += 1;
             written += 100 * 4000;
             largest = largest.max(std::fs::metadata(&wal_file).unwrap().len());
         }
-        assert!(written > 30 << 20, "only {written} bytes written in 2 s");
         assert!(
             largest < 16 << 20,
             "the WAL grew to {largest} bytes while {written} bytes went through it"
