@@ -1232,6 +1232,7 @@ macro_rules! impl_store {
 
                 async fn scheduled_job_fire_due(&self, now: Timestamp, catch_up: jiff::SignedDuration, limit: u32) -> StoreResult<Vec<Occurrence>> {
                     let _t = timer("scheduled_job_fire_due");
+                    let _turn = self.work_turn().await;
                     let mut tx = self.write_tx().await?;
                     // Replicas take different due jobs (SKIP LOCKED); SQLite has one writer anyway.
                     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -1297,7 +1298,7 @@ macro_rules! impl_store {
                         }
                         fired.push(Occurrence { job_id: j.id.clone(), time: occurrence, outcome, work_request_ids: wr_ids });
                     }
-                    insert_work_requests(&mut tx, &work_requests, &work_logs).await?;
+                    insert_work_requests(self, &mut tx, &work_requests, &work_logs).await?;
                     let advanced: Vec<(String, Option<i64>, Option<i64>)> = jobs
                         .iter()
                         .zip(anchors.iter().copied())
@@ -1318,11 +1319,13 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await?;
                     tx.commit().await?;
+                    self.open_work_committed();
                     Ok(fired)
                 }
 
                 async fn scheduled_job_run_now(&self, id: &str, now: Timestamp, retry: Option<&RetryRecord>) -> StoreResult<Occurrence> {
                     let _t = timer("scheduled_job_run_now");
+                    let _turn = self.work_turn().await;
                     let mut tx = self.write_tx().await?;
                     let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM scheduled_jobs WHERE id = $1{FOR_UPDATE}")))
                         .bind(id)
@@ -1352,7 +1355,7 @@ macro_rules! impl_store {
                     }
                     let instances = Self::expand_targets_of(&mut tx, &[&j]).await?.remove(&j.id).unwrap_or_default();
                     let (wrs, logs) = osm_core::work::occurrence_work(&j, &instances, now, now);
-                    insert_work_requests(&mut tx, &wrs, &logs).await?;
+                    insert_work_requests(self, &mut tx, &wrs, &logs).await?;
                     // The recurrence stays as it was; only the last execution moves.
                     sqlx::query("UPDATE scheduled_jobs SET time_last_execution = $1, version = version + 1 WHERE id = $2")
                         .bind(micros(now))
@@ -1361,6 +1364,7 @@ macro_rules! impl_store {
                         .await?;
                     put_retry(&mut tx, retry).await?;
                     tx.commit().await?;
+                    self.open_work_committed();
                     Ok(Occurrence { job_id: id.to_string(), time: now, outcome: OccurrenceOutcome::RunNow, work_request_ids: wrs.into_iter().map(|w| w.id).collect() })
                 }
 
@@ -1408,33 +1412,27 @@ macro_rules! impl_store {
                     if reports.iter().all(|r| r.items.is_empty()) && claims.iter().all(|c| c.limit == 0) {
                         return Ok(Dispatched { completed: reports.iter().map(|_| vec![]).collect(), claimed: claims.iter().map(|_| vec![]).collect() });
                     }
+                    let _turn = self.work_turn().await;
                     let mut tx = self.write_tx().await?;
                     let mut parents = std::collections::BTreeSet::new();
-                    let completed = complete_in(&mut tx, reports, now, &mut parents).await?;
-                    let claimed = claim_in(&mut tx, claims, now, lease, &mut parents).await?;
+                    let completed = complete_in(self, &mut tx, reports, now, &mut parents).await?;
+                    let claimed = claim_in(self, &mut tx, claims, now, lease, &mut parents).await?;
                     for parent in parents {
                         rederive_parent(&mut tx, &parent, now).await?;
                     }
                     tx.commit().await?;
+                    self.open_work_committed();
                     Ok(Dispatched { completed, claimed })
                 }
 
                 async fn work_request_renew_leases(&self, instance_id: &str, now: Timestamp, lease: jiff::SignedDuration) -> StoreResult<Vec<(String, WorkRequestStatus)>> {
                     let _t = timer("work_request_renew_leases");
+                    let _turn = self.work_turn().await;
                     let mut tx = self.write_tx().await?;
-                    sqlx::query("UPDATE work_queue SET lease_expires = $1 WHERE managed_instance_id = $2 AND lease_expires IS NOT NULL")
-                        .bind(micros(now + lease))
-                        .bind(instance_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    let rows = sqlx::query("SELECT w.id, w.status FROM work_queue q JOIN work_requests w ON w.id = q.work_request_id WHERE q.managed_instance_id = $1 AND q.lease_expires IS NOT NULL ORDER BY w.time_accepted, w.id")
-                        .bind(instance_id)
-                        .fetch_all(&mut *tx)
-                        .await?;
+                    let held = self.renew_leases(&mut tx, instance_id, micros(now + lease)).await?;
                     tx.commit().await?;
-                    rows.iter()
-                        .map(|r| Ok((r.try_get("id")?, parse_enum("status", &r.try_get::<String, _>("status")?)?)))
-                        .collect()
+                    self.open_work_committed();
+                    Ok(held)
                 }
 
                 async fn work_request_log_append(&self, id: &str, lines: &[WorkRequestLogEntry]) -> StoreResult<()> {
@@ -1470,32 +1468,23 @@ macro_rules! impl_store {
 
                 async fn work_request_expire_leases(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<String>> {
                     let _t = timer("work_request_expire_leases");
+                    let _turn = self.work_turn().await;
                     let mut tx = self.write_tx().await?;
-                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT w.id, w.managed_instance_name, q.lease_expires, w.parent_id FROM work_queue q JOIN work_requests w ON w.id = q.work_request_id WHERE q.lease_expires < $1 ORDER BY q.lease_expires LIMIT $2{FOR_UPDATE_SKIP_LOCKED}"
-                    )))
-                    .bind(micros(now))
-                    .bind(limit as i64)
-                    .fetch_all(&mut *tx)
-                    .await?;
+                    let rows = self.expired_leases(&mut tx, micros(now), limit).await?;
+                    if rows.is_empty() {
+                        return Ok(vec![]);
+                    }
                     let mut expired = vec![];
                     let mut parents = std::collections::BTreeSet::new();
-                    for r in &rows {
-                        let id: String = r.try_get("id")?;
-                        let host: Option<String> = r.try_get("managed_instance_name")?;
-                        let lease: Option<i64> = r.try_get("lease_expires")?;
+                    for (id, host, lease, parent) in rows {
                         let message = format!(
                             "the agent on {} stopped reporting; its lease on this work request expired at {}. Check that the agent runs and reaches osmd, then retry the action",
                             host.as_deref().unwrap_or("the instance"),
-                            lease.map(|l| osm_core::time::format_rfc3339(ts(l))).unwrap_or_default()
+                            osm_core::time::format_rfc3339(ts(lease))
                         );
                         sqlx::query("UPDATE work_requests SET status = 'FAILED', time_finished = $1, percent_complete = 100, message = $2 WHERE id = $3 AND status IN ('IN_PROGRESS', 'CANCELLING')")
                             .bind(micros(now))
                             .bind(&message)
-                            .bind(&id)
-                            .execute(&mut *tx)
-                            .await?;
-                        sqlx::query("DELETE FROM work_queue WHERE work_request_id = $1")
                             .bind(&id)
                             .execute(&mut *tx)
                             .await?;
@@ -1507,15 +1496,17 @@ macro_rules! impl_store {
                             .bind(micros(now))
                             .execute(&mut *tx)
                             .await?;
-                        if let Some(p) = r.try_get::<Option<String>, _>("parent_id")? {
+                        if let Some(p) = parent {
                             parents.insert(p);
                         }
                         expired.push(id);
                     }
+                    self.end_leases(&mut tx, &expired).await?;
                     for parent in parents {
                         rederive_parent(&mut tx, &parent, now).await?;
                     }
                     tx.commit().await?;
+                    self.open_work_committed();
                     Ok(expired)
                 }
 
@@ -1710,10 +1701,12 @@ macro_rules! impl_store {
                     retry: Option<&RetryRecord>,
                 ) -> StoreResult<()> {
                     let _t = timer("work_request_submit");
+                    let _turn = self.work_turn().await;
                     let mut tx = self.write_tx().await?;
-                    insert_work_requests(&mut tx, wrs, logs).await?;
+                    insert_work_requests(self, &mut tx, wrs, logs).await?;
                     put_retry(&mut tx, retry).await?;
                     tx.commit().await?;
+                    self.open_work_committed();
                     Ok(())
                 }
 
@@ -1726,14 +1719,10 @@ macro_rules! impl_store {
                     log: Option<&str>,
                 ) -> StoreResult<WorkRequest> {
                     let _t = timer("work_request_transition");
+                    let _turn = self.work_turn().await;
                     let mut tx = self.write_tx().await?;
-                    // The queue row first, as a claim takes them (queue row, then the request):
-                    // the other order could deadlock with a claim on PostgreSQL.
                     if to != WorkRequestStatus::Accepted {
-                        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT work_request_id FROM work_queue WHERE work_request_id = $1{FOR_UPDATE}")))
-                            .bind(id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
+                        self.lock_queued(&mut tx, id).await?;
                     }
                     // Compare-and-set on the state: the update only happens from an allowed state.
                     let mut qb = QueryBuilder::<$db>::new("UPDATE work_requests SET status = ");
@@ -1766,16 +1755,7 @@ macro_rules! impl_store {
                         let current: String = row.try_get("status")?;
                         return Err(StoreError::Conflict(format!("work request {id} is {current}")));
                     }
-                    // Queued (no lease) exactly while ACCEPTED, leased exactly while an agent holds
-                    // it: a request leaving ACCEPTED here leaves the queue, one ending loses its lease.
-                    if to != WorkRequestStatus::Accepted {
-                        let ends = !matches!(to, WorkRequestStatus::InProgress | WorkRequestStatus::Cancelling);
-                        sqlx::query("DELETE FROM work_queue WHERE work_request_id = $1 AND (lease_expires IS NULL OR $2)")
-                            .bind(id)
-                            .bind(ends)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
+                    self.transitioned(&mut tx, id, to).await?;
                     if let Some(message) = log {
                         sqlx::query("INSERT INTO work_request_logs (work_request_id, entry_id, message, time_created) VALUES ($1, $2, $3, $4)")
                             .bind(id)
@@ -1794,6 +1774,7 @@ macro_rules! impl_store {
                         rederive_parent(&mut tx, &parent, now).await?;
                     }
                     tx.commit().await?;
+                    self.open_work_committed();
                     self.work_request_get(id).await?.ok_or(StoreError::NotFound)
                 }
 
@@ -2044,6 +2025,7 @@ macro_rules! impl_store {
 
             /// The completions of a dispatch batch (see `Store::work_request_dispatch`).
             async fn complete_in(
+                store: &$store,
                 tx: &mut Tx,
                 reports: &[AgentOutcomes],
                 now: Timestamp,
@@ -2059,7 +2041,7 @@ macro_rules! impl_store {
                 // Rows locked in id order, so replicas completing overlapping batches cannot deadlock.
                 let mut current = std::collections::HashMap::with_capacity(ids.len());
                 {
-                    let rows = <$store>::completion_states(tx, &ids).await?;
+                    let rows = store.completion_states(tx, &ids).await?;
                     for (id, instance, status, operation, started, parent) in rows {
                         let status: WorkRequestStatus = parse_enum("status", &status)?;
                         let operation: OperationType = parse_enum("operation_type", &operation)?;
@@ -2107,10 +2089,8 @@ macro_rules! impl_store {
                     }
                     results.push(answers);
                 }
-                <$store>::finish_completed(tx, &finished, micros(now)).await?;
-                // Their leases (queue rows) end with them.
-                let ended: Vec<&str> = finished.iter().map(|(id, ..)| *id).collect();
-                dequeue(tx, &ended).await?;
+                // Their leases end with them.
+                store.finish_completed(tx, &finished, micros(now)).await?;
                 insert_logs(tx, &logs, now).await?;
                 let rows: Vec<Vec<Cell>> = errors
                     .iter()
@@ -2122,6 +2102,7 @@ macro_rules! impl_store {
 
             /// The claims of a dispatch batch (see `Store::work_request_dispatch`).
             async fn claim_in(
+                store: &$store,
                 tx: &mut Tx,
                 claims: &[Claim],
                 now: Timestamp,
@@ -2139,11 +2120,13 @@ macro_rules! impl_store {
                 if wanted.is_empty() {
                     return Ok(claims.iter().map(|_| vec![]).collect());
                 }
-                let ids = <$store>::claim_candidates(tx, &wanted).await?;
+                let ids = store.claim_candidates(tx, &wanted).await?;
                 let mut claimed: std::collections::HashMap<String, std::collections::VecDeque<ClaimedWork>> = Default::default();
                 if !ids.is_empty() {
-                    let rows = <$store>::start_claimed(tx, &ids, micros(now)).await?;
-                    let mut started: Vec<String> = Vec::with_capacity(rows.len());
+                    // A claimed request is leased at once; candidates no longer ACCEPTED (the
+                    // store keeps the queue in step, so this only mends an inconsistency)
+                    // leave the queue. "Started by the agent" is `time_claimed` (migration 0012).
+                    let rows = store.start_claimed(tx, &ids, micros(now), micros(now + lease)).await?;
                     for (id, instance, parent, description, action, time_accepted) in rows {
                         if let Some(p) = parent {
                             parents.insert(p);
@@ -2154,21 +2137,7 @@ macro_rules! impl_store {
                             action: action.map(|a| from_json("action", &a)).transpose()?,
                             time_accepted: ts(time_accepted),
                         };
-                        started.push(work.id.clone());
                         claimed.entry(instance.unwrap_or_default()).or_default().push_back(work);
-                    }
-                    // The claimed rows stay in the queue, now leased (migration 0014); their
-                    // "Started by the agent" entries are `time_claimed` (migration 0012).
-                    sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE work_queue SET lease_expires = $1 WHERE work_request_id {}", in_ids(2))))
-                        .bind(micros(now + lease))
-                        .bind(<$store>::id_list(&started))
-                        .execute(&mut **tx)
-                        .await?;
-                    // A queued request that is no longer ACCEPTED leaves the queue (the store
-                    // keeps the two in step, so this only mends an inconsistency).
-                    if started.len() < ids.len() {
-                        let stale: Vec<&String> = ids.iter().filter(|id| !started.contains(id)).collect();
-                        dequeue(tx, &stale).await?;
                     }
                 }
                 for queue in claimed.values_mut() {
@@ -2182,18 +2151,6 @@ macro_rules! impl_store {
                         queue.map(|q| q.drain(..take).collect()).unwrap_or_default()
                     })
                     .collect())
-            }
-
-            /// Removes the queue rows (queued or leased) of these work requests, in one statement.
-            async fn dequeue(tx: &mut Tx, ids: &[impl AsRef<str>]) -> StoreResult<()> {
-                if ids.is_empty() {
-                    return Ok(());
-                }
-                sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM work_queue WHERE work_request_id {}", in_ids(1))))
-                    .bind(<$store>::id_list(ids))
-                    .execute(&mut **tx)
-                    .await?;
-                Ok(())
             }
 
             /// Appends the lines of each work request, all stamped `now`: one row per work
@@ -2278,7 +2235,7 @@ macro_rules! impl_store {
 
             /// Inserts work requests (queueing those an agent runs) and log lines, one statement
             /// per table however many there are.
-            async fn insert_work_requests(tx: &mut Tx, wrs: &[WorkRequest], logs: &[(String, WorkRequestLogEntry)]) -> StoreResult<()> {
+            async fn insert_work_requests(store: &$store, tx: &mut Tx, wrs: &[WorkRequest], logs: &[(String, WorkRequestLogEntry)]) -> StoreResult<()> {
                 let rows: Vec<Vec<Cell>> = wrs
                     .iter()
                     .map(|w| {
@@ -2303,12 +2260,12 @@ macro_rules! impl_store {
                     StoreError::Database(e) => map_insert_error(e),
                     other => other,
                 })?;
-                let queued: Vec<Vec<Cell>> = wrs
+                let queued: Vec<(&str, &str, i64)> = wrs
                     .iter()
                     .filter(|w| w.status == WorkRequestStatus::Accepted && w.action.is_some())
-                    .filter_map(|w| w.managed_instance.as_ref().map(|m| vec![Cell::text(&w.id), Cell::text(&m.id), Cell::Int(Some(micros(w.time_accepted)))]))
+                    .filter_map(|w| w.managed_instance.as_ref().map(|m| (w.id.as_str(), m.id.as_str(), micros(w.time_accepted))))
                     .collect();
-                insert_rows(tx, "INSERT INTO work_queue (work_request_id, managed_instance_id, time_accepted)", &queued).await?;
+                store.queue_work(tx, &queued).await?;
                 let rows: Vec<Vec<Cell>> = logs
                     .iter()
                     .map(|(wr, l)| vec![Cell::text(wr), Cell::text(entry_id()), Cell::text(&l.message), Cell::Int(Some(micros(l.timestamp)))])

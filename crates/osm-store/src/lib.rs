@@ -24,6 +24,7 @@ use osm_core::*;
 mod common;
 pub mod errata;
 pub mod inventory;
+mod open_work;
 pub mod postgres;
 pub mod report;
 mod rows;

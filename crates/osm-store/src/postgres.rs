@@ -5,10 +5,30 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-use crate::rows::{Cell, CompletionState, FinishedRow, StartedWork};
+use osm_core::WorkRequestStatus;
+
+use crate::rows::{Cell, CompletionState, ExpiredLease, FinishedRow, StartedWork, parse_enum};
 use crate::{Backend, StoreError, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
+
+/// What [`PgStore::work_turn`] hands out: nothing to hold.
+pub(crate) struct NoTurn;
+
+/// Removes the queue rows (queued or leased) of these work requests, in one statement.
+async fn dequeue(tx: &mut Tx, ids: &[impl AsRef<str>]) -> StoreResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
+    sqlx::query("DELETE FROM work_queue WHERE work_request_id = ANY($1::text[])")
+        .bind(ids)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
 
 pub struct PgStore {
     pool: PgPool,
@@ -55,10 +75,20 @@ impl PgStore {
         ids.iter().map(AsRef::as_ref).collect()
     }
 
+    /// The work turn of a write that reads or changes the queue: PostgreSQL's queue is a
+    /// table whose rows each transaction locks, so there is nothing to take.
+    pub(crate) async fn work_turn(&self) -> NoTurn {
+        NoTurn
+    }
+
+    /// The queue is a table: nothing to bring in step after a commit.
+    pub(crate) fn open_work_committed(&self) {}
+
     /// The [`CompletionState`] of each work request among `ids`, locked in id
     /// order (so replicas completing overlapping batches cannot deadlock).
     pub(crate) async fn completion_states(
-        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        &self,
+        tx: &mut Tx,
         ids: &[&str],
     ) -> StoreResult<Vec<CompletionState>> {
         // Tuples decode by column position.
@@ -72,9 +102,10 @@ impl PgStore {
     }
 
     /// Ends these work requests (each with its status and kept report lines) at `now`: one
-    /// statement over three parallel arrays.
+    /// statement over three parallel arrays; their leases (queue rows) end with them.
     pub(crate) async fn finish_completed(
-        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        &self,
+        tx: &mut Tx,
         rows: &[FinishedRow<'_>],
         now: i64,
     ) -> StoreResult<()> {
@@ -90,22 +121,25 @@ impl PgStore {
              FROM unnest($2::text[], $3::text[], $4::text[]) AS v(id, status, lines) WHERE w.id = v.id",
         )
         .bind(now)
-        .bind(ids)
+        .bind(&ids)
         .bind(statuses)
         .bind(lines)
         .execute(&mut **tx)
         .await?;
-        Ok(())
+        dequeue(tx, &ids).await
     }
 
-    /// Starts the ACCEPTED work requests among `ids` (IN_PROGRESS, started at `now`) and
-    /// returns what their agents need.
+    /// Starts the ACCEPTED work requests among `ids` (IN_PROGRESS, started at `now`), leases
+    /// them until `lease_until` and returns what their agents need. A claimed request keeps
+    /// its queue row, which then carries the lease (migration 0014).
     pub(crate) async fn start_claimed(
-        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        &self,
+        tx: &mut Tx,
         ids: &[String],
         now: i64,
+        lease_until: i64,
     ) -> StoreResult<Vec<StartedWork>> {
-        Ok(sqlx::query_as(
+        let rows: Vec<StartedWork> = sqlx::query_as(
             "UPDATE work_requests SET status = 'IN_PROGRESS', time_started = $1, time_claimed = $1 \
              WHERE status = 'ACCEPTED' AND id = ANY($2::text[]) \
              RETURNING id, managed_instance_id, parent_id, description, action, time_accepted",
@@ -113,17 +147,37 @@ impl PgStore {
         .bind(now)
         .bind(ids)
         .fetch_all(&mut **tx)
-        .await?)
+        .await?;
+        let started: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+        sqlx::query(
+            "UPDATE work_queue SET lease_expires = $1 WHERE work_request_id = ANY($2::text[])",
+        )
+        .bind(lease_until)
+        .bind(&started)
+        .execute(&mut **tx)
+        .await?;
+        // A queued request that is no longer ACCEPTED leaves the queue (the store keeps the
+        // two in step, so this only mends an inconsistency).
+        if started.len() < ids.len() {
+            let stale: Vec<&str> = ids
+                .iter()
+                .map(String::as_str)
+                .filter(|id| !started.contains(id))
+                .collect();
+            dequeue(tx, &stale).await?;
+        }
+        Ok(rows)
     }
 
     /// Queued (unleased) work requests of each `(instance, limit)`, oldest first, at most its limit, locked
     /// for this transaction; rows another replica is claiming are skipped, not waited for.
     pub(crate) async fn claim_candidates(
-        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        &self,
+        tx: &mut Tx,
         wanted: &[(String, u32)],
     ) -> StoreResult<Vec<String>> {
         use sqlx::Row;
-        let instances: Vec<String> = wanted.iter().map(|(i, _)| i.clone()).collect();
+        let instances: Vec<&str> = wanted.iter().map(|(i, _)| i.as_str()).collect();
         let limits: Vec<i64> = wanted.iter().map(|(_, n)| *n as i64).collect();
         let rows = sqlx::query(
             "SELECT q.work_request_id AS id FROM unnest($1::text[], $2::int8[]) AS c(instance_id, lim) CROSS JOIN LATERAL \
@@ -138,6 +192,116 @@ impl PgStore {
             .iter()
             .map(|r| r.try_get("id"))
             .collect::<Result<_, _>>()?)
+    }
+
+    /// Queues new work requests for their agents: `(id, instance, time accepted)`.
+    pub(crate) async fn queue_work(
+        &self,
+        tx: &mut Tx,
+        queued: &[(&str, &str, i64)],
+    ) -> StoreResult<()> {
+        let rows: Vec<Vec<Cell>> = queued
+            .iter()
+            .map(|(id, instance, accepted)| {
+                vec![
+                    Cell::text(*id),
+                    Cell::text(*instance),
+                    Cell::Int(Some(*accepted)),
+                ]
+            })
+            .collect();
+        Self::insert_rows_then(
+            tx,
+            "INSERT INTO work_queue (work_request_id, managed_instance_id, time_accepted)",
+            &rows,
+            "",
+        )
+        .await
+    }
+
+    /// Moves the deadline of every lease `instance`'s agent holds to `until`; returns those
+    /// work requests and their statuses, oldest first.
+    pub(crate) async fn renew_leases(
+        &self,
+        tx: &mut Tx,
+        instance: &str,
+        until: i64,
+    ) -> StoreResult<Vec<(String, WorkRequestStatus)>> {
+        sqlx::query("UPDATE work_queue SET lease_expires = $1 WHERE managed_instance_id = $2 AND lease_expires IS NOT NULL")
+            .bind(until)
+            .bind(instance)
+            .execute(&mut **tx)
+            .await?;
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT w.id, w.status FROM work_queue q JOIN work_requests w ON w.id = q.work_request_id \
+             WHERE q.managed_instance_id = $1 AND q.lease_expires IS NOT NULL ORDER BY w.time_accepted, w.id",
+        )
+        .bind(instance)
+        .fetch_all(&mut **tx)
+        .await?;
+        rows.into_iter()
+            .map(|(id, status)| Ok((id, parse_enum("status", &status)?)))
+            .collect()
+    }
+
+    /// Up to `limit` leases that ended before `now`, earliest first, locked (another replica
+    /// takes the others): id, instance name, deadline, parent.
+    pub(crate) async fn expired_leases(
+        &self,
+        tx: &mut Tx,
+        now: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<ExpiredLease>> {
+        Ok(sqlx::query_as(
+            "SELECT w.id, w.managed_instance_name, q.lease_expires, w.parent_id FROM work_queue q \
+             JOIN work_requests w ON w.id = q.work_request_id WHERE q.lease_expires < $1 \
+             ORDER BY q.lease_expires LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(now)
+        .bind(limit as i64)
+        .fetch_all(&mut **tx)
+        .await?)
+    }
+
+    /// The leases (queue rows) of these work requests ended with them.
+    pub(crate) async fn end_leases(&self, tx: &mut Tx, ids: &[String]) -> StoreResult<()> {
+        dequeue(tx, ids).await
+    }
+
+    /// Before a transition of `id`: its queue row is locked first, as a claim takes them
+    /// (queue row, then the request); the other order could deadlock with a claim.
+    pub(crate) async fn lock_queued(&self, tx: &mut Tx, id: &str) -> StoreResult<()> {
+        sqlx::query("SELECT work_request_id FROM work_queue WHERE work_request_id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// After `id` moved to `to`: queued (no lease) exactly while ACCEPTED, leased exactly
+    /// while an agent holds it, so a request leaving ACCEPTED leaves the queue and one ending
+    /// loses its lease.
+    pub(crate) async fn transitioned(
+        &self,
+        tx: &mut Tx,
+        id: &str,
+        to: WorkRequestStatus,
+    ) -> StoreResult<()> {
+        if to == WorkRequestStatus::Accepted {
+            return Ok(());
+        }
+        let ends = !matches!(
+            to,
+            WorkRequestStatus::InProgress | WorkRequestStatus::Cancelling
+        );
+        sqlx::query(
+            "DELETE FROM work_queue WHERE work_request_id = $1 AND (lease_expires IS NULL OR $2)",
+        )
+        .bind(id)
+        .bind(ends)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
     }
 
     /// Inserts `rows` (a value per column of `into`) in one statement whatever their number:

@@ -71,6 +71,9 @@ pub type StartedWork = (
     i64,
 );
 
+/// A work request whose lease ran out: id, instance name, the lease's deadline (µs), parent.
+pub type ExpiredLease = (String, Option<String>, i64, Option<String>);
+
 /// A work request a completion finishes: id, new status, and the report's lines as a JSON
 /// array when they are kept in the row (`outcome_lines`, migration 0012).
 pub type FinishedRow<'a> = (&'a str, &'static str, Option<String>);

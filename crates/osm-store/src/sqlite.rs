@@ -3,28 +3,61 @@
 //! (writers queue in osmd instead of failing with SQLITE_BUSY); several reader connections.
 
 use std::str::FromStr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::rows::{Cell, CompletionState, FinishedRow, StartedWork};
+use osm_core::{OperationType, WorkRequestStatus};
+
+use crate::open_work::{Held, OpenWork};
+use crate::rows::{Cell, CompletionState, ExpiredLease, FinishedRow, StartedWork, parse_enum};
 use crate::{Backend, StoreError, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
 
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
     /// Copies committed WAL frames into the database file (see [`checkpoints`]).
     checkpointer: Option<tokio::task::JoinHandle<()>>,
+    /// Queued and held agent work, in memory instead of a queue table (see `open_work.rs`).
+    open_work: Mutex<OpenWork>,
+    /// Set when a write changed `open_work` and ended without committing: the index may
+    /// differ from the rows, and the next write that uses it reloads it from them first.
+    open_work_stale: AtomicBool,
+    /// Whether the write holding the work turn changed `open_work` (and has not committed).
+    open_work_changed: AtomicBool,
+    /// Held from before a write transaction that reads or changes `open_work` begins until
+    /// after it commits, so those writes change the index in their commit order.
+    work_turn: tokio::sync::Mutex<()>,
 }
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
         if let Some(task) = self.checkpointer.take() {
             task.abort();
+        }
+    }
+}
+
+/// A write's turn at the open work (see [`SqliteStore::work_turn`]). A turn that changed the
+/// index and ends without [`SqliteStore::open_work_committed`] (an error, a rollback, a failed
+/// commit) leaves it stale for the next turn to reload, before the next turn can begin.
+pub(crate) struct WorkTurn<'a> {
+    store: &'a SqliteStore,
+    _guard: tokio::sync::MutexGuard<'a, ()>,
+}
+
+impl Drop for WorkTurn<'_> {
+    fn drop(&mut self) {
+        if self.store.open_work_changed.swap(false, Ordering::Relaxed) {
+            self.store.open_work_stale.store(true, Ordering::Release);
         }
     }
 }
@@ -157,11 +190,17 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
-        Ok(SqliteStore {
+        let store = SqliteStore {
             checkpointer: Some(tokio::spawn(checkpoints(checkpoint, write.clone(), wal))),
             write,
             read,
-        })
+            open_work: Mutex::default(),
+            open_work_stale: AtomicBool::new(true),
+            open_work_changed: AtomicBool::new(false),
+            work_turn: tokio::sync::Mutex::default(),
+        };
+        store.load_open_work().await?;
+        Ok(store)
     }
 
     /// An in-memory database lives as long as its one connection: the pool keeps exactly one,
@@ -179,11 +218,17 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(SqliteStore {
+        let store = SqliteStore {
             write: pool.clone(),
             read: pool,
             checkpointer: None,
-        })
+            open_work: Mutex::default(),
+            open_work_stale: AtomicBool::new(true),
+            open_work_changed: AtomicBool::new(false),
+            work_turn: tokio::sync::Mutex::default(),
+        };
+        store.load_open_work().await?;
+        Ok(store)
     }
 
     /// The settings of the writer connection, for `osmd doctor`-style checks and tests.
@@ -240,28 +285,140 @@ impl SqliteStore {
             .expect("serialisable")
     }
 
-    /// The [`CompletionState`] of each work request among `ids`, as one aggregated
-    /// row: the connection's thread hands each result row over on its own, which for the
-    /// thousands of a dispatch batch costs more than building and parsing one JSON text.
+    /// Reads the open work from the rows into memory (see `open_work.rs`): every ACCEPTED
+    /// work request an agent runs is queued, every IN_PROGRESS or CANCELLING one with a lease
+    /// is held. One pass over `work_requests`, at open and after a write failed midway.
+    async fn load_open_work(&self) -> StoreResult<()> {
+        let _turn = self.work_turn.lock().await;
+        let mut tx = self.write_tx().await?;
+        self.open_work_fresh(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Reloads the open work inside this write transaction (holding the work turn) if a write
+    /// that changed it did not commit.
+    async fn open_work_fresh(&self, tx: &mut Tx) -> StoreResult<()> {
+        if !self.open_work_stale.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        type OpenRow = (
+            String,
+            String,
+            i64,
+            String,
+            String,
+            Option<i64>,
+            Option<String>,
+            Option<i64>,
+        );
+        let rows: Vec<OpenRow> = sqlx::query_as(
+            "SELECT id, managed_instance_id, time_accepted, status, operation_type, time_started, parent_id, lease_expires \
+             FROM work_requests WHERE status IN ('ACCEPTED', 'IN_PROGRESS', 'CANCELLING') \
+             AND managed_instance_id IS NOT NULL AND action IS NOT NULL",
+        )
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut open = OpenWork::default();
+        for (id, instance, time_accepted, status, operation, started, parent, lease) in rows {
+            let status: WorkRequestStatus = parse_enum("status", &status)?;
+            match (status, lease) {
+                (WorkRequestStatus::Accepted, _) => open.queue(&id, &instance, time_accepted),
+                // An IN_PROGRESS request no agent claimed (set by hand) has no lease to expire.
+                (_, None) => {}
+                (status, Some(lease_expires)) => open.hold(
+                    &id,
+                    Held {
+                        instance: instance.into(),
+                        time_accepted,
+                        status,
+                        operation: parse_enum("operation_type", &operation)?,
+                        started,
+                        parent,
+                        lease_expires,
+                    },
+                ),
+            }
+        }
+        *self.open_work.lock().expect("open work lock") = open;
+        self.open_work_stale.store(false, Ordering::Release);
+        Ok(())
+    }
+
+    /// Changes the open work from inside a write transaction holding the work turn; unless
+    /// [`Self::open_work_committed`] follows, the end of the turn marks the index stale.
+    fn open_work_change<R>(&self, change: impl FnOnce(&mut OpenWork) -> R) -> R {
+        debug_assert!(
+            self.work_turn.try_lock().is_err(),
+            "open work changed outside the work turn"
+        );
+        self.open_work_changed.store(true, Ordering::Relaxed);
+        change(&mut self.open_work.lock().expect("open work lock"))
+    }
+
+    fn open_work_read<R>(&self, read: impl FnOnce(&OpenWork) -> R) -> R {
+        read(&self.open_work.lock().expect("open work lock"))
+    }
+
+    /// The turn a write that reads or changes the open work takes before its transaction.
+    pub(crate) async fn work_turn(&self) -> WorkTurn<'_> {
+        WorkTurn {
+            _guard: self.work_turn.lock().await,
+            store: self,
+        }
+    }
+
+    /// The write holding the work turn committed: the open work matches the rows.
+    pub(crate) fn open_work_committed(&self) {
+        self.open_work_changed.store(false, Ordering::Relaxed);
+    }
+
+    /// The [`CompletionState`] of each work request among `ids`: those an agent holds from
+    /// memory, the others (a late or foreign report) from their rows.
     pub(crate) async fn completion_states(
-        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        &self,
+        tx: &mut Tx,
         ids: &[&str],
     ) -> StoreResult<Vec<CompletionState>> {
         use sqlx::Row;
-        let row = sqlx::query(
-            "SELECT json_group_array(json_array(id, managed_instance_id, status, operation_type, time_started, parent_id)) \
-             FROM work_requests WHERE id IN (SELECT value FROM json_each($1))",
-        )
-        .bind(Self::id_list(ids))
-        .fetch_one(&mut **tx)
-        .await?;
-        crate::rows::from_json("completion states", &row.try_get::<String, _>(0)?)
+        self.open_work_fresh(tx).await?;
+        let mut states = Vec::with_capacity(ids.len());
+        let mut unheld = vec![];
+        self.open_work_read(|open| {
+            for id in ids {
+                match open.held(id) {
+                    Some(h) => states.push((
+                        id.to_string(),
+                        Some(h.instance.to_string()),
+                        h.status.as_str().to_string(),
+                        h.operation.as_str().to_string(),
+                        h.started,
+                        h.parent.clone(),
+                    )),
+                    None => unheld.push(*id),
+                }
+            }
+        });
+        if !unheld.is_empty() {
+            let row = sqlx::query(
+                "SELECT json_group_array(json_array(id, managed_instance_id, status, operation_type, time_started, parent_id)) \
+                 FROM work_requests WHERE id IN (SELECT value FROM json_each($1))",
+            )
+            .bind(Self::id_list(&unheld))
+            .fetch_one(&mut **tx)
+            .await?;
+            let read: Vec<CompletionState> =
+                crate::rows::from_json("completion states", &row.try_get::<String, _>(0)?)?;
+            states.extend(read);
+        }
+        Ok(states)
     }
 
-    /// Ends these work requests (each with its status and kept report lines) at `now`: one
-    /// statement over a JSON array of `[id, status, lines]`.
+    /// Ends these work requests (each with its status and kept report lines) at `now`, and
+    /// their leases: one statement over a JSON array of `[id, status, lines]`.
     pub(crate) async fn finish_completed(
-        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        &self,
+        tx: &mut Tx,
         rows: &[FinishedRow<'_>],
         now: i64,
     ) -> StoreResult<()> {
@@ -277,70 +434,204 @@ impl SqliteStore {
         .bind(serde_json::to_string(rows).expect("serialisable"))
         .execute(&mut **tx)
         .await?;
+        self.open_work_change(|open| {
+            for (id, ..) in rows {
+                open.release(id);
+            }
+        });
         Ok(())
     }
 
-    /// Starts the ACCEPTED work requests among `ids` (IN_PROGRESS, started at `now`) and
-    /// returns what their agents need, each row as one JSON value: sqlx copies every column
-    /// of every result row on its own.
+    /// Starts the ACCEPTED work requests among `ids` (IN_PROGRESS, started at `now`, leased
+    /// until `lease_until`) and returns what their agents need, each row as one JSON value:
+    /// sqlx copies every column of every result row on its own. Candidates no longer
+    /// ACCEPTED leave the queue.
     pub(crate) async fn start_claimed(
-        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        &self,
+        tx: &mut Tx,
         ids: &[String],
         now: i64,
+        lease_until: i64,
     ) -> StoreResult<Vec<StartedWork>> {
         use sqlx::Row;
         let rows = sqlx::query(
-            "UPDATE work_requests SET status = 'IN_PROGRESS', time_started = $1, time_claimed = $1 \
-             WHERE status = 'ACCEPTED' AND id IN (SELECT value FROM json_each($2)) \
-             RETURNING json_array(id, managed_instance_id, parent_id, description, action, time_accepted)",
+            "UPDATE work_requests SET status = 'IN_PROGRESS', time_started = $1, time_claimed = $1, lease_expires = $2 \
+             WHERE status = 'ACCEPTED' AND id IN (SELECT value FROM json_each($3)) \
+             RETURNING json_array(id, managed_instance_id, parent_id, description, action, time_accepted, operation_type)",
         )
         .bind(now)
+        .bind(lease_until)
         .bind(Self::id_list(ids))
         .fetch_all(&mut **tx)
         .await?;
-        rows.iter()
+        type Started = (
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            i64,
+            String,
+        );
+        let rows: Vec<Started> = rows
+            .iter()
             .map(|r| crate::rows::from_json("claimed work", &r.try_get::<String, _>(0)?))
-            .collect()
+            .collect::<StoreResult<_>>()?;
+        let operations: Vec<OperationType> = rows
+            .iter()
+            .map(|r| parse_enum("operation_type", &r.6))
+            .collect::<StoreResult<_>>()?;
+        self.open_work_change(|open| {
+            for id in ids {
+                open.unqueue(id);
+            }
+            for (r, operation) in rows.iter().zip(operations) {
+                open.hold(
+                    &r.0,
+                    Held {
+                        instance: r.1.as_deref().unwrap_or_default().into(),
+                        time_accepted: r.5,
+                        status: WorkRequestStatus::InProgress,
+                        operation,
+                        started: Some(now),
+                        parent: r.2.clone(),
+                        lease_expires: lease_until,
+                    },
+                );
+            }
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(id, instance, parent, description, action, accepted, _)| {
+                (id, instance, parent, description, action, accepted)
+            })
+            .collect())
     }
 
-    /// Queued (unleased) work requests of each `(instance, limit)`, oldest first, at most its limit: one
-    /// statement (the per-instance lookup runs as a correlated subquery on the queue's index).
+    /// Queued work requests of each `(instance, limit)`, oldest first, at most its limit.
     pub(crate) async fn claim_candidates(
-        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        &self,
+        tx: &mut Tx,
         wanted: &[(String, u32)],
     ) -> StoreResult<Vec<String>> {
-        use sqlx::Row;
-        let mut out = vec![];
-        for chunk in wanted.chunks(500) {
-            // SQLite's LIMIT cannot refer to the outer row: take the largest, trim below.
-            let most = chunk.iter().map(|(_, n)| *n).max().unwrap_or(0);
-            let instances: Vec<&str> = chunk.iter().map(|(i, _)| i.as_str()).collect();
-            // One aggregated row (see `completion_states`).
-            let row = sqlx::query(
-                "SELECT json_group_array(json_array(q.managed_instance_id, q.time_accepted, q.work_request_id)) \
-                 FROM (SELECT value AS instance_id FROM json_each($1)) c JOIN work_queue q \
-                 ON q.work_request_id IN (SELECT x.work_request_id FROM work_queue x WHERE x.managed_instance_id = c.instance_id AND x.lease_expires IS NULL \
-                 ORDER BY x.time_accepted, x.work_request_id LIMIT $2)",
-            )
-            .bind(serde_json::to_string(&instances).expect("serialisable"))
-            .bind(most as i64)
-            .fetch_one(&mut **tx)
-            .await?;
-            let mut found: Vec<(String, i64, String)> =
-                crate::rows::from_json("claim candidates", &row.try_get::<String, _>(0)?)?;
-            found.sort();
-            let mut taken: std::collections::HashMap<&str, u32> = Default::default();
-            let limits: std::collections::HashMap<&str, u32> =
-                chunk.iter().map(|(i, n)| (i.as_str(), *n)).collect();
-            for (instance, _, id) in &found {
-                let n = taken.entry(instance.as_str()).or_default();
-                if *n < limits.get(instance.as_str()).copied().unwrap_or(0) {
-                    *n += 1;
-                    out.push(id.clone());
-                }
-            }
+        self.open_work_fresh(tx).await?;
+        Ok(self.open_work_read(|open| {
+            wanted
+                .iter()
+                .flat_map(|(instance, limit)| open.queued_of(instance, *limit as usize))
+                .map(str::to_string)
+                .collect()
+        }))
+    }
+
+    /// Queues new work requests for their agents: `(id, instance, time accepted)`.
+    pub(crate) async fn queue_work(
+        &self,
+        tx: &mut Tx,
+        queued: &[(&str, &str, i64)],
+    ) -> StoreResult<()> {
+        if queued.is_empty() {
+            return Ok(());
         }
-        Ok(out)
+        self.open_work_fresh(tx).await?;
+        self.open_work_change(|open| {
+            for (id, instance, accepted) in queued {
+                open.queue(id, instance, *accepted);
+            }
+        });
+        Ok(())
+    }
+
+    /// Moves the deadline of every lease `instance`'s agent holds to `until`; returns those
+    /// work requests and their statuses, oldest first.
+    pub(crate) async fn renew_leases(
+        &self,
+        tx: &mut Tx,
+        instance: &str,
+        until: i64,
+    ) -> StoreResult<Vec<(String, WorkRequestStatus)>> {
+        self.open_work_fresh(tx).await?;
+        let held = self.open_work_change(|open| open.renew(instance, until));
+        if !held.is_empty() {
+            let ids: Vec<&str> = held.iter().map(|(id, _)| id.as_str()).collect();
+            sqlx::query("UPDATE work_requests SET lease_expires = $1 WHERE id IN (SELECT value FROM json_each($2))")
+                .bind(until)
+                .bind(Self::id_list(&ids))
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(held)
+    }
+
+    /// Up to `limit` held work requests whose lease ended before `now`, earliest first: id,
+    /// instance name, deadline, parent.
+    pub(crate) async fn expired_leases(
+        &self,
+        tx: &mut Tx,
+        now: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<ExpiredLease>> {
+        use sqlx::Row;
+        self.open_work_fresh(tx).await?;
+        let expired = self.open_work_read(|open| open.expired(now, limit as usize));
+        if expired.is_empty() {
+            return Ok(vec![]);
+        }
+        let ids: Vec<&str> = expired.iter().map(|(id, _)| id.as_str()).collect();
+        let row = sqlx::query(
+            "SELECT json_group_object(id, json_array(managed_instance_name, parent_id)) \
+             FROM work_requests WHERE id IN (SELECT value FROM json_each($1))",
+        )
+        .bind(Self::id_list(&ids))
+        .fetch_one(&mut **tx)
+        .await?;
+        let mut names: std::collections::HashMap<String, (Option<String>, Option<String>)> =
+            crate::rows::from_json("expired leases", &row.try_get::<String, _>(0)?)?;
+        Ok(expired
+            .into_iter()
+            .map(|(id, deadline)| {
+                let (host, parent) = names.remove(&id).unwrap_or_default();
+                (id, host, deadline, parent)
+            })
+            .collect())
+    }
+
+    /// The leases of these work requests ended with them.
+    pub(crate) async fn end_leases(&self, _tx: &mut Tx, ids: &[String]) -> StoreResult<()> {
+        self.open_work_change(|open| {
+            for id in ids {
+                open.release(id);
+            }
+        });
+        Ok(())
+    }
+
+    /// Before a transition of `id`: nothing to lock, SQLite has one writer.
+    pub(crate) async fn lock_queued(&self, tx: &mut Tx, _id: &str) -> StoreResult<()> {
+        self.open_work_fresh(tx).await
+    }
+
+    /// After `id` moved to `to` (from ACCEPTED, IN_PROGRESS or CANCELLING): it is queued
+    /// exactly while ACCEPTED and held exactly while its agent has it.
+    pub(crate) async fn transitioned(
+        &self,
+        _tx: &mut Tx,
+        id: &str,
+        to: WorkRequestStatus,
+    ) -> StoreResult<()> {
+        if to == WorkRequestStatus::Accepted {
+            return Ok(());
+        }
+        self.open_work_change(|open| {
+            open.unqueue(id);
+            match to {
+                WorkRequestStatus::InProgress | WorkRequestStatus::Cancelling => {
+                    open.set_status(id, to);
+                }
+                _ => open.release(id),
+            }
+        });
+        Ok(())
     }
 
     /// Inserts `rows` (a value per column of `into`) as bound VALUES in chunks of 128, 64, …, 1
@@ -465,5 +756,42 @@ mod tests {
             largest < 16 << 20,
             "the WAL grew to {largest} bytes while {written} bytes went through it"
         );
+    }
+
+    /// A write that changed the open work and ended without committing (here dropped, so
+    /// rolled back) leaves the index stale, and the next write reads it back from the rows:
+    /// the work it queued is gone with it. A committed one stays.
+    #[tokio::test]
+    async fn open_work_changed_by_a_write_that_did_not_commit_is_read_back() {
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        let instance = "ocid1.instance.oc1..m".to_string();
+        let queue = async |id: &str, commit: bool| {
+            let _turn = store.work_turn().await;
+            let mut tx = store.write_tx().await.unwrap();
+            store
+                .queue_work(&mut tx, &[(id, instance.as_str(), 1)])
+                .await
+                .unwrap();
+            if commit {
+                tx.commit().await.unwrap();
+                store.open_work_committed();
+            }
+        };
+        let queued = async || {
+            let _turn = store.work_turn().await;
+            let mut tx = store.write_tx().await.unwrap();
+            store
+                .claim_candidates(&mut tx, &[(instance.clone(), 10)])
+                .await
+                .unwrap()
+        };
+        queue("ocid1.osmsworkrequest.oc1..rolled-back", false).await;
+        assert!(store.open_work_stale.load(Ordering::Acquire));
+        assert!(queued().await.is_empty(), "read back from the rows");
+        assert!(!store.open_work_stale.load(Ordering::Acquire));
+        // Queued in memory only (no row here), committed: it stays until the next reload.
+        queue("ocid1.osmsworkrequest.oc1..committed", true).await;
+        assert!(!store.open_work_stale.load(Ordering::Acquire));
+        assert_eq!(queued().await, ["ocid1.osmsworkrequest.oc1..committed"]);
     }
 }

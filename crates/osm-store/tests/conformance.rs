@@ -215,6 +215,7 @@ conformance!(
     log_lines_written_together,
     log_kept_with_the_work_request,
     completion_sees_a_cancel_that_lands_during_it,
+    open_work_outlives_the_store,
     paging_with_inserts_between_pages,
     version_mismatch_vs_not_found,
     retry_tokens,
@@ -6063,4 +6064,100 @@ async fn errata_read_paths_have_indexes(db: Db) {
     for want in ["errata_by_issue_date", "errata_by_name"] {
         assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
     }
+}
+
+/// Queued work and the leases agents hold outlive the store that wrote them: a store opened
+/// afterwards (osmd restarted) finds the same queue, in the same order, and the same leases
+/// with their deadlines (SQLite keeps both in memory, read back from the rows when it opens).
+async fn open_work_outlives_the_store(db: Db) {
+    use osm_core::lifecycle::Event;
+    let s = &*db.store;
+    let root = tenancy(s).await;
+    let c = new_compartment(s, &root, "c").await;
+    let mi = instance(&c, "web-01", OsFamily::Linux, at(1, 0));
+    s.managed_instance_insert(&mi).await.unwrap();
+    let action = WorkAction::UpdateAll {
+        update_type: UpdateType::All,
+    };
+    let wrs: Vec<WorkRequest> = (0..4)
+        .map(|i| osm_core::work::work_request_for(&mi, &action, None, None, at(2 + i, 0)))
+        .collect();
+    s.work_request_insert_many(&wrs, &[]).await.unwrap();
+    let lease = jiff::SignedDuration::from_mins(5);
+    let claim = |limit| Claim {
+        instance_id: mi.id.clone(),
+        limit,
+    };
+    let first = s
+        .work_request_dispatch(&[], &[claim(1)], at(10, 0), lease)
+        .await
+        .unwrap();
+    assert_eq!(first.claimed[0][0].id, wrs[0].id);
+    // The last one is canceled while queued: it leaves the queue for good.
+    s.work_request_transition(
+        &wrs[3].id,
+        &[WorkRequestStatus::Accepted],
+        WorkRequestStatus::Canceled,
+        at(11, 0),
+        None,
+    )
+    .await
+    .unwrap();
+
+    let after = db.reopen().await;
+    let renewed = after
+        .work_request_renew_leases(&mi.id, at(20, 0), lease)
+        .await
+        .unwrap();
+    assert_eq!(
+        renewed,
+        [(wrs[0].id.clone(), WorkRequestStatus::InProgress)]
+    );
+    let claimed = after
+        .work_request_dispatch(&[], &[claim(10)], at(30, 0), lease)
+        .await
+        .unwrap();
+    let got: Vec<&str> = claimed.claimed[0].iter().map(|w| w.id.as_str()).collect();
+    assert_eq!(got, [wrs[1].id.as_str(), wrs[2].id.as_str()]);
+    let report = AgentOutcomes {
+        instance_id: mi.id.clone(),
+        items: vec![Completion {
+            id: wrs[0].id.clone(),
+            event: Event::Succeed,
+            errors: vec![],
+            log: vec![],
+        }],
+    };
+    let done = after
+        .work_request_dispatch(&[report], &[], at(40, 0), lease)
+        .await
+        .unwrap();
+    assert_eq!(
+        done.completed[0][0].as_ref().unwrap().status,
+        WorkRequestStatus::Succeeded
+    );
+    // Renewed at 20 s, the first lease would have run until 5 min 20 s; the two claimed at
+    // 30 s run out at 5 min 30 s.
+    assert!(
+        after
+            .work_request_expire_leases(at(5 * 60 + 29, 0), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let expired = after
+        .work_request_expire_leases(at(5 * 60 + 31, 0), 10)
+        .await
+        .unwrap();
+    assert_eq!(expired.len(), 2);
+    assert!(expired.contains(&wrs[1].id) && expired.contains(&wrs[2].id));
+    assert!(
+        after
+            .work_request_dispatch(&[], &[claim(10)], at(6 * 60, 0), lease)
+            .await
+            .unwrap()
+            .claimed[0]
+            .is_empty(),
+        "nothing left to claim"
+    );
 }
