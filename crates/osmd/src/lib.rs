@@ -42,6 +42,8 @@ pub struct Server {
     upkeep: JoinHandle<()>,
     scheduler: Option<JoinHandle<()>>,
     fired: tokio::sync::broadcast::Sender<scheduler::Fired>,
+    /// The exclusive lock on a SQLite store (see [`lock_sqlite_store`]), held while serving.
+    store_lock: Option<std::fs::File>,
 }
 
 impl Server {
@@ -88,10 +90,45 @@ pub async fn start(settings: Settings) -> anyhow::Result<Server> {
             settings.data_dir.display()
         )
     })?;
+    let store_lock = lock_sqlite_store(&settings.db_url())?;
     let store = osm_store::connect(&settings.db_url())
         .await
         .with_context(|| format!("opening the store {}", redact(&settings.db_url())))?;
-    start_with_store(settings, store).await
+    let mut server = start_with_store(settings, store).await?;
+    server.store_lock = store_lock;
+    Ok(server)
+}
+
+/// A SQLite store keeps its queue of agent work in the memory of the osmd serving it (see
+/// docs/work-requests.md), so one osmd serves a SQLite file at a time: it holds an exclusive
+/// lock on `<file>.lock` while it runs (the system drops it when the process ends, however it
+/// ends). PostgreSQL stores take any number of replicas.
+fn lock_sqlite_store(url: &str) -> anyhow::Result<Option<std::fs::File>> {
+    let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return Ok(None);
+    };
+    if path.is_empty() || path == ":memory:" {
+        return Ok(None);
+    }
+    let lock_path = format!("{path}.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening the store's lock file {lock_path}"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another osmd already serves the SQLite store {path} (it holds {lock_path}); a SQLite store serves one osmd at a time: stop the other one, or give this one its own --data-dir or --db (several replicas share a PostgreSQL store)"
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking the store's lock file {lock_path}"))
+        }
+    }
 }
 
 /// Like [`start`] with a store opened by the caller (tests share one between servers).
@@ -216,6 +253,7 @@ pub async fn start_with_store(settings: Settings, store: Arc<dyn Store>) -> anyh
         upkeep,
         scheduler,
         fired,
+        store_lock: None,
     })
 }
 

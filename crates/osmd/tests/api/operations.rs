@@ -126,6 +126,20 @@ fn binary_serves_writes_private_files_backs_up_and_stops_on_sigterm() {
     assert!(config.contains(&format!("region=@{addr}")), "{config}");
     assert!(config.contains("tenancy=ocid1.tenancy.oc1.."));
 
+    // A second osmd on the same SQLite store refuses to start (the first keeps the queue of
+    // agent work in its memory), and says why.
+    let second = Command::new(env!("CARGO_BIN_EXE_osmd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!second.status.success(), "a second osmd started");
+    let why = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        why.contains("another osmd already serves the SQLite store"),
+        "{why}"
+    );
+
     let backup = dir.path().join("backup.db");
     let status = Command::new(env!("CARGO_BIN_EXE_osmd"))
         .args(["backup", "--data-dir"])
