@@ -1355,6 +1355,9 @@ macro_rules! impl_store {
                     }
                     let instances = Self::expand_targets_of(&mut tx, &[&j]).await?.remove(&j.id).unwrap_or_default();
                     let (wrs, logs) = osm_core::work::occurrence_work(&j, &instances, now, now);
+                    // The retry token before the work is queued: a token already used fails the
+                    // call before it changed the queue (on SQLite that would cost a reload).
+                    put_retry(&mut tx, retry).await?;
                     insert_work_requests(self, &mut tx, &wrs, &logs).await?;
                     // The recurrence stays as it was; only the last execution moves.
                     sqlx::query("UPDATE scheduled_jobs SET time_last_execution = $1, version = version + 1 WHERE id = $2")
@@ -1362,7 +1365,6 @@ macro_rules! impl_store {
                         .bind(id)
                         .execute(&mut *tx)
                         .await?;
-                    put_retry(&mut tx, retry).await?;
                     tx.commit().await?;
                     self.open_work_committed();
                     Ok(Occurrence { job_id: id.to_string(), time: now, outcome: OccurrenceOutcome::RunNow, work_request_ids: wrs.into_iter().map(|w| w.id).collect() })
@@ -1703,8 +1705,9 @@ macro_rules! impl_store {
                     let _t = timer("work_request_submit");
                     let _turn = self.work_turn().await;
                     let mut tx = self.write_tx().await?;
-                    insert_work_requests(self, &mut tx, wrs, logs).await?;
+                    // The retry token first (see `scheduled_job_run_now`).
                     put_retry(&mut tx, retry).await?;
+                    insert_work_requests(self, &mut tx, wrs, logs).await?;
                     tx.commit().await?;
                     self.open_work_committed();
                     Ok(())

@@ -3,8 +3,8 @@
 //! (writers queue in osmd instead of failing with SQLITE_BUSY); several reader connections.
 
 use std::str::FromStr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -287,7 +287,8 @@ impl SqliteStore {
 
     /// Reads the open work from the rows into memory (see `open_work.rs`): every ACCEPTED
     /// work request an agent runs is queued, every IN_PROGRESS or CANCELLING one with a lease
-    /// is held. One pass over `work_requests`, at open and after a write failed midway.
+    /// is held (work requests from before actions were stored hold theirs too). One pass over
+    /// `work_requests`, at open and after a write failed midway.
     async fn load_open_work(&self) -> StoreResult<()> {
         let _turn = self.work_turn.lock().await;
         let mut tx = self.write_tx().await?;
@@ -315,7 +316,7 @@ impl SqliteStore {
         let rows: Vec<OpenRow> = sqlx::query_as(
             "SELECT id, managed_instance_id, time_accepted, status, operation_type, time_started, parent_id, lease_expires \
              FROM work_requests WHERE status IN ('ACCEPTED', 'IN_PROGRESS', 'CANCELLING') \
-             AND managed_instance_id IS NOT NULL AND action IS NOT NULL",
+             AND managed_instance_id IS NOT NULL AND (action IS NOT NULL OR status <> 'ACCEPTED')",
         )
         .fetch_all(&mut **tx)
         .await?;
@@ -340,24 +341,39 @@ impl SqliteStore {
                 ),
             }
         }
-        *self.open_work.lock().expect("open work lock") = open;
+        *self
+            .open_work
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = open;
         self.open_work_stale.store(false, Ordering::Release);
         Ok(())
     }
 
     /// Changes the open work from inside a write transaction holding the work turn; unless
-    /// [`Self::open_work_committed`] follows, the end of the turn marks the index stale.
+    /// [`Self::open_work_committed`] follows, the end of the turn marks the index stale (a
+    /// panic inside `change` too: the poisoned lock is then taken over and its contents
+    /// replaced by the reload).
     fn open_work_change<R>(&self, change: impl FnOnce(&mut OpenWork) -> R) -> R {
         debug_assert!(
             self.work_turn.try_lock().is_err(),
             "open work changed outside the work turn"
         );
         self.open_work_changed.store(true, Ordering::Relaxed);
-        change(&mut self.open_work.lock().expect("open work lock"))
+        change(
+            &mut self
+                .open_work
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     fn open_work_read<R>(&self, read: impl FnOnce(&OpenWork) -> R) -> R {
-        read(&self.open_work.lock().expect("open work lock"))
+        read(
+            &self
+                .open_work
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     /// The turn a write that reads or changes the open work takes before its transaction.

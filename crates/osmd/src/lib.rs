@@ -113,7 +113,16 @@ fn lock_sqlite_store(url: &str) -> anyhow::Result<Option<std::fs::File>> {
     if path.is_empty() || path == ":memory:" {
         return Ok(None);
     }
-    let lock_path = format!("{path}.lock");
+    // Through the real directory, so two paths to one file find one lock.
+    let file = std::path::Path::new(path);
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let real = std::fs::canonicalize(dir)
+        .map(|d| d.join(file.file_name().unwrap_or_default()))
+        .unwrap_or_else(|_| file.to_path_buf());
+    let lock_path = format!("{}.lock", real.display());
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
