@@ -190,10 +190,20 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
+        let checkpointer = tokio::spawn(checkpoints(checkpoint, write.clone(), wal));
+        Self::with_pools(write, read, Some(checkpointer)).await
+    }
+
+    /// The store on its pools, its open work read from the rows.
+    async fn with_pools(
+        write: SqlitePool,
+        read: SqlitePool,
+        checkpointer: Option<tokio::task::JoinHandle<()>>,
+    ) -> StoreResult<SqliteStore> {
         let store = SqliteStore {
-            checkpointer: Some(tokio::spawn(checkpoints(checkpoint, write.clone(), wal))),
             write,
             read,
+            checkpointer,
             open_work: Mutex::default(),
             open_work_stale: AtomicBool::new(true),
             open_work_changed: AtomicBool::new(false),
@@ -218,17 +228,7 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        let store = SqliteStore {
-            write: pool.clone(),
-            read: pool,
-            checkpointer: None,
-            open_work: Mutex::default(),
-            open_work_stale: AtomicBool::new(true),
-            open_work_changed: AtomicBool::new(false),
-            work_turn: tokio::sync::Mutex::default(),
-        };
-        store.load_open_work().await?;
-        Ok(store)
+        Self::with_pools(pool.clone(), pool, None).await
     }
 
     /// The settings of the writer connection, for `osmd doctor`-style checks and tests.
