@@ -4,11 +4,6 @@
 
 mod inventory;
 
-/// A fleet of thousands of agents in one process allocates per message; mimalloc keeps the
-/// simulator's share of the CPU it shares with osmd small.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
