@@ -3340,6 +3340,7 @@ async fn crash_durability(db: Db) {
         assert_eq!(settings.synchronous, 2, "synchronous=FULL");
         assert!(settings.foreign_keys);
         assert!(settings.busy_timeout_ms > 0);
+        assert_eq!(settings.page_size, 16384, "a new database has 16 KiB pages");
         assert!(std::path::Path::new(path).exists());
     }
     let root = tenancy(&*db.store).await;
