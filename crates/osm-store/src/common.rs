@@ -1232,7 +1232,7 @@ macro_rules! impl_store {
 
                 async fn scheduled_job_fire_due(&self, now: Timestamp, catch_up: jiff::SignedDuration, limit: u32) -> StoreResult<Vec<Occurrence>> {
                     let _t = timer("scheduled_job_fire_due");
-                    let _turn = self.work_turn().await;
+                    let _turn = self.work_turn().await?;
                     let mut tx = self.write_tx().await?;
                     // Replicas take different due jobs (SKIP LOCKED); SQLite has one writer anyway.
                     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -1325,7 +1325,7 @@ macro_rules! impl_store {
 
                 async fn scheduled_job_run_now(&self, id: &str, now: Timestamp, retry: Option<&RetryRecord>) -> StoreResult<Occurrence> {
                     let _t = timer("scheduled_job_run_now");
-                    let _turn = self.work_turn().await;
+                    let _turn = self.work_turn().await?;
                     let mut tx = self.write_tx().await?;
                     let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM scheduled_jobs WHERE id = $1{FOR_UPDATE}")))
                         .bind(id)
@@ -1414,7 +1414,7 @@ macro_rules! impl_store {
                     if reports.iter().all(|r| r.items.is_empty()) && claims.iter().all(|c| c.limit == 0) {
                         return Ok(Dispatched { completed: reports.iter().map(|_| vec![]).collect(), claimed: claims.iter().map(|_| vec![]).collect() });
                     }
-                    let _turn = self.work_turn().await;
+                    let _turn = self.work_turn().await?;
                     let mut tx = self.write_tx().await?;
                     let mut parents = std::collections::BTreeSet::new();
                     let completed = complete_in(self, &mut tx, reports, now, &mut parents).await?;
@@ -1429,7 +1429,7 @@ macro_rules! impl_store {
 
                 async fn work_request_renew_leases(&self, instance_id: &str, now: Timestamp, lease: jiff::SignedDuration) -> StoreResult<Vec<(String, WorkRequestStatus)>> {
                     let _t = timer("work_request_renew_leases");
-                    let _turn = self.work_turn().await;
+                    let _turn = self.work_turn().await?;
                     let mut tx = self.write_tx().await?;
                     let held = self.renew_leases(&mut tx, instance_id, micros(now + lease)).await?;
                     tx.commit().await?;
@@ -1470,7 +1470,7 @@ macro_rules! impl_store {
 
                 async fn work_request_expire_leases(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<String>> {
                     let _t = timer("work_request_expire_leases");
-                    let _turn = self.work_turn().await;
+                    let _turn = self.work_turn().await?;
                     let mut tx = self.write_tx().await?;
                     let rows = self.expired_leases(&mut tx, micros(now), limit).await?;
                     if rows.is_empty() {
@@ -1703,7 +1703,7 @@ macro_rules! impl_store {
                     retry: Option<&RetryRecord>,
                 ) -> StoreResult<()> {
                     let _t = timer("work_request_submit");
-                    let _turn = self.work_turn().await;
+                    let _turn = self.work_turn().await?;
                     let mut tx = self.write_tx().await?;
                     // The retry token first (see `scheduled_job_run_now`).
                     put_retry(&mut tx, retry).await?;
@@ -1722,62 +1722,65 @@ macro_rules! impl_store {
                     log: Option<&str>,
                 ) -> StoreResult<WorkRequest> {
                     let _t = timer("work_request_transition");
-                    let _turn = self.work_turn().await;
-                    let mut tx = self.write_tx().await?;
-                    if to != WorkRequestStatus::Accepted {
-                        self.lock_queued(&mut tx, id).await?;
-                    }
-                    // Compare-and-set on the state: the update only happens from an allowed state.
-                    let mut qb = QueryBuilder::<$db>::new("UPDATE work_requests SET status = ");
-                    qb.push_bind(to.as_str());
-                    if to != WorkRequestStatus::Accepted {
-                        qb.push(", time_started = COALESCE(time_started, ");
-                        qb.push_bind(micros(now));
-                        qb.push(")");
-                    }
-                    if to.is_terminal() {
-                        qb.push(", time_finished = ");
-                        qb.push_bind(micros(now));
-                        qb.push(", percent_complete = 100");
-                    }
+                    {
+                        let _turn = self.work_turn().await?;
+                        let mut tx = self.write_tx().await?;
+                        if to != WorkRequestStatus::Accepted {
+                            self.lock_queued(&mut tx, id).await?;
+                        }
+                        // Compare-and-set on the state: the update only happens from an allowed state.
+                        let mut qb = QueryBuilder::<$db>::new("UPDATE work_requests SET status = ");
+                        qb.push_bind(to.as_str());
+                        if to != WorkRequestStatus::Accepted {
+                            qb.push(", time_started = COALESCE(time_started, ");
+                            qb.push_bind(micros(now));
+                            qb.push(")");
+                        }
+                        if to.is_terminal() {
+                            qb.push(", time_finished = ");
+                            qb.push_bind(micros(now));
+                            qb.push(", percent_complete = 100");
+                        }
 
-                    qb.push(" WHERE id = ");
-                    qb.push_bind(id.to_string());
-                    qb.push(" AND status IN (");
-                    let mut sep = qb.separated(", ");
-                    for s in from {
-                        sep.push_bind(s.as_str());
-                    }
-                    qb.push(")");
-                    if qb.build().execute(&mut *tx).await?.rows_affected() == 0 {
-                        let row = sqlx::query("SELECT status FROM work_requests WHERE id = $1")
+                        qb.push(" WHERE id = ");
+                        qb.push_bind(id.to_string());
+                        qb.push(" AND status IN (");
+                        let mut sep = qb.separated(", ");
+                        for s in from {
+                            sep.push_bind(s.as_str());
+                        }
+                        qb.push(")");
+                        if qb.build().execute(&mut *tx).await?.rows_affected() == 0 {
+                            let row = sqlx::query("SELECT status FROM work_requests WHERE id = $1")
+                                .bind(id)
+                                .fetch_optional(&mut *tx)
+                                .await?
+                                .ok_or(StoreError::NotFound)?;
+                            let current: String = row.try_get("status")?;
+                            return Err(StoreError::Conflict(format!("work request {id} is {current}")));
+                        }
+                        self.transitioned(&mut tx, id, to).await?;
+                        if let Some(message) = log {
+                            sqlx::query("INSERT INTO work_request_logs (work_request_id, entry_id, message, time_created) VALUES ($1, $2, $3, $4)")
+                                .bind(id)
+                                .bind(entry_id())
+                                .bind(message)
+                                .bind(micros(now))
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        let parent: Option<String> = sqlx::query("SELECT parent_id FROM work_requests WHERE id = $1")
                             .bind(id)
-                            .fetch_optional(&mut *tx)
+                            .fetch_one(&mut *tx)
                             .await?
-                            .ok_or(StoreError::NotFound)?;
-                        let current: String = row.try_get("status")?;
-                        return Err(StoreError::Conflict(format!("work request {id} is {current}")));
+                            .try_get("parent_id")?;
+                        if let Some(parent) = parent {
+                            rederive_parent(&mut tx, &parent, now).await?;
+                        }
+                        tx.commit().await?;
+                        self.open_work_committed();
                     }
-                    self.transitioned(&mut tx, id, to).await?;
-                    if let Some(message) = log {
-                        sqlx::query("INSERT INTO work_request_logs (work_request_id, entry_id, message, time_created) VALUES ($1, $2, $3, $4)")
-                            .bind(id)
-                            .bind(entry_id())
-                            .bind(message)
-                            .bind(micros(now))
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    let parent: Option<String> = sqlx::query("SELECT parent_id FROM work_requests WHERE id = $1")
-                        .bind(id)
-                        .fetch_one(&mut *tx)
-                        .await?
-                        .try_get("parent_id")?;
-                    if let Some(parent) = parent {
-                        rederive_parent(&mut tx, &parent, now).await?;
-                    }
-                    tx.commit().await?;
-                    self.open_work_committed();
+                    // The read-back needs no turn: the next write need not wait for it.
                     self.work_request_get(id).await?.ok_or(StoreError::NotFound)
                 }
 

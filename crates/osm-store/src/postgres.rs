@@ -77,8 +77,8 @@ impl PgStore {
 
     /// The work turn of a write that reads or changes the queue: PostgreSQL's queue is a
     /// table whose rows each transaction locks, so there is nothing to take.
-    pub(crate) async fn work_turn(&self) -> NoTurn {
-        NoTurn
+    pub(crate) async fn work_turn(&self) -> StoreResult<NoTurn> {
+        Ok(NoTurn)
     }
 
     /// The queue is a table: nothing to bring in step after a commit.

@@ -67,6 +67,10 @@ impl Drop for WorkTurn<'_> {
 /// async side every 50 rows: two thread wake-ups each time.
 const ROW_BUFFER: usize = 4096;
 
+/// How long a write waits for the writer connection, and for the work turn before it, until it
+/// gives up with an error that asks the caller to retry.
+const WRITE_WAIT: Duration = Duration::from_secs(30);
+
 /// The page size of a database this store creates. Each commit's cost is mostly writing its
 /// dirty pages to the WAL and syncing them, and the pages a dispatch batch dirties are runs of
 /// neighbouring work requests: with 16 KiB pages the same rows go out in a quarter of the WAL
@@ -179,7 +183,7 @@ impl SqliteStore {
             // A file connection in this process cannot go stale: no round trip to its thread
             // before every transaction.
             .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(WRITE_WAIT)
             .connect_with(
                 options
                     .clone()
@@ -393,11 +397,20 @@ impl SqliteStore {
     }
 
     /// The turn a write that reads or changes the open work takes before its transaction.
-    pub(crate) async fn work_turn(&self) -> WorkTurn<'_> {
-        WorkTurn {
-            _guard: self.work_turn.lock().await,
+    pub(crate) async fn work_turn(&self) -> StoreResult<WorkTurn<'_>> {
+        self.work_turn_within(WRITE_WAIT).await
+    }
+
+    /// The work turn, or the error of a writer connection that did not come free in time (a
+    /// 503 for the caller) if the writes before this one hold it longer than `wait`.
+    async fn work_turn_within(&self, wait: Duration) -> StoreResult<WorkTurn<'_>> {
+        let guard = tokio::time::timeout(wait, self.work_turn.lock())
+            .await
+            .map_err(|_| StoreError::Database(sqlx::Error::PoolTimedOut))?;
+        Ok(WorkTurn {
+            _guard: guard,
             store: self,
-        }
+        })
     }
 
     /// The write holding the work turn committed: the open work matches the rows.
@@ -790,6 +803,25 @@ mod tests {
         );
     }
 
+    /// A write that cannot get the work turn in time ends with an error that asks to retry
+    /// (a 503), instead of waiting as long as the write ahead of it takes; the turn is there
+    /// again once that write ends.
+    #[tokio::test]
+    async fn a_write_waits_for_the_work_turn_only_so_long() {
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        let held = store.work_turn().await.unwrap();
+        let err = match store.work_turn_within(Duration::from_millis(50)).await {
+            Ok(_) => panic!("the work turn was taken twice"),
+            Err(e) => e,
+        };
+        assert!(err.is_busy(), "{err}");
+        drop(held);
+        store
+            .work_turn_within(Duration::from_millis(50))
+            .await
+            .unwrap();
+    }
+
     /// A new database is created with [`PAGE_SIZE`]; one created before with SQLite's default
     /// keeps its 4 KiB pages and is migrated and served as it is.
     #[tokio::test]
@@ -840,7 +872,7 @@ mod tests {
         let store = SqliteStore::open("sqlite::memory:").await.unwrap();
         let instance = "ocid1.instance.oc1..m".to_string();
         let queue = async |id: &str, commit: bool| {
-            let _turn = store.work_turn().await;
+            let _turn = store.work_turn().await.unwrap();
             let mut tx = store.write_tx().await.unwrap();
             store
                 .queue_work(&mut tx, &[(id, instance.as_str(), 1)])
@@ -852,7 +884,7 @@ mod tests {
             }
         };
         let queued = async || {
-            let _turn = store.work_turn().await;
+            let _turn = store.work_turn().await.unwrap();
             let mut tx = store.write_tx().await.unwrap();
             store
                 .claim_candidates(&mut tx, &[(instance.clone(), 10)])
