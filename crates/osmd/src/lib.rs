@@ -88,6 +88,22 @@ impl Server {
     }
 }
 
+impl Drop for Server {
+    /// A server dropped without [`Server::stop`] stops serving too, before its store lock is
+    /// released with it: its tasks would otherwise go on writing a SQLite store that the next
+    /// osmd may then open. (After `stop` there is nothing left to end.)
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.abort();
+        self.upkeep.abort();
+        if let Some(s) = &self.scheduler {
+            s.abort();
+        }
+    }
+}
+
 /// Opens the store and starts serving; returns once the listener is bound.
 pub async fn start(settings: Settings) -> anyhow::Result<Server> {
     std::fs::create_dir_all(&settings.data_dir).with_context(|| {

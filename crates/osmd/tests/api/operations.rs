@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -107,6 +108,37 @@ fn start_osmd(data_dir: &std::path::Path) -> (std::process::Child, String) {
     let addr = first.rsplit("https://").next().unwrap().trim().to_string();
     std::thread::spawn(move || for _ in lines {});
     (child, addr)
+}
+
+/// A server dropped without `stop` (an embedding's error path) stops serving as well, before
+/// it lets go of its SQLite store's lock: the next osmd on the store then has it alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_dropped_without_stop_stops_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = || osmd::config::Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let first = osmd::start(settings()).await.unwrap();
+    let addr = first.addr;
+    let store = first.store.clone();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_ok());
+    drop(first);
+    // Its tasks (requests, the scheduler, the upkeep of leases and retention, the dispatcher)
+    // end and let go of the store, which only this test then holds.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tokio::net::TcpStream::connect(addr).await.is_ok() || Arc::strong_count(&store) > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the dropped server still runs: {} holders of its store",
+            Arc::strong_count(&store) - 1
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(store);
+    let second = osmd::start(settings()).await.unwrap();
+    second.stop().await.unwrap();
 }
 
 #[test]
