@@ -55,6 +55,14 @@ pub struct Server {
 impl Server {
     /// Stops accepting connections and waits for requests in flight.
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.end_background();
+        (&mut self.task).await??;
+        Ok(())
+    }
+
+    /// Tells the request task to finish (it stops accepting and ends the requests in flight)
+    /// and ends the scheduler and the upkeep.
+    fn end_background(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -62,8 +70,6 @@ impl Server {
         if let Some(s) = &self.scheduler {
             s.abort();
         }
-        (&mut self.task).await??;
-        Ok(())
     }
 
     /// Occurrences this server's scheduler records from now on, with their commit times
@@ -93,14 +99,8 @@ impl Drop for Server {
     /// released with it: its tasks would otherwise go on writing a SQLite store that the next
     /// osmd may then open. (After `stop` there is nothing left to end.)
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        self.end_background();
         self.task.abort();
-        self.upkeep.abort();
-        if let Some(s) = &self.scheduler {
-            s.abort();
-        }
     }
 }
 
