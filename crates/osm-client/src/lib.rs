@@ -388,8 +388,9 @@ pub struct AgentClient {
 }
 
 impl AgentClient {
-    fn http(ca_pem: Option<&[u8]>) -> Result<reqwest::Client, ClientError> {
-        let mut builder = reqwest::Client::builder().pool_max_idle_per_host(4);
+    /// An HTTP client keeping at most `idle` connections to osmd open between calls.
+    fn http(ca_pem: Option<&[u8]>, idle: usize) -> Result<reqwest::Client, ClientError> {
+        let mut builder = reqwest::Client::builder().pool_max_idle_per_host(idle);
         if let Some(ca) = ca_pem {
             let cert = reqwest::Certificate::from_pem(ca)
                 .map_err(|e| ClientError::Invalid(format!("CA bundle: {e}")))?;
@@ -405,12 +406,15 @@ impl AgentClient {
         install_key: &str,
         body: &serde_json::Value,
     ) -> Result<(AgentClient, serde_json::Value), ClientError> {
-        Self::enroll_with(Self::http(ca_pem)?, endpoint, install_key, body).await
+        Self::enroll_with(Self::http(ca_pem, 4)?, endpoint, install_key, body).await
     }
 
-    /// The HTTP client agents of one process can share (one connection pool).
+    /// The HTTP client agents of one process can share (one connection pool). Each agent
+    /// keeps its connection between calls, as a lone agent does: a pool holding fewer idle
+    /// connections than it has agents closes the surplus after every call, and each closed
+    /// one costs the next call a TLS handshake, on osmd's cores as well.
     pub fn shared_http(ca_pem: Option<&[u8]>) -> Result<reqwest::Client, ClientError> {
-        Self::http(ca_pem)
+        Self::http(ca_pem, usize::MAX)
     }
 
     /// [`AgentClient::enroll`] over an existing HTTP client.
@@ -461,7 +465,7 @@ impl AgentClient {
         secret: &str,
     ) -> Result<AgentClient, ClientError> {
         Ok(AgentClient {
-            http: Self::http(ca_pem)?,
+            http: Self::http(ca_pem, 4)?,
             base: endpoint.trim_end_matches('/').to_string(),
             instance_id: instance_id.to_string(),
             secret: secret.to_string(),
