@@ -1415,7 +1415,7 @@ macro_rules! impl_store {
                         return Ok(Dispatched { completed: reports.iter().map(|_| vec![]).collect(), claimed: claims.iter().map(|_| vec![]).collect() });
                     }
                     let _turn = self.work_turn().await?;
-                    let mut tx = self.write_tx().await?;
+                    let mut tx = self.engine_tx().await?;
                     let mut parents = std::collections::BTreeSet::new();
                     let completed = complete_in(self, &mut tx, reports, now, &mut parents).await?;
                     let claimed = claim_in(self, &mut tx, claims, now, lease, &mut parents).await?;
@@ -1430,7 +1430,7 @@ macro_rules! impl_store {
                 async fn work_request_renew_leases(&self, instance_id: &str, now: Timestamp, lease: jiff::SignedDuration) -> StoreResult<Vec<(String, WorkRequestStatus)>> {
                     let _t = timer("work_request_renew_leases");
                     let _turn = self.work_turn().await?;
-                    let mut tx = self.write_tx().await?;
+                    let mut tx = self.engine_tx().await?;
                     let held = self.renew_leases(&mut tx, instance_id, micros(now + lease)).await?;
                     tx.commit().await?;
                     self.open_work_committed();
@@ -1471,7 +1471,7 @@ macro_rules! impl_store {
                 async fn work_request_expire_leases(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<String>> {
                     let _t = timer("work_request_expire_leases");
                     let _turn = self.work_turn().await?;
-                    let mut tx = self.write_tx().await?;
+                    let mut tx = self.engine_tx().await?;
                     let rows = self.expired_leases(&mut tx, micros(now), limit).await?;
                     if rows.is_empty() {
                         return Ok(vec![]);
@@ -2048,10 +2048,10 @@ macro_rules! impl_store {
                 let mut current = std::collections::HashMap::with_capacity(ids.len());
                 {
                     let rows = store.completion_states(tx, &ids).await?;
-                    for (id, instance, status, operation, started, parent) in rows {
+                    for (id, instance, status, operation, started, parent, locator) in rows {
                         let status: WorkRequestStatus = parse_enum("status", &status)?;
                         let operation: OperationType = parse_enum("operation_type", &operation)?;
-                        current.insert(id, (instance, status, operation, started.map(ts), parent));
+                        current.insert(id, (instance, status, operation, started.map(ts), parent, locator));
                     }
                 }
                 let mut results = Vec::with_capacity(reports.len());
@@ -2062,7 +2062,7 @@ macro_rules! impl_store {
                     let mut answers = Vec::with_capacity(report.items.len());
                     for c in &report.items {
                         // Another instance's work request does not exist for this agent.
-                        let Some((_, status, operation, started, parent)) = current
+                        let Some((_, status, operation, started, parent, locator)) = current
                             .get_mut(c.id.as_str())
                             .filter(|(instance, ..)| instance.as_deref() == Some(report.instance_id.as_str()))
                         else {
@@ -2085,7 +2085,8 @@ macro_rules! impl_store {
                             None
                         };
                         errors.extend(c.errors.iter().map(|(code, message)| (c.id.as_str(), code.as_str(), message.as_str())));
-                        finished.push((c.id.as_str(), to.as_str(), outcome_lines));
+                        // (A request finishes once: a second report of it is refused.)
+                        finished.push((c.id.as_str(), to.as_str(), outcome_lines, locator.take()));
                         if let Some(p) = parent.as_ref() {
                             parents.insert(p.clone());
                         }
@@ -2126,7 +2127,7 @@ macro_rules! impl_store {
                 if wanted.is_empty() {
                     return Ok(claims.iter().map(|_| vec![]).collect());
                 }
-                let ids = store.claim_candidates(tx, &wanted).await?;
+                let ids = store.claim_candidates(tx, &wanted, micros(now + lease)).await?;
                 let mut claimed: std::collections::HashMap<String, std::collections::VecDeque<ClaimedWork>> = Default::default();
                 if !ids.is_empty() {
                     // A claimed request is leased at once; candidates no longer ACCEPTED (the

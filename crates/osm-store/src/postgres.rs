@@ -55,6 +55,20 @@ impl PgStore {
         self.pool.begin().await
     }
 
+    /// A write transaction of the work-request engine (dispatch, lease renewals and rescues),
+    /// whose statements take arrays of anything from one to thousands of ids or row locators.
+    /// Each statement is planned once per connection for arrays of any length (a generic
+    /// plan: one index probe, or one visit to a locator, per element). Otherwise PostgreSQL
+    /// plans a connection's first five executions of a statement for the array at hand, and
+    /// for a few thousand elements on a table of a few thousand pages it picks a sequential
+    /// scan with a hash join (measured: 55 ms for 3,000 locators on 20,000 rows, where the
+    /// visits take 3 ms).
+    pub(crate) async fn engine_tx(&self) -> Result<Tx, sqlx::Error> {
+        self.pool
+            .begin_with("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan")
+            .await
+    }
+
     /// The log entries of `work_request_logs l` (to be narrowed with `WHERE l.…`): a row with
     /// `lines` gives one entry per element (see migration 0011), keyed by the row's entry id and
     /// the element's position, zero-padded so the keys sort in line order.
@@ -85,7 +99,7 @@ impl PgStore {
     pub(crate) fn open_work_committed(&self) {}
 
     /// The [`CompletionState`] of each work request among `ids`, locked in id
-    /// order (so replicas completing overlapping batches cannot deadlock).
+    /// order (so replicas completing overlapping batches cannot deadlock), with its `ctid`.
     pub(crate) async fn completion_states(
         &self,
         tx: &mut Tx,
@@ -93,7 +107,7 @@ impl PgStore {
     ) -> StoreResult<Vec<CompletionState>> {
         // Tuples decode by column position.
         Ok(sqlx::query_as(
-            "SELECT id, managed_instance_id, status, operation_type, time_started, parent_id FROM work_requests \
+            "SELECT id, managed_instance_id, status, operation_type, time_started, parent_id, ctid::text FROM work_requests \
              WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
         )
         .bind(ids)
@@ -102,7 +116,12 @@ impl PgStore {
     }
 
     /// Ends these work requests (each with its status and kept report lines) at `now`: one
-    /// statement over three parallel arrays; their leases (queue rows) end with them.
+    /// statement over parallel arrays; their leases (queue rows) end with them.
+    ///
+    /// Each row is found where [`completion_states`](Self::completion_states) locked it (its
+    /// `ctid`), not through the primary key: a key lookup costs about as much again as the
+    /// update itself (measured: 500 rows by id 4.1–5.5 ms, by `ctid` 2.0–3.4 ms). The id is
+    /// checked too, and a row not found there is updated by id.
     pub(crate) async fn finish_completed(
         &self,
         tx: &mut Tx,
@@ -115,29 +134,52 @@ impl PgStore {
         let ids: Vec<&str> = rows.iter().map(|r| r.0).collect();
         let statuses: Vec<&str> = rows.iter().map(|r| r.1).collect();
         let lines: Vec<Option<&str>> = rows.iter().map(|r| r.2.as_deref()).collect();
-        sqlx::query(
+        let locators: Vec<&str> = rows
+            .iter()
+            .map(|r| r.3.as_deref().unwrap_or("(0,0)"))
+            .collect();
+        let found: Vec<String> = sqlx::query_scalar(
             "UPDATE work_requests w SET status = v.status, time_started = COALESCE(w.time_started, $1), \
              time_finished = $1, percent_complete = 100, outcome_lines = v.lines \
-             FROM unnest($2::text[], $3::text[], $4::text[]) AS v(id, status, lines) WHERE w.id = v.id",
+             FROM unnest($2::tid[], $3::text[], $4::text[], $5::text[]) AS v(locator, id, status, lines) \
+             WHERE w.ctid = v.locator AND w.id = v.id RETURNING w.id",
         )
         .bind(now)
+        .bind(&locators)
         .bind(&ids)
-        .bind(statuses)
-        .bind(lines)
-        .execute(&mut **tx)
+        .bind(&statuses)
+        .bind(&lines)
+        .fetch_all(&mut **tx)
         .await?;
+        if found.len() < rows.len() {
+            let found: std::collections::HashSet<&str> = found.iter().map(String::as_str).collect();
+            let missed: Vec<usize> = (0..rows.len())
+                .filter(|&i| !found.contains(ids[i]))
+                .collect();
+            sqlx::query(
+                "UPDATE work_requests w SET status = v.status, time_started = COALESCE(w.time_started, $1), \
+                 time_finished = $1, percent_complete = 100, outcome_lines = v.lines \
+                 FROM unnest($2::text[], $3::text[], $4::text[]) AS v(id, status, lines) WHERE w.id = v.id",
+            )
+            .bind(now)
+            .bind(missed.iter().map(|&i| ids[i]).collect::<Vec<_>>())
+            .bind(missed.iter().map(|&i| statuses[i]).collect::<Vec<_>>())
+            .bind(missed.iter().map(|&i| lines[i]).collect::<Vec<_>>())
+            .execute(&mut **tx)
+            .await?;
+        }
         dequeue(tx, &ids).await
     }
 
-    /// Starts the ACCEPTED work requests among `ids` (IN_PROGRESS, started at `now`), leases
-    /// them until `lease_until` and returns what their agents need. A claimed request keeps
-    /// its queue row, which then carries the lease (migration 0014).
+    /// Starts the ACCEPTED work requests among `ids` (IN_PROGRESS, started at `now`; their
+    /// [`claim_candidates`](Self::claim_candidates) leased them) and returns what their agents
+    /// need.
     pub(crate) async fn start_claimed(
         &self,
         tx: &mut Tx,
         ids: &[String],
         now: i64,
-        lease_until: i64,
+        _lease_until: i64,
     ) -> StoreResult<Vec<StartedWork>> {
         let rows: Vec<StartedWork> = sqlx::query_as(
             "UPDATE work_requests SET status = 'IN_PROGRESS', time_started = $1, time_claimed = $1 \
@@ -149,13 +191,6 @@ impl PgStore {
         .fetch_all(&mut **tx)
         .await?;
         let started: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
-        sqlx::query(
-            "UPDATE work_queue SET lease_expires = $1 WHERE work_request_id = ANY($2::text[])",
-        )
-        .bind(lease_until)
-        .bind(&started)
-        .execute(&mut **tx)
-        .await?;
         // A queued request that is no longer ACCEPTED leaves the queue (the store keeps the
         // two in step, so this only mends an inconsistency).
         if started.len() < ids.len() {
@@ -169,29 +204,32 @@ impl PgStore {
         Ok(rows)
     }
 
-    /// Queued (unleased) work requests of each `(instance, limit)`, oldest first, at most its limit, locked
-    /// for this transaction; rows another replica is claiming are skipped, not waited for.
+    /// Queued (unleased) work requests of each `(instance, limit)`, oldest first, at most its
+    /// limit, leased until `lease_until`: a claimed request keeps its queue row, which then
+    /// carries the lease (migration 0014); one that turns out not to be ACCEPTED leaves the
+    /// queue in [`start_claimed`](Self::start_claimed). Rows another replica is claiming are
+    /// skipped, not waited for. One statement: the rows it locks are leased where they lie
+    /// (`ctid`), without a second lookup of each.
     pub(crate) async fn claim_candidates(
         &self,
         tx: &mut Tx,
         wanted: &[(String, u32)],
+        lease_until: i64,
     ) -> StoreResult<Vec<String>> {
-        use sqlx::Row;
         let instances: Vec<&str> = wanted.iter().map(|(i, _)| i.as_str()).collect();
         let limits: Vec<i64> = wanted.iter().map(|(_, n)| *n as i64).collect();
-        let rows = sqlx::query(
-            "SELECT q.work_request_id AS id FROM unnest($1::text[], $2::int8[]) AS c(instance_id, lim) CROSS JOIN LATERAL \
-             (SELECT x.work_request_id FROM work_queue x WHERE x.managed_instance_id = c.instance_id AND x.lease_expires IS NULL \
-             ORDER BY x.time_accepted, x.work_request_id LIMIT c.lim FOR UPDATE SKIP LOCKED) q",
+        Ok(sqlx::query_scalar(
+            "UPDATE work_queue SET lease_expires = $3 WHERE ctid = ANY(ARRAY(\
+             SELECT q.ctid FROM unnest($1::text[], $2::int8[]) AS c(instance_id, lim) CROSS JOIN LATERAL \
+             (SELECT x.ctid FROM work_queue x WHERE x.managed_instance_id = c.instance_id AND x.lease_expires IS NULL \
+             ORDER BY x.time_accepted, x.work_request_id LIMIT c.lim FOR UPDATE SKIP LOCKED) q)) \
+             RETURNING work_request_id",
         )
         .bind(instances)
         .bind(limits)
+        .bind(lease_until)
         .fetch_all(&mut **tx)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| r.try_get("id"))
-            .collect::<Result<_, _>>()?)
+        .await?)
     }
 
     /// Queues new work requests for their agents: `(id, instance, time accepted)`.
@@ -410,3 +448,97 @@ crate::report::impl_report_store!(
     "COALESCE(CAST(json_agg({}) AS text), '[]')",
     "CAST({} AS json)"
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Connection;
+
+    /// A store on a database of its own (dropped by [`drop_database`]) on the PostgreSQL of
+    /// `OSM_TEST_PG_URL`, as the conformance tests use.
+    async fn fresh_store() -> (PgStore, String) {
+        let admin = std::env::var("OSM_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("osm_unit_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+        (PgStore::connect(&url).await.unwrap(), name)
+    }
+
+    async fn drop_database(store: PgStore, name: &str) {
+        store.pool.close().await;
+        let admin = std::env::var("OSM_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+
+    /// A completion updates each row where it was locked; one that is no longer there (a new
+    /// version of it was written in between) is still finished, found by its id, and every
+    /// lease ends.
+    #[tokio::test]
+    async fn a_completion_finishes_rows_found_where_they_were_locked_or_by_id() {
+        let (store, name) = fresh_store().await;
+        for id in ["wr-in-place", "wr-moved"] {
+            sqlx::query(
+                "INSERT INTO work_requests (id, compartment_id, operation_type, os_family, time_accepted, resources, status, percent_complete, managed_instance_id) \
+                 VALUES ($1, 'c', 'UPDATEALL', 'LINUX', 1, '[]', 'IN_PROGRESS', 0, 'mi')",
+            )
+            .bind(id)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+            sqlx::query("INSERT INTO work_queue (work_request_id, managed_instance_id, time_accepted, lease_expires) VALUES ($1, 'mi', 1, 10)")
+                .bind(id)
+                .execute(&store.pool)
+                .await
+                .unwrap();
+        }
+        let mut tx = store.engine_tx().await.unwrap();
+        let states = store
+            .completion_states(&mut tx, &["wr-in-place", "wr-moved"])
+            .await
+            .unwrap();
+        let rows: Vec<FinishedRow> = states
+            .iter()
+            .map(|s| {
+                assert!(s.6.is_some(), "{} has a locator", s.0);
+                (s.0.as_str(), "SUCCEEDED", None, s.6.clone())
+            })
+            .collect();
+        // A new version of one row, so its locator points at a version that is gone.
+        sqlx::query("UPDATE work_requests SET percent_complete = 50 WHERE id = 'wr-moved'")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        store.finish_completed(&mut tx, &rows, 99).await.unwrap();
+        tx.commit().await.unwrap();
+        let finished: Vec<(String, String, Option<i64>)> =
+            sqlx::query_as("SELECT id, status, time_finished FROM work_requests ORDER BY id")
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            finished,
+            vec![
+                ("wr-in-place".into(), "SUCCEEDED".into(), Some(99)),
+                ("wr-moved".into(), "SUCCEEDED".into(), Some(99)),
+            ]
+        );
+        let leases: i64 = sqlx::query_scalar("SELECT count(*) FROM work_queue")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(leases, 0);
+        drop_database(store, &name).await;
+    }
+}

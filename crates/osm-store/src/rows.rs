@@ -49,7 +49,7 @@ pub fn entry_id() -> String {
 }
 
 /// What a completion needs of a work request: id, instance, status, operation type, time
-/// started (µs), parent.
+/// started (µs), parent, and where its locked row lies ([`RowLocator`]).
 pub type CompletionState = (
     String,
     Option<String>,
@@ -57,7 +57,13 @@ pub type CompletionState = (
     String,
     Option<i64>,
     Option<String>,
+    RowLocator,
 );
+
+/// Where a row this transaction holds locked lies, for a backend that can then change it
+/// without looking its key up again: PostgreSQL's `ctid` (as text), which stays put while the
+/// row is locked. None where a backend has no use for it (SQLite).
+pub type RowLocator = Option<String>;
 
 /// What a claim returns of a work request it started (only what the agent needs: it crosses
 /// the wire on every claim): id, instance, parent, description, action (JSON), time accepted
@@ -74,9 +80,9 @@ pub type StartedWork = (
 /// A work request whose lease ran out: id, instance name, the lease's deadline (µs), parent.
 pub type ExpiredLease = (String, Option<String>, i64, Option<String>);
 
-/// A work request a completion finishes: id, new status, and the report's lines as a JSON
-/// array when they are kept in the row (`outcome_lines`, migration 0012).
-pub type FinishedRow<'a> = (&'a str, &'static str, Option<String>);
+/// A work request a completion finishes: id, new status, the report's lines as a JSON array
+/// when they are kept in the row (`outcome_lines`, migration 0012), and where its row lies.
+pub type FinishedRow<'a> = (&'a str, &'static str, Option<String>, RowLocator);
 
 /// The largest report (its lines as JSON) kept in the work request's row; longer ones are
 /// log rows, so listings never carry long outputs and the row stays small enough to update in

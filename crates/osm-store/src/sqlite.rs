@@ -286,6 +286,12 @@ impl SqliteStore {
         self.write.begin_with("BEGIN IMMEDIATE").await
     }
 
+    /// A write transaction of the work-request engine: an ordinary write (SQLite plans a
+    /// statement once for any bound values).
+    pub(crate) async fn engine_tx(&self) -> Result<Tx, sqlx::Error> {
+        self.write_tx().await
+    }
+
     /// The log entries of `work_request_logs l` (to be narrowed with `WHERE l.…`): a row with
     /// `lines` gives one entry per element (see migration 0011), keyed by the row's entry id and
     /// the element's position, zero-padded so the keys sort in line order.
@@ -439,6 +445,7 @@ impl SqliteStore {
                         h.operation.as_str().to_string(),
                         h.started,
                         h.parent.clone(),
+                        None,
                     )),
                     None => unheld.push(*id),
                 }
@@ -446,7 +453,7 @@ impl SqliteStore {
         });
         if !unheld.is_empty() {
             let row = sqlx::query(
-                "SELECT json_group_array(json_array(id, managed_instance_id, status, operation_type, time_started, parent_id)) \
+                "SELECT json_group_array(json_array(id, managed_instance_id, status, operation_type, time_started, parent_id, NULL)) \
                  FROM work_requests WHERE id IN (SELECT value FROM json_each($1))",
             )
             .bind(Self::id_list(&unheld))
@@ -476,7 +483,10 @@ impl SqliteStore {
              FROM json_each($2) v WHERE work_requests.id = v.value ->> 0",
         )
         .bind(now)
-        .bind(serde_json::to_string(rows).expect("serialisable"))
+        .bind(
+            serde_json::to_string(&rows.iter().map(|(id, status, lines, _)| (id, status, lines)).collect::<Vec<_>>())
+                .expect("serialisable"),
+        )
         .execute(&mut **tx)
         .await?;
         self.open_work_change(|open| {
@@ -553,11 +563,13 @@ impl SqliteStore {
             .collect())
     }
 
-    /// Queued work requests of each `(instance, limit)`, oldest first, at most its limit.
+    /// Queued work requests of each `(instance, limit)`, oldest first, at most its limit
+    /// ([`start_claimed`](Self::start_claimed) leases those it starts).
     pub(crate) async fn claim_candidates(
         &self,
         tx: &mut Tx,
         wanted: &[(String, u32)],
+        _lease_until: i64,
     ) -> StoreResult<Vec<String>> {
         self.open_work_fresh(tx).await?;
         Ok(self.open_work_read(|open| {
@@ -887,7 +899,7 @@ mod tests {
             let _turn = store.work_turn().await.unwrap();
             let mut tx = store.write_tx().await.unwrap();
             store
-                .claim_candidates(&mut tx, &[(instance.clone(), 10)])
+                .claim_candidates(&mut tx, &[(instance.clone(), 10)], 0)
                 .await
                 .unwrap()
         };
