@@ -14,6 +14,15 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
 
+/// What finishing a work request writes, joined with `v(…, status, lines)` by each of
+/// [`PgStore::finish_completed`]'s two statements (so both finish a request alike).
+macro_rules! finish_update {
+    () => {
+        "UPDATE work_requests w SET status = v.status, time_started = COALESCE(w.time_started, $1), \
+         time_finished = $1, percent_complete = 100, outcome_lines = v.lines "
+    };
+}
+
 /// What [`PgStore::work_turn`] hands out: nothing to hold.
 pub(crate) struct NoTurn;
 
@@ -153,12 +162,11 @@ impl PgStore {
             .iter()
             .map(|r| r.3.as_deref().unwrap_or("(0,0)"))
             .collect();
-        let found: Vec<String> = sqlx::query_scalar(
-            "UPDATE work_requests w SET status = v.status, time_started = COALESCE(w.time_started, $1), \
-             time_finished = $1, percent_complete = 100, outcome_lines = v.lines \
-             FROM unnest($2::tid[], $3::text[], $4::text[], $5::text[]) AS v(locator, id, status, lines) \
-             WHERE w.ctid = v.locator AND w.id = v.id RETURNING w.id",
-        )
+        let found: Vec<String> = sqlx::query_scalar(concat!(
+            finish_update!(),
+            "FROM unnest($2::tid[], $3::text[], $4::text[], $5::text[]) AS v(locator, id, status, lines) \
+             WHERE w.ctid = v.locator AND w.id = v.id RETURNING w.id"
+        ))
         .bind(now)
         .bind(&locators)
         .bind(&ids)
@@ -171,11 +179,10 @@ impl PgStore {
             let missed: Vec<usize> = (0..rows.len())
                 .filter(|&i| !found.contains(ids[i]))
                 .collect();
-            sqlx::query(
-                "UPDATE work_requests w SET status = v.status, time_started = COALESCE(w.time_started, $1), \
-                 time_finished = $1, percent_complete = 100, outcome_lines = v.lines \
-                 FROM unnest($2::text[], $3::text[], $4::text[]) AS v(id, status, lines) WHERE w.id = v.id",
-            )
+            sqlx::query(concat!(
+                finish_update!(),
+                "FROM unnest($2::text[], $3::text[], $4::text[]) AS v(id, status, lines) WHERE w.id = v.id"
+            ))
             .bind(now)
             .bind(missed.iter().map(|&i| ids[i]).collect::<Vec<_>>())
             .bind(missed.iter().map(|&i| statuses[i]).collect::<Vec<_>>())
@@ -472,11 +479,16 @@ mod tests {
     use super::*;
     use sqlx::Connection;
 
-    /// A store on a database of its own (dropped by [`drop_database`]) on the PostgreSQL of
-    /// `OSM_TEST_PG_URL`, as the conformance tests use.
+    /// The PostgreSQL the conformance tests use too.
+    fn admin_url() -> String {
+        std::env::var("OSM_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    }
+
+    /// A store on a database of its own (dropped by [`drop_database`]) on [`admin_url`]'s
+    /// server.
     async fn fresh_store() -> (PgStore, String) {
-        let admin = std::env::var("OSM_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let admin = admin_url();
         let name = format!("osm_unit_{}", uuid::Uuid::new_v4().simple());
         let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
@@ -489,9 +501,7 @@ mod tests {
 
     async fn drop_database(store: PgStore, name: &str) {
         store.pool.close().await;
-        let admin = std::env::var("OSM_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        let mut conn = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
         )))
